@@ -1,0 +1,86 @@
+//! Command-line definition (clap derive). No filesystem work happens here:
+//! `config::Settings::resolve` turns these raw values into validated settings.
+
+use clap::Parser;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// Copy the contents of SOURCE into DESTINATION with parallel worker processes.
+///
+/// Like `rsync -a SOURCE/ DESTINATION/`: directories, regular files, symlinks
+/// (verbatim, never followed), hard links, FIFOs, with modes and nanosecond
+/// times. Files are written under a temporary name and renamed into place, so
+/// a re-run after any interruption finishes the job without recopying.
+#[derive(Debug, Parser)]
+#[command(name = "pcopy", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Source directory (its contents are copied)
+    pub source: Option<PathBuf>,
+    /// Destination directory (created if missing)
+    pub destination: Option<PathBuf>,
+
+    /// Read settings from this JSON file [default: ./config.json when no paths are given]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Number of worker processes [default: number of CPUs]
+    #[arg(short = 'j', long, value_name = "N")]
+    pub processes: Option<usize>,
+
+    /// Append the run's log to FILE [default: none, or config's log_file]
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+
+    /// Print one JSON summary object on stdout instead of the text summary
+    #[arg(long)]
+    pub json: bool,
+
+    /// Print only errors (no summary text)
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// More detail: -v logs every file, -vv adds debug detail
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Copy every file even if the destination has the same size and mtime
+    #[arg(short = 'I', long)]
+    pub ignore_times: bool,
+
+    /// fsync each file before renaming it into place (slower; survives power loss)
+    #[arg(long)]
+    pub fsync: bool,
+
+    /// Kill and replace a worker that makes no progress for SECS seconds [default: 60]
+    #[arg(long, value_name = "SECS")]
+    pub stall_timeout: Option<f64>,
+
+    /// Internal: run as a worker connecting to this IPC server name.
+    #[arg(long, hide = true, value_name = "TOKEN")]
+    pub worker: Option<OsString>,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  pcopy /data/src /backup/dst          copy the contents of /data/src into /backup/dst
+  pcopy -j 8 --log-file copy.log a b   8 workers, log to copy.log
+  pcopy --json src dst | jq .files_failed
+  pcopy                                use ./config.json (source, destination, processes, log_file)
+
+Exit codes: 0 done, 1 some entries failed, 2 usage/config/fatal error, 130 SIGINT, 143 SIGTERM.";
+
+/// What this process is: decided first, before any other setup.
+pub enum Mode {
+    Worker(String),
+    Supervisor(Box<Cli>),
+}
+
+/// Parse argv. Usage errors, `--help` and `--version` exit inside clap
+/// (usage errors with code 2, matching our `ExitStatus::Fatal`).
+pub fn parse() -> Mode {
+    let cli = Cli::parse();
+    match &cli.worker {
+        Some(token) => Mode::Worker(token.to_string_lossy().into_owned()),
+        None => Mode::Supervisor(Box::new(cli)),
+    }
+}

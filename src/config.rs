@@ -1,0 +1,206 @@
+//! config.json loading and the single place where precedence is decided:
+//! built-in defaults < config file < command line.
+
+use crate::cli::Cli;
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The config file's keys (all optional; unknown keys are rejected by name).
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    pub source: Option<PathBuf>,
+    pub destination: Option<PathBuf>,
+    pub processes: Option<usize>,
+    pub log_file: Option<PathBuf>,
+    pub ignore_times: Option<bool>,
+    pub fsync: Option<bool>,
+    pub stall_timeout: Option<f64>,
+}
+
+impl FileConfig {
+    pub fn from_reader(r: impl Read) -> std::result::Result<Self, serde_json::Error> {
+        serde_json::from_reader(r)
+    }
+
+    /// Load `path`; relative paths inside resolve against the file's directory.
+    pub fn load(path: &Path) -> Result<Self> {
+        let shown = path.display().to_string();
+        let f = std::fs::File::open(path).map_err(|e| Error::Config {
+            path: shown.clone(),
+            msg: e.to_string(),
+        })?;
+        let mut cfg = Self::from_reader(std::io::BufReader::new(f)).map_err(|e| Error::Config {
+            path: shown,
+            msg: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut cfg.source, &mut cfg.destination, &mut cfg.log_file] {
+            if let Some(v) = p.as_mut() {
+                if v.is_relative() {
+                    *v = base.join(&*v);
+                }
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+/// Validated settings for one run. Built once; workers get a `WorkerInit` slice.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Directory whose contents are copied (CLI arg 1 or `source`).
+    pub source: PathBuf,
+    /// Directory the contents land in (CLI arg 2 or `destination`).
+    pub destination: PathBuf,
+    /// Worker processes (`-j` or `processes`); default: CPU count.
+    pub processes: usize,
+    /// Log file (`--log-file` or `log_file`); default: none.
+    pub log_file: Option<PathBuf>,
+    /// `--json`: one JSON object on stdout at the end.
+    pub json: bool,
+    /// `-q`: errors only on the console.
+    pub quiet: bool,
+    /// `-v` count.
+    pub verbose: u8,
+    /// `-I/--ignore-times` or `ignore_times`: never skip up-to-date files.
+    pub ignore_times: bool,
+    /// `--fsync` or `fsync`: fsync files before rename (default off).
+    pub fsync: bool,
+    /// `--stall-timeout` or `stall_timeout`: a worker with work but no
+    /// progress for this long is killed and replaced (default 60 s).
+    pub stall_timeout: Duration,
+    /// Most files per batch (default 256).
+    pub batch_files: usize,
+    /// Most bytes per batch (default 64 MiB); a larger file goes alone.
+    pub batch_bytes: u64,
+    /// Respawns allowed within any 60 s window before the run is abandoned
+    /// (default 10 + 2 × processes).
+    pub max_restarts_per_minute: usize,
+    /// Path of the worker executable (default: this executable).
+    pub worker_exe: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Merge defaults < config file < CLI. The config file is `--config`, or
+    /// `./config.json` when no paths are given on the command line.
+    pub fn resolve(cli: &Cli) -> Result<Self> {
+        let file = match (&cli.config, &cli.source) {
+            (Some(p), _) => FileConfig::load(p)?,
+            (None, None) => {
+                let p = Path::new("config.json");
+                if !p.exists() {
+                    return Err(Error::Usage(
+                        "no SOURCE and DESTINATION given and ./config.json not found \
+                         (see pcopy --help)"
+                            .into(),
+                    ));
+                }
+                FileConfig::load(p)?
+            }
+            (None, Some(_)) => FileConfig::default(),
+        };
+        Self::merge(cli, file)
+    }
+
+    fn merge(cli: &Cli, file: FileConfig) -> Result<Self> {
+        let source = cli.source.clone().or(file.source).ok_or_else(|| {
+            Error::Usage("no source given (argument 1 or config key \"source\")".into())
+        })?;
+        let destination = cli
+            .destination
+            .clone()
+            .or(file.destination)
+            .ok_or_else(|| {
+                Error::Usage(
+                    "no destination given (argument 2 or config key \"destination\")".into(),
+                )
+            })?;
+        let processes = match cli.processes.or(file.processes) {
+            Some(0) => return Err(Error::Usage("processes must be at least 1, got 0".into())),
+            Some(n) if n > 1024 => {
+                return Err(Error::Usage(format!(
+                    "processes must be at most 1024, got {n}"
+                )))
+            }
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        };
+        let stall = cli.stall_timeout.or(file.stall_timeout).unwrap_or(60.0);
+        if !(stall.is_finite() && stall > 0.0) {
+            return Err(Error::Usage(format!(
+                "stall timeout must be > 0, got {stall}"
+            )));
+        }
+        Ok(Settings {
+            source,
+            destination,
+            processes,
+            log_file: cli.log_file.clone().or(file.log_file),
+            json: cli.json,
+            quiet: cli.quiet,
+            verbose: cli.verbose,
+            ignore_times: cli.ignore_times || file.ignore_times.unwrap_or(false),
+            fsync: cli.fsync || file.fsync.unwrap_or(false),
+            stall_timeout: Duration::from_secs_f64(stall),
+            batch_files: 256,
+            batch_bytes: 64 << 20,
+            max_restarts_per_minute: 10 + 2 * processes,
+            worker_exe: std::env::var_os("PCOPY_WORKER_EXE").map(PathBuf::from),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("pcopy").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn parses_the_original_keys() {
+        let c = FileConfig::from_reader(
+            &br#"{"source":"a","destination":"b","processes":3,"log_file":"l"}"#[..],
+        )
+        .unwrap();
+        assert_eq!(c.processes, Some(3));
+        assert_eq!(c.source, Some(PathBuf::from("a")));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = FileConfig::from_reader(&br#"{"sourc":"a"}"#[..]).unwrap_err();
+        assert!(e.to_string().contains("sourc"), "{e}");
+    }
+
+    #[test]
+    fn cli_overrides_file() {
+        let file = FileConfig {
+            source: Some("fs".into()),
+            destination: Some("fd".into()),
+            processes: Some(3),
+            ..Default::default()
+        };
+        let s = Settings::merge(&cli(&["-j", "5"]), file).unwrap();
+        assert_eq!(s.processes, 5);
+        assert_eq!(s.source, PathBuf::from("fs"));
+    }
+
+    #[test]
+    fn zero_processes_rejected() {
+        let file = FileConfig {
+            source: Some("a".into()),
+            destination: Some("b".into()),
+            processes: Some(0),
+            ..Default::default()
+        };
+        let e = Settings::merge(&cli(&[]), file).unwrap_err();
+        assert!(e.to_string().contains("processes"), "{e}");
+    }
+}

@@ -1,0 +1,344 @@
+//! Placing one entry at the destination. Used by workers; every path is
+//! resolved beneath held root descriptors with `openat2(RESOLVE_BENEATH |
+//! RESOLVE_NO_SYMLINKS)`, so neither a symlink in the source nor one planted
+//! in the destination can redirect a read or a write outside the trees.
+//!
+//! Invariant: a final name only ever appears through `renameat` of a fully
+//! written temporary that already carries its metadata.
+
+pub mod attrs;
+pub mod data;
+mod special;
+
+use crate::protocol::{ErrorKind, Outcome, Task, TaskKind, WorkerInit};
+use crate::util::{classify, escape_bytes};
+use attrs::{same_size_and_mtime, Attrs};
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+
+/// Prefix of every temporary name; the walker removes stale ones (from a
+/// killed run) when it revisits a destination directory.
+pub const TEMP_PREFIX: &[u8] = b".pcopy-tmp.";
+
+/// Attempts at copying a file that keeps changing under us.
+const CHANGE_RETRIES: usize = 3;
+
+/// Open `rel` beneath `root`, refusing any symlink on the way and any
+/// escape (`..`, absolute paths). An empty `rel` opens the root itself.
+pub fn open_beneath(root: impl AsFd, rel: &[u8], flags: OFlags) -> io::Result<OwnedFd> {
+    let rel: &[u8] = if rel.is_empty() { b"." } else { rel };
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    Ok(rustix::fs::openat2(
+        root,
+        rel,
+        flags | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+        resolve,
+    )?)
+}
+
+/// Split `a/b/c` into (`a/b`, `c`); a bare name has an empty parent.
+pub fn split_rel(rel: &[u8]) -> (&[u8], &[u8]) {
+    match rel.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&rel[..i], &rel[i + 1..]),
+        None => (&[], rel),
+    }
+}
+
+/// Whether a task path is acceptable: relative, no empty, `.` or `..`
+/// components, no NUL. The supervisor is trusted, but the check is cheap.
+pub fn valid_rel(rel: &[u8]) -> bool {
+    !rel.is_empty()
+        && !rel.contains(&0)
+        && rel
+            .split(|&b| b == b'/')
+            .all(|c| !c.is_empty() && c != b"." && c != b"..")
+}
+
+/// A directory descriptor cached by its relative path: consecutive tasks
+/// usually share a parent (walk order), so this saves an openat2 per file.
+#[derive(Default)]
+struct DirCache {
+    rel: Vec<u8>,
+    fd: Option<OwnedFd>,
+}
+
+impl DirCache {
+    fn get(&mut self, root: &OwnedFd, rel: &[u8]) -> io::Result<&OwnedFd> {
+        if self.fd.is_none() || self.rel != rel {
+            self.fd = None;
+            let fd = open_beneath(root, rel, OFlags::DIRECTORY | OFlags::RDONLY)?;
+            self.rel = rel.to_vec();
+            self.fd = Some(fd);
+        }
+        self.fd
+            .as_ref()
+            .ok_or_else(|| io::Error::other("directory cache empty"))
+    }
+}
+
+/// A worker's copying state: root descriptors, caches, temp-name sequence.
+pub struct Copier {
+    src_root: OwnedFd,
+    dst_root: OwnedFd,
+    init: WorkerInit,
+    owner: bool,
+    seq: u64,
+    src_dir: DirCache,
+    dst_dir: DirCache,
+}
+
+/// Failure while placing an entry, with the protocol's kind.
+fn failed(e: &io::Error, what: &str) -> Outcome {
+    Outcome::Failed {
+        kind: classify(e),
+        msg: format!("{what}: {e}"),
+    }
+}
+
+impl Copier {
+    pub fn new(init: WorkerInit) -> io::Result<Self> {
+        let open_root = |p: &[u8]| {
+            rustix::fs::open(
+                p,
+                OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        };
+        Ok(Copier {
+            src_root: open_root(&init.source.0)?,
+            dst_root: open_root(&init.destination.0)?,
+            owner: init.preserve_owner && attrs::is_root(),
+            init,
+            seq: 0,
+            src_dir: DirCache::default(),
+            dst_dir: DirCache::default(),
+        })
+    }
+
+    fn temp_name(&mut self) -> Vec<u8> {
+        self.seq += 1;
+        let mut n = TEMP_PREFIX.to_vec();
+        n.extend_from_slice(
+            format!(
+                "{:016x}.{}.{}",
+                self.init.run_id, self.init.worker, self.seq
+            )
+            .as_bytes(),
+        );
+        n
+    }
+
+    /// Place one entry. Never panics on I/O; every failure is an `Outcome`.
+    pub fn run(&mut self, task: &Task, tick: data::Tick) -> Outcome {
+        if !valid_rel(&task.rel.0) {
+            return Outcome::Failed {
+                kind: ErrorKind::Other,
+                msg: format!("invalid task path {}", escape_bytes(&task.rel.0)),
+            };
+        }
+        crate::failpoint::hit("worker::before_task", &task.rel.0);
+        match task.kind {
+            TaskKind::File { .. } => self.copy_file(&task.rel.0, tick),
+            TaskKind::Symlink => self.copy_symlink(&task.rel.0),
+            TaskKind::Fifo | TaskKind::Device => self.copy_special(&task.rel.0),
+        }
+    }
+
+    fn copy_file(&mut self, rel: &[u8], tick: data::Tick) -> Outcome {
+        let (parent, name) = split_rel(rel);
+        for _ in 0..CHANGE_RETRIES {
+            match self.try_copy_file(parent, name, tick) {
+                Ok(Some(outcome)) => return outcome,
+                Ok(None) => continue, // changed while copying: try again
+                Err(outcome) => return outcome,
+            }
+        }
+        Outcome::Failed {
+            kind: ErrorKind::Changed,
+            msg: format!("source changed while being copied ({CHANGE_RETRIES} attempts)"),
+        }
+    }
+
+    /// One attempt. `Ok(None)` means the source changed during the copy.
+    fn try_copy_file(
+        &mut self,
+        parent: &[u8],
+        name: &[u8],
+        tick: data::Tick,
+    ) -> Result<Option<Outcome>, Outcome> {
+        let sdir = self
+            .src_dir
+            .get(&self.src_root, parent)
+            .map_err(|e| failed(&e, "open source directory"))?;
+        // O_NONBLOCK: a FIFO swapped in after the walk must not hang us.
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let src = match rustix::fs::openat(sdir, name, flags | OFlags::NOATIME, Mode::empty()) {
+            Err(rustix::io::Errno::PERM) => rustix::fs::openat(sdir, name, flags, Mode::empty()),
+            r => r,
+        }
+        .map_err(|e| failed(&e.into(), "open source"))?;
+        let st = rustix::fs::fstat(&src).map_err(|e| failed(&e.into(), "stat source"))?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+            return Err(Outcome::Failed {
+                kind: ErrorKind::Changed,
+                msg: "source is no longer a regular file".into(),
+            });
+        }
+        let ddir = self
+            .dst_dir
+            .get(&self.dst_root, parent)
+            .map_err(|e| failed(&e, "open destination directory"))?;
+        if let Ok(dst) = rustix::fs::statat(ddir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            let is_reg = rustix::fs::FileType::from_raw_mode(dst.st_mode)
+                == rustix::fs::FileType::RegularFile;
+            if is_reg && !self.init.ignore_times && same_size_and_mtime(&st, &dst) {
+                return Ok(Some(Outcome::Skipped {
+                    bytes: st.st_size as u64,
+                }));
+            }
+        }
+        let ddir = ddir.try_clone().map_err(|e| failed(&e, "dup directory"))?;
+        let tmp = self.temp_name();
+        let out = rustix::fs::openat(
+            &ddir,
+            &tmp[..],
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| failed(&e.into(), "create temporary file"))?;
+        let result = self.fill_temp(&src, out, &st, tick);
+        let unlink_tmp = || {
+            let _ = rustix::fs::unlinkat(&ddir, &tmp[..], AtFlags::empty());
+        };
+        match result {
+            Ok(true) => {}
+            Ok(false) => {
+                unlink_tmp();
+                return Ok(None);
+            }
+            Err(e) => {
+                unlink_tmp();
+                return Err(failed(&e, "copy"));
+            }
+        }
+        crate::failpoint::hit("worker::before_rename", name);
+        if let Err(e) = rustix::fs::renameat(&ddir, &tmp[..], &ddir, name) {
+            unlink_tmp();
+            let e: io::Error = e.into();
+            return Err(failed(&e, "rename into place"));
+        }
+        Ok(Some(Outcome::Copied {
+            bytes: st.st_size as u64,
+        }))
+    }
+
+    /// Write data and metadata into the temp file and close it. `Ok(false)`
+    /// when the source changed (size or mtime) during the copy.
+    fn fill_temp(
+        &self,
+        src: &OwnedFd,
+        out: OwnedFd,
+        st: &rustix::fs::Stat,
+        tick: data::Tick,
+    ) -> io::Result<bool> {
+        data::copy_data(
+            src.as_fd(),
+            out.as_fd(),
+            st.st_size as u64,
+            st.st_blocks as u64,
+            tick,
+        )?;
+        crate::failpoint::hit("worker::after_data", b"");
+        let after = rustix::fs::fstat(src)?;
+        if !same_size_and_mtime(st, &after) {
+            return Ok(false);
+        }
+        Attrs::from_stat(st).apply_fd(&out, self.owner)?;
+        if self.init.fsync {
+            rustix::fs::fsync(&out)?;
+        }
+        close_checked(out)?;
+        Ok(true)
+    }
+
+    fn copy_symlink(&mut self, rel: &[u8]) -> Outcome {
+        let (parent, name) = split_rel(rel);
+        let r = (|| -> io::Result<Outcome> {
+            let sdir = self.src_dir.get(&self.src_root, parent)?;
+            let st = rustix::fs::statat(sdir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+            let target = rustix::fs::readlinkat(sdir, name, Vec::new())?;
+            let ddir = self.dst_dir.get(&self.dst_root, parent)?.try_clone()?;
+            if !self.init.ignore_times {
+                if let Ok(dst) = rustix::fs::statat(&ddir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                    if rustix::fs::FileType::from_raw_mode(dst.st_mode)
+                        == rustix::fs::FileType::Symlink
+                        && same_size_and_mtime(&st, &dst)
+                        && rustix::fs::readlinkat(&ddir, name, Vec::new())? == target
+                    {
+                        return Ok(Outcome::Skipped { bytes: 0 });
+                    }
+                }
+            }
+            let tmp = self.temp_name();
+            rustix::fs::symlinkat(&*target, &ddir, &tmp[..])?;
+            special::finish(&ddir, &tmp, name, &Attrs::from_stat(&st), self.owner, true)?;
+            Ok(Outcome::Copied { bytes: 0 })
+        })();
+        r.unwrap_or_else(|e| failed(&e, "symlink"))
+    }
+
+    fn copy_special(&mut self, rel: &[u8]) -> Outcome {
+        let (parent, name) = split_rel(rel);
+        let tmp = self.temp_name();
+        let owner = self.owner;
+        let r = (|| -> io::Result<Outcome> {
+            let sdir = self.src_dir.get(&self.src_root, parent)?;
+            let st = rustix::fs::statat(sdir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+            let ddir = self.dst_dir.get(&self.dst_root, parent)?.try_clone()?;
+            special::make_node(&ddir, &tmp, name, &st, owner)
+        })();
+        r.unwrap_or_else(|e| failed(&e, "special file"))
+    }
+}
+
+/// Close explicitly so a deferred write error (NFS, quota) fails the file
+/// instead of vanishing in `Drop`.
+fn close_checked(fd: OwnedFd) -> io::Result<()> {
+    use std::os::fd::IntoRawFd;
+    let raw = fd.into_raw_fd();
+    // SAFETY: `raw` came from an OwnedFd we own and is closed exactly once.
+    if unsafe { libc::close(raw) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_parent_and_name() {
+        assert_eq!(split_rel(b"a/b/c"), (&b"a/b"[..], &b"c"[..]));
+        assert_eq!(split_rel(b"c"), (&b""[..], &b"c"[..]));
+    }
+
+    #[test]
+    fn rejects_escaping_task_paths() {
+        assert!(valid_rel(b"a/b"));
+        assert!(valid_rel(b"\xff\n-x"));
+        for bad in [
+            &b"../x"[..],
+            b"/etc",
+            b"a/../b",
+            b"a//b",
+            b"a\0b",
+            b"",
+            b".",
+        ] {
+            assert!(!valid_rel(bad), "{:?}", bad);
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Entries without data: the final steps for symlinks, and FIFOs and device
+//! nodes recreated with mknod (never opened, so a FIFO cannot hang a worker).
+
+use super::attrs::Attrs;
+use crate::protocol::{ErrorKind, Outcome};
+use rustix::fs::{AtFlags, FileType, Mode, Stat};
+use std::io;
+use std::os::fd::OwnedFd;
+
+/// Set metadata on the temp entry `tmp` and rename it to `name`; on failure
+/// remove the temp so nothing is left behind.
+pub fn finish(
+    dir: &OwnedFd,
+    tmp: &[u8],
+    name: &[u8],
+    attrs: &Attrs,
+    owner: bool,
+    is_link: bool,
+) -> io::Result<()> {
+    let r = attrs
+        .apply_at(dir, tmp, owner, is_link)
+        .and_then(|()| Ok(rustix::fs::renameat(dir, tmp, dir, name)?));
+    if r.is_err() {
+        let _ = rustix::fs::unlinkat(dir, tmp, AtFlags::empty());
+    }
+    r
+}
+
+/// Recreate a FIFO or device node. Devices need CAP_MKNOD; without it the
+/// entry is reported, not silently dropped.
+pub fn make_node(
+    dir: &OwnedFd,
+    tmp: &[u8],
+    name: &[u8],
+    st: &Stat,
+    owner: bool,
+) -> io::Result<Outcome> {
+    let ft = FileType::from_raw_mode(st.st_mode);
+    if let Ok(dst) = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        if FileType::from_raw_mode(dst.st_mode) == ft
+            && dst.st_rdev == st.st_rdev
+            && super::attrs::same_size_and_mtime(st, &dst)
+        {
+            return Ok(Outcome::Skipped { bytes: 0 });
+        }
+    }
+    match rustix::fs::mknodat(dir, tmp, ft, Mode::from_raw_mode(0o600), st.st_rdev) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::PERM) if ft != FileType::Fifo => {
+            return Ok(Outcome::Failed {
+                kind: ErrorKind::PermissionDenied,
+                msg: "device node not recreated: needs root (CAP_MKNOD)".into(),
+            })
+        }
+        Err(e) => return Err(e.into()),
+    }
+    finish(dir, tmp, name, &Attrs::from_stat(st), owner, false)?;
+    Ok(Outcome::Copied { bytes: 0 })
+}

@@ -1,0 +1,96 @@
+//! The one error type for fatal conditions, and the documented exit codes.
+//!
+//! Per-entry failures are not errors here: they are counted in `Stats` and
+//! turn the exit code into `Partial` at the end (like coreutils'
+//! `NotAllFilesCopied`).
+
+use std::io;
+use std::path::Path;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A condition that stops the whole run before or during the copy.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad command line (also clap's own errors, which print themselves).
+    #[error("{0}")]
+    Usage(String),
+    /// config.json could not be read or parsed.
+    #[error("config {path}: {msg}")]
+    Config { path: String, msg: String },
+    /// An OS error on a named path (source root, destination root, log file).
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    /// Anything else that makes continuing pointless (e.g. workers keep dying).
+    #[error("{0}")]
+    Fatal(String),
+}
+
+impl Error {
+    pub fn io(path: &Path, source: io::Error) -> Self {
+        Error::Io {
+            path: crate::util::escape_bytes(path.as_os_str().as_encoded_bytes()),
+            source,
+        }
+    }
+    pub fn exit_status(&self) -> ExitStatus {
+        ExitStatus::Fatal
+    }
+}
+
+/// Process exit codes (documented in the README).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// 0: every entry copied or already up to date.
+    Success,
+    /// 1: the run finished but some entries failed (each named in the log).
+    Partial,
+    /// 2: usage, config or fatal error; nothing (more) was written.
+    Fatal,
+    /// 128 + signal: interrupted by SIGINT (130) or SIGTERM (143).
+    Interrupted(i32),
+}
+
+impl ExitStatus {
+    pub fn code(self) -> u8 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::Partial => 1,
+            ExitStatus::Fatal => 2,
+            ExitStatus::Interrupted(sig) => (128 + sig).clamp(0, 255) as u8,
+        }
+    }
+}
+
+impl From<ExitStatus> for std::process::ExitCode {
+    fn from(s: ExitStatus) -> Self {
+        std::process::ExitCode::from(s.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_stable() {
+        assert_eq!(ExitStatus::Success.code(), 0);
+        assert_eq!(ExitStatus::Partial.code(), 1);
+        assert_eq!(ExitStatus::Fatal.code(), 2);
+        assert_eq!(ExitStatus::Interrupted(libc::SIGINT).code(), 130);
+        assert_eq!(ExitStatus::Interrupted(libc::SIGTERM).code(), 143);
+    }
+
+    #[test]
+    fn io_error_names_the_path() {
+        let e = Error::io(
+            Path::new("/x/y"),
+            io::Error::from_raw_os_error(libc::ENOENT),
+        );
+        assert!(e.to_string().starts_with("/x/y: "), "{e}");
+    }
+}

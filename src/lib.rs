@@ -1,0 +1,19 @@
+//! pcopy: a parallel, crash-isolated, resumable directory tree copier.
+//!
+//! One binary, two modes. The supervisor (`supervisor`) walks the source,
+//! creates directories and dispatches batches of entries over ipc-channel to
+//! N re-spawned copies of itself in `--worker` mode (`worker`), which place
+//! each entry atomically (`copy`) and report outcomes (`protocol`).
+
+pub mod cli;
+pub mod config;
+pub mod copy;
+pub mod error;
+pub mod failpoint;
+pub mod logging;
+pub mod protocol;
+pub mod report;
+pub mod stats;
+pub mod supervisor;
+pub mod util;
+pub mod worker;

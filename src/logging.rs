@@ -1,0 +1,117 @@
+//! Logging. Only the supervisor writes the log file (simplelog's records are
+//! written with several `write!` calls, so two processes would interleave
+//! mid-line); workers install `Forwarder`, which sends records over IPC.
+
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::protocol::FromWorker;
+use ipc_channel::ipc::IpcSender;
+use log::{Level, LevelFilter, Log, Metadata, Record};
+use simplelog::{
+    ColorChoice, CombinedLogger, ConfigBuilder, SharedLogger, TermLogger, TerminalMode, WriteLogger,
+};
+use std::fs::OpenOptions;
+
+/// Console level: errors only with -q, warnings by default, more with -v.
+fn console_level(s: &Settings) -> LevelFilter {
+    match (s.quiet, s.verbose) {
+        (true, _) => LevelFilter::Error,
+        (false, 0) => LevelFilter::Warn,
+        (false, 1) => LevelFilter::Info,
+        _ => LevelFilter::Debug,
+    }
+}
+
+/// Log-file level: run lifecycle and errors by default; -v adds a line per
+/// entry, -vv debug detail.
+pub fn file_level(s: &Settings) -> LevelFilter {
+    match s.verbose {
+        0 => LevelFilter::Info,
+        1 => LevelFilter::Debug,
+        _ => LevelFilter::Trace,
+    }
+}
+
+/// Install the supervisor's loggers: stderr (never stdout, which `--json`
+/// owns) plus the optional log file, opened for append.
+pub fn init_supervisor(s: &Settings) -> Result<()> {
+    let cfg = ConfigBuilder::new()
+        .set_time_format_rfc3339()
+        .set_target_level(LevelFilter::Off)
+        .set_thread_level(LevelFilter::Off)
+        .build();
+    let mut loggers: Vec<Box<dyn SharedLogger>> = vec![TermLogger::new(
+        console_level(s),
+        ConfigBuilder::new()
+            .set_time_level(LevelFilter::Off)
+            .set_target_level(LevelFilter::Off)
+            .set_thread_level(LevelFilter::Off)
+            .build(),
+        TerminalMode::Stderr,
+        ColorChoice::Auto,
+    )];
+    if let Some(path) = &s.log_file {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        loggers.push(WriteLogger::new(file_level(s), cfg, f));
+    }
+    // A second init (only possible in tests) is harmless.
+    let _ = CombinedLogger::init(loggers);
+    Ok(())
+}
+
+/// Worker-side logger: forwards each record to the supervisor.
+pub struct Forwarder {
+    pub tx: IpcSender<FromWorker>,
+}
+
+impl Log for Forwarder {
+    fn enabled(&self, m: &Metadata) -> bool {
+        m.level() <= log::max_level()
+    }
+    fn log(&self, r: &Record) {
+        if self.enabled(r.metadata()) {
+            let _ = self.tx.send(FromWorker::Log {
+                level: r.level() as u8,
+                msg: r.args().to_string(),
+            });
+        }
+    }
+    fn flush(&self) {}
+}
+
+/// Install the forwarder with the level the supervisor chose, so filtered
+/// records are never serialized.
+pub fn init_worker(tx: IpcSender<FromWorker>, level: u8) {
+    if log::set_boxed_logger(Box::new(Forwarder { tx })).is_ok() {
+        log::set_max_level(level_filter(level));
+    }
+}
+
+pub fn level_filter(n: u8) -> LevelFilter {
+    match n {
+        0 => LevelFilter::Off,
+        1 => LevelFilter::Error,
+        2 => LevelFilter::Warn,
+        3 => LevelFilter::Info,
+        4 => LevelFilter::Debug,
+        _ => LevelFilter::Trace,
+    }
+}
+
+/// Inverse of `Level as u8` for records coming back from workers.
+pub fn level_from(n: u8) -> Level {
+    match n {
+        1 => Level::Error,
+        2 => Level::Warn,
+        3 => Level::Info,
+        4 => Level::Debug,
+        _ => Level::Trace,
+    }
+}

@@ -1,0 +1,223 @@
+//! Every type that crosses the supervisor/worker IPC boundary, and nothing else.
+//!
+//! Both sides are the same binary, so the types always match; `PROTOCOL_VERSION`
+//! still guards against a worker executable replaced mid-run. Paths travel as raw
+//! bytes (`RelPath`) because file names need not be UTF-8.
+
+use ipc_channel::ipc::IpcSender;
+use serde::{Deserialize, Serialize};
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+/// Bumped whenever a message type changes shape.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A path as raw bytes: relative to the source/destination roots inside tasks,
+/// absolute in `WorkerInit`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RelPath(#[serde(with = "serde_bytes")] pub Vec<u8>);
+
+impl RelPath {
+    pub fn from_path(p: &Path) -> Self {
+        RelPath(p.as_os_str().as_bytes().to_vec())
+    }
+    pub fn as_path(&self) -> &Path {
+        Path::new(OsStr::from_bytes(&self.0))
+    }
+    pub fn to_path_buf(&self) -> PathBuf {
+        PathBuf::from(OsString::from_vec(self.0.clone()))
+    }
+    /// Human-readable form for messages: invalid UTF-8 is escaped, never lost
+    /// silently (the bytes on disk are untouched).
+    pub fn display(&self) -> String {
+        crate::util::escape_bytes(&self.0)
+    }
+}
+
+/// A timestamp as (seconds, nanoseconds): `FileTime` has no serde support.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Time {
+    pub secs: i64,
+    pub nanos: u32,
+}
+
+/// What the walker saw, so the worker can notice a change since the walk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskKind {
+    /// A regular file; `size` is the walk's `lstat` size.
+    File { size: u64 },
+    /// A symbolic link, copied verbatim.
+    Symlink,
+    /// A FIFO, recreated with mknod, never opened.
+    Fifo,
+    /// A character or block device (recreated only when privileged).
+    Device,
+}
+
+/// One entry for a worker to place at the destination.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    /// Path relative to the source root (and the destination root).
+    pub rel: RelPath,
+    pub kind: TaskKind,
+}
+
+/// The settings a worker needs; sent once in `ToWorker::Init`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerInit {
+    pub worker: u32,
+    pub source: RelPath,
+    pub destination: RelPath,
+    /// Unique per run; part of every temporary file name.
+    pub run_id: u64,
+    /// Copy even when size and mtime match (`--ignore-times`).
+    pub ignore_times: bool,
+    /// Preserve uid/gid (only attempted when running as root).
+    pub preserve_owner: bool,
+    /// fsync each file before renaming it into place.
+    pub fsync: bool,
+    /// Highest log level the worker forwards (as `log::LevelFilter` usize).
+    pub log_level: u8,
+}
+
+/// Supervisor to worker.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ToWorker {
+    Init(WorkerInit),
+    Batch {
+        id: u64,
+        tasks: Vec<Task>,
+    },
+    /// Finish the current file (or discard its temp) and exit.
+    Shutdown,
+}
+
+/// Why an entry failed, as a plain enum (io::Error is not serde).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    NotFound,
+    PermissionDenied,
+    /// The source changed (size/mtime) while being copied, after retries.
+    Changed,
+    /// The destination has an entry of another type in the way.
+    TypeClash,
+    NoSpace,
+    Unsupported,
+    Other,
+}
+
+/// The result of one task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Placed at its final name; `bytes` of file data written.
+    Copied {
+        bytes: u64,
+    },
+    /// Destination already up to date (size and mtime match).
+    Skipped {
+        bytes: u64,
+    },
+    /// Intentionally not copied (e.g. a socket); the message says why.
+    Ignored {
+        msg: String,
+    },
+    Failed {
+        kind: ErrorKind,
+        msg: String,
+    },
+}
+
+/// Worker to supervisor.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum FromWorker {
+    /// First message: the worker's task channel travels inside it, so the
+    /// supervisor holds the only sender and the worker the only receiver.
+    Hello {
+        pid: u32,
+        version: u32,
+        tasks: IpcSender<ToWorker>,
+    },
+    /// Outcomes for the next `outcomes.len()` tasks of batch `batch`, in task
+    /// order. `finished` means the batch is complete. Tasks are processed in
+    /// order, so after a crash the first unreported task is the culprit.
+    Report {
+        batch: u64,
+        outcomes: Vec<Outcome>,
+        finished: bool,
+    },
+    /// Heartbeat while a large file is in progress: data bytes written since
+    /// the last Progress/Report.
+    Progress { bytes: u64 },
+    /// A forwarded log record (only the supervisor writes the log file).
+    Log { level: u8, msg: String },
+    /// Sent once by a worker that cannot continue (e.g. bad Init).
+    Fatal { msg: String },
+}
+
+/// Sent by the supervisor itself to unblock a handshake `accept()` whose
+/// worker died before connecting.
+pub fn abort_hello() -> FromWorker {
+    FromWorker::Fatal {
+        msg: "handshake aborted".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipc_channel::ipc;
+
+    #[test]
+    fn messages_round_trip_through_a_real_channel() {
+        let (tx, rx) = ipc::channel::<ToWorker>().unwrap();
+        let name = RelPath(b"dir/\xff\xfe name\n".to_vec());
+        let task = Task {
+            rel: name.clone(),
+            kind: TaskKind::File { size: 42 },
+        };
+        tx.send(ToWorker::Batch {
+            id: 7,
+            tasks: vec![task.clone()],
+        })
+        .unwrap();
+        match rx.recv().unwrap() {
+            ToWorker::Batch { id, tasks } => {
+                assert_eq!(id, 7);
+                assert_eq!(tasks, vec![task]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let (tx2, rx2) = ipc::channel::<FromWorker>().unwrap();
+        tx2.send(FromWorker::Report {
+            batch: 3,
+            outcomes: vec![
+                Outcome::Copied { bytes: 9 },
+                Outcome::Failed {
+                    kind: ErrorKind::Changed,
+                    msg: "x".into(),
+                },
+            ],
+            finished: true,
+        })
+        .unwrap();
+        match rx2.recv().unwrap() {
+            FromWorker::Report {
+                batch,
+                outcomes,
+                finished,
+            } => {
+                assert_eq!((batch, outcomes.len(), finished), (3, 2, true));
+                assert_eq!(outcomes[0], Outcome::Copied { bytes: 9 });
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn non_utf8_paths_keep_their_bytes() {
+        let p = RelPath(b"a/\xff".to_vec());
+        assert_eq!(RelPath::from_path(p.as_path()), p);
+        assert_eq!(p.display(), "a/\\xff");
+    }
+}

@@ -1,0 +1,128 @@
+//! Run counters aggregated by the supervisor from worker outcomes, and the
+//! summary (human text and the `--json` object).
+
+use serde::Serialize;
+
+/// Maximum number of `{path, message}` entries kept in the JSON `errors` list;
+/// `errors_truncated` says how many more there were.
+pub const MAX_REPORTED_ERRORS: usize = 100;
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct ErrorEntry {
+    pub path: String,
+    pub message: String,
+}
+
+/// Counters for one run. `*_found` come from the walk, the rest from outcomes.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    pub files_found: u64,
+    pub files_copied: u64,
+    pub files_skipped: u64,
+    pub files_failed: u64,
+    pub dirs_created: u64,
+    pub dirs_failed: u64,
+    pub symlinks_copied: u64,
+    pub hardlinks_created: u64,
+    pub specials_copied: u64,
+    pub entries_ignored: u64,
+    pub bytes_found: u64,
+    pub bytes_copied: u64,
+    pub elapsed_seconds: f64,
+    pub workers: u32,
+    pub worker_restarts: u32,
+    pub interrupted: bool,
+    pub errors: Vec<ErrorEntry>,
+    pub errors_truncated: u64,
+    /// Signal that interrupted the run, if any (exit code 128 + signal).
+    #[serde(skip)]
+    pub signal: Option<i32>,
+    /// Bytes reported by Progress heartbeats (for live progress only).
+    #[serde(skip)]
+    pub bytes_in_progress: u64,
+}
+
+impl Summary {
+    /// Record a failed entry, keeping at most `MAX_REPORTED_ERRORS` details.
+    pub fn push_error(&mut self, path: String, message: String) {
+        if self.errors.len() < MAX_REPORTED_ERRORS {
+            self.errors.push(ErrorEntry { path, message });
+        } else {
+            self.errors_truncated += 1;
+        }
+    }
+
+    pub fn any_failed(&self) -> bool {
+        self.files_failed > 0 || self.dirs_failed > 0
+    }
+
+    pub fn throughput(&self) -> f64 {
+        if self.elapsed_seconds > 0.0 {
+            self.bytes_copied as f64 / self.elapsed_seconds
+        } else {
+            0.0
+        }
+    }
+
+    /// The end-of-run summary for humans (stdout, and the log file).
+    pub fn human(&self) -> String {
+        use crate::util::human_bytes;
+        let mut s = format!(
+            "files found: {}, copied: {}, skipped (up to date): {}, failed: {}\n",
+            self.files_found, self.files_copied, self.files_skipped, self.files_failed
+        );
+        s += &format!(
+            "dirs created: {}, symlinks: {}, hard links: {}, special: {}\n",
+            self.dirs_created, self.symlinks_copied, self.hardlinks_created, self.specials_copied
+        );
+        s += &format!(
+            "total size: {} found, {} copied in {:.2} s ({}/s) with {} workers, {} restarts",
+            human_bytes(self.bytes_found),
+            human_bytes(self.bytes_copied),
+            self.elapsed_seconds,
+            human_bytes(self.throughput() as u64),
+            self.workers,
+            self.worker_restarts
+        );
+        if self.interrupted {
+            s += "\ninterrupted: the copy is incomplete; re-run to finish it";
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_list_is_capped() {
+        let mut s = Summary::default();
+        for i in 0..(MAX_REPORTED_ERRORS + 5) {
+            s.push_error(format!("p{i}"), "m".into());
+        }
+        assert_eq!(s.errors.len(), MAX_REPORTED_ERRORS);
+        assert_eq!(s.errors_truncated, 5);
+    }
+
+    #[test]
+    fn json_has_the_documented_fields() {
+        let v = serde_json::to_value(Summary::default()).unwrap();
+        for k in [
+            "files_found",
+            "files_copied",
+            "files_skipped",
+            "files_failed",
+            "dirs_created",
+            "symlinks_copied",
+            "bytes_found",
+            "bytes_copied",
+            "elapsed_seconds",
+            "workers",
+            "worker_restarts",
+            "errors",
+        ] {
+            assert!(v.get(k).is_some(), "missing {k}");
+        }
+    }
+}

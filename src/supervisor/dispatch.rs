@@ -1,0 +1,482 @@
+//! The dispatch loop: feeds batches to workers within a credit window, folds
+//! their outcomes into the summary, and handles worker death.
+//!
+//! Each worker processes its batches and their tasks strictly in order and
+//! reports outcomes in that order, so the supervisor always knows exactly
+//! which tasks a worker still holds, and after a crash the first unreported
+//! task is the one it died on (its "culprit" count decides quarantine).
+
+use super::pool::{self, Spawned};
+use super::walk::WalkEvent;
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::logging::level_from;
+use crate::protocol::{FromWorker, Outcome, Task, TaskKind, ToWorker, WorkerInit};
+use crate::stats::Summary;
+use crossbeam_channel::{Receiver, TryRecvError};
+use ipc_channel::ipc::{IpcReceiverSet, IpcSelectionResult};
+use ipc_channel::TrySelectError;
+use std::collections::{HashMap, VecDeque};
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{Child, ExitStatus};
+use std::time::{Duration, Instant};
+
+/// Batches a worker may hold at once (one running, one queued): enough to
+/// hide IPC latency, small enough that `send` never blocks on a full socket.
+const WINDOW: usize = 2;
+/// A task during which this many workers died is quarantined.
+pub const MAX_CRASHES: u32 = 3;
+
+struct InFlight {
+    id: u64,
+    tasks: Vec<Task>,
+    reported: usize,
+}
+
+#[derive(Default)]
+struct Slot {
+    worker: Option<Spawned>,
+    inflight: VecDeque<InFlight>,
+    last_activity: Option<Instant>,
+    stall_killed: bool,
+}
+
+pub struct Dispatch<'a> {
+    pub settings: &'a Settings,
+    pub exe: PathBuf,
+    pub init: WorkerInit,
+    pub batches: Receiver<Vec<Task>>,
+    pub events: Receiver<WalkEvent>,
+    pub summary: Summary,
+    pub stop: &'a super::signals::Signals,
+    set: IpcReceiverSet,
+    slots: Vec<Slot>,
+    set_ids: HashMap<u64, usize>,
+    walker_done: bool,
+    retry: VecDeque<Task>,
+    crashes: HashMap<Vec<u8>, u32>,
+    restarts: VecDeque<Instant>,
+    next_batch: u64,
+    shutting_down: bool,
+}
+
+impl<'a> Dispatch<'a> {
+    pub fn new(
+        settings: &'a Settings,
+        exe: PathBuf,
+        init: WorkerInit,
+        batches: Receiver<Vec<Task>>,
+        events: Receiver<WalkEvent>,
+        stop: &'a super::signals::Signals,
+    ) -> Result<Self> {
+        Ok(Dispatch {
+            settings,
+            exe,
+            init,
+            batches,
+            events,
+            summary: Summary::default(),
+            stop,
+            set: IpcReceiverSet::new().map_err(|e| Error::Fatal(format!("ipc: {e}")))?,
+            slots: Vec::new(),
+            set_ids: HashMap::new(),
+            walker_done: false,
+            retry: VecDeque::new(),
+            crashes: HashMap::new(),
+            restarts: VecDeque::new(),
+            next_batch: 0,
+            shutting_down: false,
+        })
+    }
+
+    pub fn run(&mut self) -> Result<()> {
+        for i in 0..self.settings.processes {
+            self.slots.push(Slot::default());
+            self.start(i)?;
+        }
+        self.summary.workers = self.settings.processes as u32;
+        loop {
+            self.drain_events();
+            if !self.shutting_down && self.stop.requested().is_some() {
+                self.begin_shutdown();
+            }
+            if !self.shutting_down {
+                self.fill();
+            }
+            if self.done() {
+                break;
+            }
+            let starving = !self.walker_done && self.idle_capacity();
+            let timeout = Duration::from_millis(if starving { 2 } else { 100 });
+            match self.set.try_select_timeout(timeout) {
+                Ok(results) => {
+                    for r in results {
+                        match r {
+                            IpcSelectionResult::MessageReceived(id, msg) => match msg.to() {
+                                Ok(m) => self.on_message(id, m),
+                                Err(e) => self.kill_bad(id, &e.to_string()),
+                            },
+                            IpcSelectionResult::ChannelClosed(id) => self.on_closed(id)?,
+                        }
+                    }
+                }
+                Err(TrySelectError::Empty) => {}
+                Err(TrySelectError::IoError(e)) => {
+                    return Err(Error::Fatal(format!("ipc select: {e:?}")))
+                }
+            }
+            self.check_stalls();
+        }
+        self.drain_events();
+        self.stop_all();
+        Ok(())
+    }
+
+    fn start(&mut self, slot: usize) -> Result<()> {
+        let mut init = self.init.clone();
+        init.worker = slot as u32;
+        let (w, rx) = pool::spawn(&self.exe, init).map_err(Error::Fatal)?;
+        log::debug!("worker {slot} started as pid {}", w.pid);
+        let id = self
+            .set
+            .add(rx)
+            .map_err(|e| Error::Fatal(format!("ipc: {e}")))?;
+        self.set_ids.insert(id, slot);
+        let s = &mut self.slots[slot];
+        s.worker = Some(w);
+        s.stall_killed = false;
+        s.last_activity = None;
+        Ok(())
+    }
+
+    fn idle_capacity(&self) -> bool {
+        self.slots
+            .iter()
+            .any(|s| s.worker.is_some() && s.inflight.len() < WINDOW)
+    }
+
+    fn done(&self) -> bool {
+        if self.shutting_down {
+            return self.slots.iter().all(|s| s.worker.is_none());
+        }
+        self.walker_done
+            && self.retry.is_empty()
+            && self.batches.is_empty()
+            && self.slots.iter().all(|s| s.inflight.is_empty())
+    }
+
+    /// Next batch: retried tasks first (a task that crashed a worker goes
+    /// alone, so blame stays exact), then the walker's.
+    fn next_tasks(&mut self) -> Option<Vec<Task>> {
+        if let Some(t) = self.retry.pop_front() {
+            let mut tasks = vec![t];
+            if !self.crashes.contains_key(&tasks[0].rel.0) {
+                while tasks.len() < self.settings.batch_files {
+                    match self.retry.front() {
+                        Some(n) if !self.crashes.contains_key(&n.rel.0) => {
+                            tasks.extend(self.retry.pop_front())
+                        }
+                        _ => break,
+                    }
+                }
+            }
+            return Some(tasks);
+        }
+        match self.batches.try_recv() {
+            Ok(b) => Some(b),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => {
+                self.walker_done = true;
+                None
+            }
+        }
+    }
+
+    fn fill(&mut self) {
+        for i in 0..self.slots.len() {
+            while self.slots[i].worker.is_some() && self.slots[i].inflight.len() < WINDOW {
+                let Some(tasks) = self.next_tasks() else {
+                    return;
+                };
+                let id = self.next_batch;
+                self.next_batch += 1;
+                let slot = &mut self.slots[i];
+                if slot.inflight.is_empty() {
+                    slot.last_activity = Some(Instant::now());
+                }
+                if let Some(w) = &slot.worker {
+                    // A failed send means the worker is dying: the tasks stay
+                    // in flight and are re-dispatched when its channel closes.
+                    if let Err(e) = w.tx.send(ToWorker::Batch {
+                        id,
+                        tasks: tasks.clone(),
+                    }) {
+                        log::debug!("send to worker {}: {e:?}", w.pid);
+                    }
+                }
+                slot.inflight.push_back(InFlight {
+                    id,
+                    tasks,
+                    reported: 0,
+                });
+            }
+        }
+    }
+
+    fn on_message(&mut self, set_id: u64, msg: FromWorker) {
+        let Some(&slot) = self.set_ids.get(&set_id) else {
+            return;
+        };
+        let pid = self.slots[slot].worker.as_ref().map_or(0, |w| w.pid);
+        self.slots[slot].last_activity = Some(Instant::now());
+        match msg {
+            FromWorker::Report {
+                batch,
+                outcomes,
+                finished,
+            } => self.on_report(slot, batch, outcomes, finished),
+            FromWorker::Progress { bytes } => self.summary.bytes_in_progress += bytes,
+            FromWorker::Log { level, msg } => log::log!(level_from(level), "worker {pid}: {msg}"),
+            FromWorker::Fatal { msg } => log::error!("worker {pid}: {msg}"),
+            FromWorker::Hello { .. } => {}
+        }
+    }
+
+    fn on_report(&mut self, slot: usize, batch: u64, outcomes: Vec<Outcome>, finished: bool) {
+        let s = &mut self.slots[slot];
+        let Some(pos) = s.inflight.iter().position(|b| b.id == batch) else {
+            log::warn!("report for unknown batch {batch}");
+            return;
+        };
+        let mut done = Vec::with_capacity(outcomes.len());
+        {
+            let b = &mut s.inflight[pos];
+            for o in outcomes {
+                if let Some(t) = b.tasks.get(b.reported) {
+                    done.push((t.clone(), o));
+                }
+                b.reported += 1;
+            }
+        }
+        if finished {
+            if let Some(b) = s.inflight.remove(pos) {
+                // Tasks a stopping worker did not reach go back in the queue.
+                self.retry.extend(b.tasks.into_iter().skip(b.reported));
+            }
+        }
+        for (t, o) in done {
+            self.account(&t, o);
+        }
+    }
+
+    fn path_of(&self, t: &Task) -> String {
+        let root = self.settings.source.display().to_string();
+        format!("{}/{}", root.trim_end_matches('/'), t.rel.display())
+    }
+
+    fn account(&mut self, t: &Task, o: Outcome) {
+        let sm = &mut self.summary;
+        match o {
+            Outcome::Copied { bytes } => {
+                match t.kind {
+                    TaskKind::File { .. } => {
+                        sm.files_copied += 1;
+                        sm.bytes_copied += bytes;
+                    }
+                    TaskKind::Symlink => sm.symlinks_copied += 1,
+                    TaskKind::Fifo | TaskKind::Device => sm.specials_copied += 1,
+                }
+                log::debug!("copied {}", t.rel.display());
+            }
+            Outcome::Skipped { .. } => {
+                sm.files_skipped += 1;
+                log::trace!("up to date {}", t.rel.display());
+            }
+            Outcome::Ignored { msg } => {
+                sm.entries_ignored += 1;
+                log::warn!("{}: {msg}", t.rel.display());
+            }
+            Outcome::Failed { msg, .. } => {
+                let path = self.path_of(t);
+                log::error!("{path}: {msg}");
+                self.summary.files_failed += 1;
+                self.summary.push_error(path, msg);
+            }
+        }
+    }
+
+    fn drain_events(&mut self) {
+        while let Ok(ev) = self.events.try_recv() {
+            match ev {
+                WalkEvent::DirCreated => self.summary.dirs_created += 1,
+                WalkEvent::Failed { path, msg, dir } => {
+                    log::error!("{path}: {msg}");
+                    if dir {
+                        self.summary.dirs_failed += 1;
+                    } else {
+                        self.summary.files_failed += 1;
+                    }
+                    self.summary.push_error(path, msg);
+                }
+                WalkEvent::Ignored { path, msg } => {
+                    log::warn!("{path}: {msg}");
+                    self.summary.entries_ignored += 1;
+                }
+            }
+        }
+    }
+
+    fn kill_bad(&mut self, set_id: u64, why: &str) {
+        if let Some(&slot) = self.set_ids.get(&set_id) {
+            if let Some(w) = self.slots[slot].worker.as_mut() {
+                log::error!("worker {}: undecodable message ({why}); killing it", w.pid);
+                let _ = w.child.kill();
+            }
+        }
+    }
+
+    fn check_stalls(&mut self) {
+        let limit = self.settings.stall_timeout;
+        for s in &mut self.slots {
+            let stalled = !s.inflight.is_empty()
+                && !s.stall_killed
+                && s.last_activity.is_some_and(|t| t.elapsed() > limit);
+            if let (true, Some(w)) = (stalled, s.worker.as_mut()) {
+                log::warn!(
+                    "worker {} made no progress for {:.1} s; killing it",
+                    w.pid,
+                    limit.as_secs_f64()
+                );
+                s.stall_killed = true;
+                let _ = w.child.kill();
+            }
+        }
+    }
+
+    /// A worker's channel closed: it exited or died. Reap it; unless we are
+    /// shutting down, re-dispatch its unfinished tasks and replace it.
+    fn on_closed(&mut self, set_id: u64) -> Result<()> {
+        let Some(slot) = self.set_ids.remove(&set_id) else {
+            return Ok(());
+        };
+        let Some(mut w) = self.slots[slot].worker.take() else {
+            return Ok(());
+        };
+        let status = reap(&mut w.child);
+        let inflight = std::mem::take(&mut self.slots[slot].inflight);
+        if self.shutting_down {
+            for b in inflight {
+                self.retry.extend(b.tasks.into_iter().skip(b.reported));
+            }
+            return Ok(());
+        }
+        let unfinished: Vec<Task> = inflight
+            .into_iter()
+            .flat_map(|b| b.tasks.into_iter().skip(b.reported))
+            .collect();
+        self.summary.worker_restarts += 1;
+        log::error!(
+            "worker {} {}; re-dispatching its {} unfinished entries",
+            w.pid,
+            describe(status),
+            unfinished.len()
+        );
+        let mut it = unfinished.into_iter();
+        if let Some(culprit) = it.next() {
+            let n = self.crashes.entry(culprit.rel.0.clone()).or_insert(0);
+            *n += 1;
+            if *n >= MAX_CRASHES {
+                let msg = format!("worker crashed {MAX_CRASHES} times while copying it; skipped");
+                let path = self.path_of(&culprit);
+                log::error!("{path}: {msg}");
+                self.summary.files_failed += 1;
+                self.summary.push_error(path, msg);
+            } else {
+                self.retry.push_back(culprit);
+            }
+        }
+        self.retry.extend(it);
+        self.note_restart()?;
+        self.start(slot)
+    }
+
+    fn note_restart(&mut self) -> Result<()> {
+        let now = Instant::now();
+        self.restarts.push_back(now);
+        while self
+            .restarts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
+        {
+            self.restarts.pop_front();
+        }
+        if self.restarts.len() > self.settings.max_restarts_per_minute {
+            return Err(Error::Fatal(format!(
+                "workers keep dying ({} restarts within a minute); giving up",
+                self.restarts.len()
+            )));
+        }
+        Ok(())
+    }
+
+    fn begin_shutdown(&mut self) {
+        log::warn!("interrupted: stopping workers at a file boundary");
+        self.shutting_down = true;
+        self.summary.interrupted = true;
+        self.summary.signal = self.stop.requested();
+        for s in &self.slots {
+            if let Some(w) = &s.worker {
+                let _ = w.tx.send(ToWorker::Shutdown);
+            }
+        }
+    }
+
+    /// Tell every live worker to exit and reap it.
+    fn stop_all(&mut self) {
+        for s in &mut self.slots {
+            if let Some(mut w) = s.worker.take() {
+                let _ = w.tx.send(ToWorker::Shutdown);
+                reap(&mut w.child);
+            }
+        }
+    }
+}
+
+/// Wait up to ~1 s for a worker to exit, then kill it.
+fn reap(child: &mut Child) -> Option<ExitStatus> {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        match child.try_wait() {
+            Ok(Some(s)) => return Some(s),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            _ => {
+                let _ = child.kill();
+                return child.wait().ok();
+            }
+        }
+    }
+}
+
+fn describe(status: Option<ExitStatus>) -> String {
+    match status {
+        Some(s) => match (s.signal(), s.code()) {
+            (Some(sig), _) => format!("was killed by signal {sig} ({})", signal_name(sig)),
+            (_, Some(code)) => format!("exited with status {code}"),
+            _ => "ended".into(),
+        },
+        None => "could not be reaped".into(),
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        _ => "signal",
+    }
+}

@@ -1,0 +1,97 @@
+//! Starting workers: re-spawn this executable with `--worker <name>` in its
+//! own process group (so a terminal's Ctrl-C reaches only the supervisor),
+//! complete the ipc-channel handshake with a deadline (`accept()` has none),
+//! and send `Init`.
+
+use crate::protocol::{abort_hello, FromWorker, ToWorker, WorkerInit, PROTOCOL_VERSION};
+use crate::worker::PARENT_ENV;
+use ipc_channel::ipc::{IpcOneShotServer, IpcReceiver, IpcSender};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a new worker may take to connect.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running, initialised worker.
+pub struct Spawned {
+    pub child: Child,
+    pub pid: u32,
+    pub tx: IpcSender<ToWorker>,
+}
+
+/// Spawn and initialise one worker; also returns its results receiver.
+pub fn spawn(exe: &Path, init: WorkerInit) -> Result<(Spawned, IpcReceiver<FromWorker>), String> {
+    let (server, name) =
+        IpcOneShotServer::<FromWorker>::new().map_err(|e| format!("ipc server: {e}"))?;
+    let mut child = Command::new(exe)
+        .arg("--worker")
+        .arg(&name)
+        .env(PARENT_ENV, std::process::id().to_string())
+        .stdin(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("spawn {}: {e}", exe.display()))?;
+    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    let acceptor = std::thread::spawn(move || {
+        let _ = done_tx.send(server.accept());
+    });
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    let accepted = loop {
+        match done_rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(r) => break r,
+            Err(_) => {
+                let dead = matches!(child.try_wait(), Ok(Some(_)) | Err(_));
+                if dead || Instant::now() > deadline {
+                    // Unblock accept() by connecting ourselves.
+                    if let Ok(tx) = IpcSender::<FromWorker>::connect(name.clone()) {
+                        let _ = tx.send(abort_hello());
+                    }
+                    let r = done_rx.recv();
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let _ = acceptor.join();
+                    let _ = r;
+                    return Err("worker exited or timed out before connecting".into());
+                }
+            }
+        }
+    };
+    let _ = acceptor.join();
+    let fail = |mut child: Child, msg: String| {
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(msg)
+    };
+    match accepted {
+        Ok((
+            rx,
+            FromWorker::Hello {
+                pid,
+                version,
+                tasks,
+            },
+        )) => {
+            if version != PROTOCOL_VERSION {
+                return fail(
+                    child,
+                    format!("worker protocol {version} != {PROTOCOL_VERSION}"),
+                );
+            }
+            if let Err(e) = tasks.send(ToWorker::Init(init)) {
+                return fail(child, format!("send Init: {e}"));
+            }
+            Ok((
+                Spawned {
+                    child,
+                    pid,
+                    tx: tasks,
+                },
+                rx,
+            ))
+        }
+        Ok((_, other)) => fail(child, format!("unexpected first message {other:?}")),
+        Err(e) => fail(child, format!("handshake: {e:?}")),
+    }
+}

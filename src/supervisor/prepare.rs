@@ -1,0 +1,89 @@
+//! Checks made before anything is written, then the destination root: the
+//! source must be a directory; the destination must be neither the source
+//! nor inside it (decided by device and inode, so symlinked and bind-mounted
+//! aliases are caught); the destination is created and locked so a second
+//! run into it refuses instead of racing.
+
+use crate::error::{Error, Result};
+use rustix::fs::{FlockOperation, Mode, OFlags};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// The opened, locked destination root and the source's identity.
+pub struct Roots {
+    pub source: PathBuf,
+    pub destination: PathBuf,
+    /// Held for the whole run: its flock is the one-run-per-destination lock.
+    pub dst_fd: OwnedFd,
+}
+
+pub fn prepare(source: &Path, destination: &Path) -> Result<Roots> {
+    let smeta = std::fs::metadata(source).map_err(|e| Error::io(source, e))?;
+    if !smeta.is_dir() {
+        return Err(Error::io(
+            source,
+            std::io::Error::from_raw_os_error(libc::ENOTDIR),
+        ));
+    }
+    let source = std::fs::canonicalize(source).map_err(|e| Error::io(source, e))?;
+    check_not_inside(&source, &smeta, destination)?;
+    std::fs::create_dir_all(destination).map_err(|e| Error::io(destination, e))?;
+    let destination = std::fs::canonicalize(destination).map_err(|e| Error::io(destination, e))?;
+    let dst_fd = rustix::fs::open(
+        &destination,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io(&destination, e.into()))?;
+    match rustix::fs::flock(&dst_fd, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::WOULDBLOCK) => {
+            return Err(Error::Fatal(format!(
+                "{}: destination is in use by another pcopy run",
+                destination.display()
+            )))
+        }
+        Err(e) => return Err(Error::io(&destination, e.into())),
+    }
+    Ok(Roots {
+        source,
+        destination,
+        dst_fd,
+    })
+}
+
+/// Refuse a destination equal to the source or below it. Walks up from the
+/// nearest existing ancestor of `dst` comparing (dev, ino) with the source.
+fn check_not_inside(src: &Path, smeta: &std::fs::Metadata, dst: &Path) -> Result<()> {
+    let id = (smeta.dev(), smeta.ino());
+    let mut probe = Some(dst);
+    let existing = loop {
+        match probe {
+            Some(p) if p.as_os_str().is_empty() => break PathBuf::from("."),
+            Some(p) if p.exists() => break p.to_path_buf(),
+            Some(p) => probe = p.parent(),
+            None => break PathBuf::from("."),
+        }
+    };
+    let existing = std::fs::canonicalize(&existing).map_err(|e| Error::io(&existing, e))?;
+    let is_src = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| (m.dev(), m.ino()) == id)
+            .unwrap_or(false)
+    };
+    if dst.exists() && is_src(dst) {
+        return Err(Error::Fatal(format!(
+            "{}: source and destination are the same directory",
+            dst.display()
+        )));
+    }
+    if existing.ancestors().any(is_src) {
+        return Err(Error::Fatal(format!(
+            "{}: destination is inside the source {} (cannot copy a directory into itself)",
+            dst.display(),
+            src.display()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! The walker thread: streams the source tree (walkdir, symlinks never
+//! followed), creates each destination directory before any of its entries is
+//! dispatched, removes stale pcopy temporaries from directories that already
+//! existed, and groups entries into batches bounded by count and bytes.
+//! Directory attributes are collected and applied last (see `finish`).
+
+use crate::copy::attrs::Attrs;
+use crate::copy::TEMP_PREFIX;
+use crate::protocol::{RelPath, Task, TaskKind};
+use crossbeam_channel::Sender;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use walkdir::WalkDir;
+
+/// A destination directory whose final mode and times are applied after
+/// all its children are in place.
+pub struct DirMeta {
+    pub rel: Vec<u8>,
+    pub attrs: Attrs,
+}
+
+/// What the walker hands back when it is done.
+#[derive(Default)]
+pub struct WalkOutput {
+    pub dirs: Vec<DirMeta>,
+    /// (link path, first path) for hard-linked files seen before.
+    pub links: Vec<(RelPath, RelPath)>,
+}
+
+/// Events besides batches, drained by the dispatch loop.
+pub enum WalkEvent {
+    DirCreated,
+    /// An entry (`dir` true for directories) could not be walked or created.
+    Failed {
+        path: String,
+        msg: String,
+        dir: bool,
+    },
+    /// An entry deliberately not copied (sockets).
+    Ignored {
+        path: String,
+        msg: String,
+    },
+}
+
+/// Totals found so far (they grow while the walk runs).
+#[derive(Default)]
+pub struct Found {
+    pub files: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+pub struct Walker {
+    pub source: PathBuf,
+    pub found: Arc<Found>,
+    pub dst_root: OwnedFd,
+    pub batch_files: usize,
+    pub batch_bytes: u64,
+    pub batches: Sender<Vec<Task>>,
+    pub events: Sender<WalkEvent>,
+}
+
+struct Batcher<'a> {
+    tasks: Vec<Task>,
+    bytes: u64,
+    w: &'a Walker,
+}
+
+impl Batcher<'_> {
+    /// Add a task; send the batch when full, or early when the dispatcher is
+    /// waiting (channel empty), so workers never idle behind a half batch.
+    fn push(&mut self, task: Task, bytes: u64) -> bool {
+        self.tasks.push(task);
+        self.bytes += bytes;
+        let full = self.tasks.len() >= self.w.batch_files || self.bytes >= self.w.batch_bytes;
+        let starving = self.tasks.len() >= 16 && self.w.batches.is_empty();
+        if full || starving {
+            return self.flush();
+        }
+        true
+    }
+    fn flush(&mut self) -> bool {
+        self.bytes = 0;
+        if self.tasks.is_empty() {
+            return true;
+        }
+        self.w.batches.send(std::mem::take(&mut self.tasks)).is_ok()
+    }
+}
+
+impl Walker {
+    pub fn run(self) -> WalkOutput {
+        let mut out = WalkOutput::default();
+        let mut inodes: HashMap<(u64, u64), RelPath> = HashMap::new();
+        let mut stack: Vec<OwnedFd> = match self.dst_root.try_clone() {
+            Ok(fd) => vec![fd],
+            Err(e) => {
+                self.fail(&self.source, &e.to_string(), true);
+                return out;
+            }
+        };
+        let mut b = Batcher {
+            tasks: Vec::new(),
+            bytes: 0,
+            w: &self,
+        };
+        let mut it = WalkDir::new(&self.source).min_depth(1).into_iter();
+        while let Some(entry) = it.next() {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    let path = e.path().map(|p| p.to_path_buf()).unwrap_or_default();
+                    let msg = e.io_error().map_or(e.to_string(), |io| io.to_string());
+                    self.fail(&path, &msg, true);
+                    continue;
+                }
+            };
+            let depth = entry.depth();
+            stack.truncate(depth);
+            let Ok(rel) = entry.path().strip_prefix(&self.source) else {
+                continue;
+            };
+            let rel = RelPath(rel.as_os_str().as_bytes().to_vec());
+            let md = match entry.metadata() {
+                Ok(m) => m,
+                Err(e) => {
+                    self.fail(entry.path(), &e.to_string(), entry.file_type().is_dir());
+                    continue;
+                }
+            };
+            let ft = md.file_type();
+            if ft.is_dir() {
+                let Some(parent) = stack.last() else { continue };
+                match make_dir(parent, entry.file_name().as_bytes()) {
+                    Ok((fd, created)) => {
+                        stack.push(fd);
+                        if created {
+                            let _ = self.events.send(WalkEvent::DirCreated);
+                        }
+                        out.dirs.push(DirMeta {
+                            rel: rel.0,
+                            attrs: attrs_of(&md),
+                        });
+                    }
+                    Err(e) => {
+                        self.fail(entry.path(), &format!("create directory: {e}"), true);
+                        it.skip_current_dir();
+                    }
+                }
+                continue;
+            }
+            let size = if ft.is_file() { md.len() } else { 0 };
+            self.found.files.fetch_add(1, Ordering::Relaxed);
+            self.found.bytes.fetch_add(size, Ordering::Relaxed);
+            let kind = if ft.is_file() {
+                if md.nlink() > 1 {
+                    if let Some(first) = inodes.get(&(md.dev(), md.ino())) {
+                        out.links.push((rel, first.clone()));
+                        continue;
+                    }
+                    inodes.insert((md.dev(), md.ino()), rel.clone());
+                }
+                TaskKind::File { size }
+            } else if ft.is_symlink() {
+                TaskKind::Symlink
+            } else if ft.is_fifo() {
+                TaskKind::Fifo
+            } else if ft.is_block_device() || ft.is_char_device() {
+                TaskKind::Device
+            } else {
+                let _ = self.events.send(WalkEvent::Ignored {
+                    path: rel.display(),
+                    msg: "socket not copied".into(),
+                });
+                continue;
+            };
+            if !b.push(Task { rel, kind }, size) {
+                return out; // dispatcher gone (fatal error or interrupt)
+            }
+        }
+        b.flush();
+        out
+    }
+
+    fn fail(&self, path: &std::path::Path, msg: &str, dir: bool) {
+        let _ = self.events.send(WalkEvent::Failed {
+            path: crate::util::escape_bytes(path.as_os_str().as_bytes()),
+            msg: msg.to_string(),
+            dir,
+        });
+    }
+}
+
+pub fn attrs_of(md: &std::fs::Metadata) -> Attrs {
+    use rustix::fs::Timespec;
+    Attrs {
+        mode: md.mode() & 0o7777,
+        uid: md.uid(),
+        gid: md.gid(),
+        atime: Timespec {
+            tv_sec: md.atime(),
+            tv_nsec: md.atime_nsec(),
+        },
+        mtime: Timespec {
+            tv_sec: md.mtime(),
+            tv_nsec: md.mtime_nsec(),
+        },
+    }
+}
+
+/// Create (or reuse) directory `name` under `parent` without following a
+/// symlink in its place. Created owner-only; its real mode comes last. A
+/// reused directory is made owner-writable and cleared of stale temps.
+pub fn make_dir(parent: &OwnedFd, name: &[u8]) -> io::Result<(OwnedFd, bool)> {
+    let created = match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700)) {
+        Ok(()) => true,
+        Err(rustix::io::Errno::EXIST) => false,
+        Err(e) => return Err(e.into()),
+    };
+    let fd = rustix::fs::openat(
+        parent,
+        name,
+        OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        rustix::io::Errno::NOTDIR | rustix::io::Errno::LOOP => io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "destination has a non-directory in the way",
+        ),
+        e => e.into(),
+    })?;
+    if !created {
+        let st = rustix::fs::fstat(&fd)?;
+        if st.st_mode & 0o700 != 0o700 {
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode((st.st_mode | 0o700) & 0o7777))?;
+        }
+        remove_stale_temps(&fd)?;
+    }
+    Ok((fd, created))
+}
+
+/// Delete pcopy temporaries left by a killed run. Safe because the
+/// destination lock guarantees no other run is writing here. Only our exact
+/// prefix is touched, and only non-directories (never followed).
+pub fn remove_stale_temps(dir: &OwnedFd) -> io::Result<usize> {
+    let mut n = 0;
+    let d = rustix::fs::Dir::read_from(dir)?;
+    for ent in d {
+        let ent = ent?;
+        let name = ent.file_name().to_bytes();
+        if name.starts_with(TEMP_PREFIX) && ent.file_type() != FileType::Directory {
+            match rustix::fs::unlinkat(dir, ent.file_name(), AtFlags::empty()) {
+                Ok(()) => n += 1,
+                Err(rustix::io::Errno::NOENT) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    if n > 0 {
+        log::info!("removed {n} stale temporary file(s) from an earlier run");
+    }
+    Ok(n)
+}

@@ -1,1 +1,10 @@
+//! Integration tests: each drives the real `pcopy` binary on real temp dirs.
 
+mod cli;
+mod config;
+mod copy_tree;
+#[cfg(feature = "failpoints")]
+mod faults;
+mod fidelity;
+mod resume;
+mod util;

@@ -1,0 +1,103 @@
+//! Refusals before any write: each is exit 2 with one line naming the path.
+
+use crate::util::*;
+use std::fs;
+
+#[test]
+fn missing_source_is_exit_2_and_writes_nothing() {
+    let env = TestEnv::new();
+    let mut c = env.cmd();
+    c.arg(env.path("nope")).arg(&env.dst);
+    let out = run(c);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("nope"), "{}", explain(&out));
+    assert!(!env.dst.exists());
+}
+
+#[test]
+fn source_that_is_a_file_is_refused() {
+    let env = TestEnv::new();
+    fs::write(env.path("file"), b"x").unwrap();
+    let mut c = env.cmd();
+    c.arg(env.path("file")).arg(&env.dst);
+    let out = run(c);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("file"), "{}", explain(&out));
+    assert!(!env.dst.exists());
+}
+
+#[test]
+fn destination_inside_source_is_refused_even_through_a_symlink() {
+    let env = TestEnv::new();
+    fs::write(env.src.join("f"), b"x").unwrap();
+    std::os::unix::fs::symlink(&env.src, env.path("alias")).unwrap();
+    for dst in [env.src.join("sub"), env.path("alias/sub/deeper")] {
+        let mut c = env.cmd();
+        c.arg(&env.src).arg(&dst);
+        let out = run(c);
+        assert_code(&out, 2);
+        assert!(stderr(&out).contains("into itself"), "{}", explain(&out));
+        assert!(!env.src.join("sub").exists(), "nothing written");
+    }
+}
+
+#[test]
+fn same_source_and_destination_is_refused() {
+    let env = TestEnv::new();
+    fs::write(env.src.join("f"), b"x").unwrap();
+    let mut c = env.cmd();
+    c.arg(&env.src).arg(&env.src);
+    let out = run(c);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("same directory"), "{}", explain(&out));
+    assert_eq!(fs::read(env.src.join("f")).unwrap(), b"x");
+}
+
+#[test]
+fn bad_flag_is_usage_error_and_help_lists_options() {
+    let env = TestEnv::new();
+    let mut c = env.cmd();
+    c.arg("--no-such-flag");
+    assert_code(&run(c), 2);
+    let mut c = env.cmd();
+    c.arg("--help");
+    let out = run(c);
+    assert_code(&out, 0);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for opt in [
+        "--processes",
+        "--log-file",
+        "--json",
+        "--quiet",
+        "--verbose",
+        "--config",
+        "--ignore-times",
+    ] {
+        assert!(help.contains(opt), "help lacks {opt}");
+    }
+    assert!(!help.contains("--worker"), "internal flag is hidden");
+}
+
+#[test]
+fn a_locked_destination_is_refused() {
+    use std::os::fd::AsRawFd;
+    let env = TestEnv::new();
+    fs::write(env.src.join("f"), b"x").unwrap();
+    fs::create_dir(&env.dst).unwrap();
+    let d = fs::File::open(&env.dst).unwrap();
+    // SAFETY: plain flock on a descriptor we own.
+    assert_eq!(
+        unsafe { libc::flock(d.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
+        0
+    );
+    let out = env.copy(&[]);
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("in use by another pcopy run"),
+        "{}",
+        explain(&out)
+    );
+    assert!(!env.dst.join("f").exists());
+    drop(d);
+    assert_code(&env.copy(&[]), 0);
+}

@@ -1,0 +1,91 @@
+//! End-to-end copies of generated trees: exact result, counts, workers.
+
+use crate::util::*;
+use std::fs;
+
+#[test]
+fn generated_tree_is_copied_exactly() {
+    let env = TestEnv::new();
+    gen_tree(&env.src, 1, 400);
+    let (out, v) = env.copy_json(&["-j", "3"]);
+    assert_code(&out, 0);
+    let n = assert_trees_equal(&env.src, &env.dst);
+    assert!(n > 400, "compared {n}");
+    assert_eq!(v["workers"], 3);
+    assert_eq!(v["files_failed"], 0);
+    assert!(temps_under(&env.dst).is_empty());
+}
+
+#[test]
+fn json_counts_match_the_tree() {
+    let env = TestEnv::new();
+    fs::create_dir_all(env.src.join("a/b")).unwrap();
+    fs::write(env.src.join("a/one"), b"12345").unwrap();
+    fs::write(env.src.join("a/b/two"), b"1234567890").unwrap();
+    fs::write(env.src.join("three"), b"").unwrap();
+    std::os::unix::fs::symlink("a/one", env.src.join("ln")).unwrap();
+    let (out, v) = env.copy_json(&[]);
+    assert_code(&out, 0);
+    assert_eq!(v["files_found"], 4, "{v}");
+    assert_eq!(v["files_copied"], 3);
+    assert_eq!(v["symlinks_copied"], 1);
+    assert_eq!(v["dirs_created"], 2);
+    assert_eq!(v["bytes_found"], 15);
+    assert_eq!(v["bytes_copied"], 15);
+    assert_eq!(v["files_skipped"], 0);
+    assert!(v["elapsed_seconds"].as_f64().unwrap() >= 0.0);
+    assert_eq!(v["errors"].as_array().unwrap().len(), 0);
+    // stdout carries exactly one JSON object and nothing else
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim().lines().count(),
+        1
+    );
+}
+
+#[test]
+fn text_summary_reports_counts_size_and_time() {
+    let env = TestEnv::new();
+    fs::write(env.src.join("f"), vec![7u8; 3000]).unwrap();
+    let out = env.copy(&[]);
+    assert_code(&out, 0);
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("files found: 1, copied: 1"), "{s}");
+    assert!(s.contains("2.9 KiB"), "{s}");
+    assert!(s.contains("/s)"), "{s}");
+}
+
+#[test]
+fn non_utf8_and_odd_names_arrive_byte_exact() {
+    let env = TestEnv::new();
+    let names: [&[u8]; 4] = [
+        b"bad\xff\xfename",
+        b"new\nline",
+        b"-leading-dash",
+        b" space ",
+    ];
+    for n in names {
+        fs::write(env.src.join(os(n)), n).unwrap();
+    }
+    let long = vec![b'x'; 255];
+    fs::write(env.src.join(os(&long)), b"long").unwrap();
+    let out = env.copy(&[]);
+    assert_code(&out, 0);
+    for n in names {
+        assert_eq!(fs::read(env.dst.join(os(n))).unwrap(), n);
+    }
+    assert_eq!(fs::read(env.dst.join(os(&long))).unwrap(), b"long");
+    assert_trees_equal(&env.src, &env.dst);
+}
+
+#[test]
+fn log_file_records_settings_errors_and_summary() {
+    let env = TestEnv::new();
+    fs::write(env.src.join("ok"), b"x").unwrap();
+    let log = env.path("logs/run.log");
+    let out = env.copy(&["--log-file", log.to_str().unwrap(), "-v"]);
+    assert_code(&out, 0);
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(text.contains("starting"), "{text}");
+    assert!(text.contains("copied ok"), "per-file line at -v: {text}");
+    assert!(text.contains("files found: 1"), "{text}");
+}

@@ -1,0 +1,139 @@
+//! What is preserved, and what must never happen (writes through symlinks,
+//! deleting on type clashes), plus per-entry failures that do not stop a run.
+
+use crate::util::*;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::Command;
+
+#[test]
+fn hard_links_symlinks_fifos_and_sparse_files() {
+    let env = TestEnv::new();
+    let s = &env.src;
+    fs::create_dir_all(s.join("a/b")).unwrap();
+    fs::write(s.join("a/orig"), b"shared").unwrap();
+    fs::hard_link(s.join("a/orig"), s.join("a/b/link1")).unwrap();
+    fs::hard_link(s.join("a/orig"), s.join("link2")).unwrap();
+    std::os::unix::fs::symlink("/absolute/dangling", s.join("abs")).unwrap();
+    std::os::unix::fs::symlink("loop", s.join("loop")).unwrap();
+    std::os::unix::fs::symlink("../..", s.join("a/b/up")).unwrap();
+    let fifo = s.join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o640) }, 0);
+    let sparse = fs::File::create(s.join("sparse")).unwrap();
+    sparse.set_len(1 << 30).unwrap();
+    use std::os::unix::fs::FileExt;
+    sparse.write_all_at(b"middle", 512 << 20).unwrap();
+    drop(sparse);
+    let (out, v) = env.copy_json(&[]);
+    assert_code(&out, 0);
+    assert_trees_equal(&env.src, &env.dst);
+    assert_eq!(v["hardlinks_created"], 2, "{v}");
+    assert_eq!(v["specials_copied"], 1);
+    let m = fs::metadata(env.dst.join("sparse")).unwrap();
+    assert!(
+        m.blocks() < 1024,
+        "sparse copy allocated {} blocks",
+        m.blocks()
+    );
+    // Re-run: links are recognised as up to date, not recreated.
+    let (out, v) = env.copy_json(&[]);
+    assert_code(&out, 0);
+    assert_eq!(v["hardlinks_created"], 0);
+    assert_eq!(v["files_skipped"], v["files_found"]);
+}
+
+#[test]
+fn never_writes_through_a_symlink_in_the_destination() {
+    let env = TestEnv::new();
+    fs::create_dir_all(env.src.join("sub")).unwrap();
+    fs::write(env.src.join("sub/f"), b"payload").unwrap();
+    fs::write(env.src.join("top"), b"t").unwrap();
+    let outside = env.path("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::create_dir(&env.dst).unwrap();
+    std::os::unix::fs::symlink(&outside, env.dst.join("sub")).unwrap();
+    let out = env.copy(&[]);
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("sub"), "{}", explain(&out));
+    assert_eq!(
+        fs::read_dir(&outside).unwrap().count(),
+        0,
+        "outside stays empty"
+    );
+    assert!(fs::symlink_metadata(env.dst.join("sub"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(fs::read(env.dst.join("top")).unwrap(), b"t");
+}
+
+#[test]
+fn type_clash_is_reported_and_nothing_is_deleted() {
+    let env = TestEnv::new();
+    fs::write(env.src.join("x"), b"file in source").unwrap();
+    fs::create_dir_all(env.src.join("y")).unwrap();
+    fs::write(env.src.join("y/inner"), b"i").unwrap();
+    fs::create_dir_all(env.dst.join("x")).unwrap();
+    fs::write(env.dst.join("x/keep"), b"mine").unwrap();
+    fs::write(env.dst.join("y"), b"a file where source has a dir").unwrap();
+    let (out, v) = env.copy_json(&[]);
+    assert_code(&out, 1);
+    let errs = v["errors"].to_string();
+    assert!(errs.contains("/x") && errs.contains("/y"), "{errs}");
+    assert_eq!(fs::read(env.dst.join("x/keep")).unwrap(), b"mine");
+    assert_eq!(
+        fs::read(env.dst.join("y")).unwrap(),
+        b"a file where source has a dir"
+    );
+}
+
+#[test]
+fn read_only_source_directory_ends_read_only_with_children() {
+    let env = TestEnv::new();
+    fs::create_dir(env.src.join("ro")).unwrap();
+    fs::write(env.src.join("ro/f"), b"x").unwrap();
+    fs::set_permissions(env.src.join("ro"), fs::Permissions::from_mode(0o555)).unwrap();
+    let out = env.copy(&[]);
+    assert_code(&out, 0);
+    assert_trees_equal(&env.src, &env.dst);
+    // a re-run must still be able to work inside it
+    assert_code(&env.copy(&["--ignore-times"]), 0);
+    assert_trees_equal(&env.src, &env.dst);
+}
+
+/// Permission bits do not stop root, so this runs pcopy as `nobody` via
+/// setpriv when we are root (and as ourselves otherwise).
+#[test]
+fn unreadable_file_and_directory_fail_alone_with_exit_1() {
+    let env = TestEnv::new();
+    fs::set_permissions(env.dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    fs::write(env.src.join("good"), b"ok").unwrap();
+    fs::write(env.src.join("secret"), b"no").unwrap();
+    fs::create_dir(env.src.join("closed")).unwrap();
+    fs::write(env.src.join("closed/inner"), b"x").unwrap();
+    fs::set_permissions(env.src.join("secret"), fs::Permissions::from_mode(0o000)).unwrap();
+    fs::set_permissions(env.src.join("closed"), fs::Permissions::from_mode(0o000)).unwrap();
+    let mut c = if is_root() {
+        if Command::new("setpriv").arg("--version").output().is_err() {
+            eprintln!("SKIP: root without setpriv cannot test permission denial");
+            return;
+        }
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin()]);
+        c
+    } else {
+        Command::new(bin())
+    };
+    c.arg("--json").arg(&env.src).arg(&env.dst).current_dir("/");
+    let out = run(c);
+    assert_code(&out, 1);
+    let v = parse_json(&out);
+    let errs = v["errors"].to_string();
+    assert!(errs.contains("secret"), "{errs}");
+    assert!(errs.contains("closed"), "{errs}");
+    assert_eq!(fs::read(env.dst.join("good")).unwrap(), b"ok");
+    assert!(!env.dst.join("secret").exists());
+    assert!(temps_under(&env.dst).is_empty());
+}

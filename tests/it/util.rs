@@ -1,0 +1,313 @@
+//! Test helpers: a temp-dir environment, the real binary, a seeded tree
+//! generator and a strict tree comparison (type, bytes, mode, mtime ns,
+//! symlink targets, hard-link groups, sparse allocation, directory times).
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_pcopy")
+}
+
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub src: PathBuf,
+    pub dst: PathBuf,
+}
+
+impl TestEnv {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("pcopy-it")
+            .tempdir()
+            .expect("tempdir");
+        let src = dir.path().join("src");
+        let dst = dir.path().join("dst");
+        fs::create_dir(&src).expect("mkdir src");
+        TestEnv { dir, src, dst }
+    }
+
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(bin());
+        c.current_dir(self.dir.path());
+        c
+    }
+
+    /// Run `pcopy src dst ARGS` and return the output.
+    pub fn copy(&self, args: &[&str]) -> Output {
+        let mut c = self.cmd();
+        c.arg(&self.src).arg(&self.dst).args(args);
+        run(c)
+    }
+
+    pub fn copy_json(&self, args: &[&str]) -> (Output, serde_json::Value) {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        let out = self.copy(&a);
+        let v = parse_json(&out);
+        (out, v)
+    }
+}
+
+pub fn run(mut c: Command) -> Output {
+    let out = c.output().expect("spawn pcopy");
+    out
+}
+
+pub fn parse_json(out: &Output) -> serde_json::Value {
+    let s = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("bad JSON ({e}):\n{}", explain(out)))
+}
+
+/// Everything about a run, for assertion messages.
+pub fn explain(out: &Output) -> String {
+    format!(
+        "status: {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+pub fn assert_code(out: &Output, code: i32) {
+    assert_eq!(out.status.code(), Some(code), "{}", explain(out));
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Deterministic pseudo-random numbers (no dependency, stable across runs).
+pub struct Lcg(u64);
+impl Lcg {
+    pub fn new(seed: u64) -> Self {
+        Lcg(seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407))
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+pub fn set_mtime_ns(p: &Path, secs: i64, nanos: u32) {
+    let t = filetime::FileTime::from_unix_time(secs, nanos);
+    filetime::set_symlink_file_times(p, t, t).expect("set times");
+}
+
+/// A seeded tree of `files` files in nested directories, with varied sizes,
+/// modes, nanosecond mtimes, symlinks and a few empty files.
+pub fn gen_tree(root: &Path, seed: u64, files: usize) {
+    let mut r = Lcg::new(seed);
+    let mut dirs = vec![root.to_path_buf()];
+    for i in 0..files {
+        if i % 20 == 0 {
+            let parent = dirs[r.below(dirs.len() as u64) as usize].clone();
+            let d = parent.join(format!("d{i}"));
+            fs::create_dir(&d).expect("mkdir");
+            dirs.push(d);
+        }
+        let dir = &dirs[r.below(dirs.len() as u64) as usize];
+        let p = dir.join(format!("f{i}.dat"));
+        if i % 17 == 5 {
+            std::os::unix::fs::symlink(format!("../target-{i}"), &p).expect("symlink");
+            continue;
+        }
+        let size = match r.below(10) {
+            0 => 0,
+            1..=7 => r.below(8192),
+            _ => r.below(300_000),
+        } as usize;
+        let data: Vec<u8> = (0..size).map(|_| r.next() as u8).collect();
+        fs::write(&p, &data).expect("write");
+        let mode = [0o644, 0o600, 0o755, 0o444, 0o640][r.below(5) as usize];
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).expect("chmod");
+        set_mtime_ns(
+            &p,
+            1_500_000_000 + r.below(100_000_000) as i64,
+            r.below(1_000_000_000) as u32,
+        );
+    }
+    for (i, d) in dirs.iter().enumerate().skip(1) {
+        let mode = if i % 3 == 0 { 0o750 } else { 0o755 };
+        fs::set_permissions(d, fs::Permissions::from_mode(mode)).expect("chmod dir");
+    }
+    // Directory times last: creating entries changes them.
+    for d in dirs.iter().rev() {
+        set_mtime_ns(
+            d,
+            1_400_000_000 + r.below(1000) as i64,
+            r.below(1_000_000_000) as u32,
+        );
+    }
+}
+
+fn listing(root: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| {
+            e.expect("walk")
+                .path()
+                .strip_prefix(root)
+                .expect("prefix")
+                .to_path_buf()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Assert `b` is an exact copy of `a`. Returns the number of entries compared.
+pub fn assert_trees_equal(a: &Path, b: &Path) -> usize {
+    let (la, lb) = (listing(a), listing(b));
+    assert_eq!(la, lb, "entry lists differ");
+    let mut groups_a: HashMap<(u64, u64), Vec<PathBuf>> = HashMap::new();
+    let mut groups_b: HashMap<(u64, u64), Vec<PathBuf>> = HashMap::new();
+    for rel in la
+        .iter()
+        .map(PathBuf::as_path)
+        .chain(std::iter::once(Path::new("")))
+    {
+        let (pa, pb) = (a.join(rel), b.join(rel));
+        let (ma, mb) = (
+            fs::symlink_metadata(&pa).expect("lstat a"),
+            fs::symlink_metadata(&pb).expect("lstat b"),
+        );
+        let what = rel.display();
+        assert_eq!(ma.file_type(), mb.file_type(), "type of {what}");
+        if !ma.file_type().is_symlink() {
+            assert_eq!(ma.mode(), mb.mode(), "mode of {what}");
+        }
+        assert_eq!(
+            (ma.mtime(), ma.mtime_nsec()),
+            (mb.mtime(), mb.mtime_nsec()),
+            "mtime of {what}"
+        );
+        if ma.file_type().is_symlink() {
+            assert_eq!(
+                fs::read_link(&pa).ok(),
+                fs::read_link(&pb).ok(),
+                "target of {what}"
+            );
+        } else if ma.is_file() {
+            assert_eq!(ma.len(), mb.len(), "size of {what}");
+            assert!(
+                fs::read(&pa).expect("read a") == fs::read(&pb).expect("read b"),
+                "bytes of {what}"
+            );
+            if ma.blocks() * 512 < ma.len() {
+                assert!(
+                    mb.blocks() <= ma.blocks() + 16,
+                    "sparse {what}: {} vs {} blocks",
+                    mb.blocks(),
+                    ma.blocks()
+                );
+            }
+            if ma.nlink() > 1 {
+                groups_a
+                    .entry((ma.dev(), ma.ino()))
+                    .or_default()
+                    .push(rel.to_path_buf());
+                groups_b
+                    .entry((mb.dev(), mb.ino()))
+                    .or_default()
+                    .push(rel.to_path_buf());
+            }
+        }
+    }
+    let norm = |g: HashMap<(u64, u64), Vec<PathBuf>>| {
+        let mut v: Vec<Vec<PathBuf>> = g.into_values().filter(|v| v.len() > 1).collect();
+        v.iter_mut().for_each(|x| x.sort());
+        v.sort();
+        v
+    };
+    assert_eq!(norm(groups_a), norm(groups_b), "hard-link groups");
+    la.len()
+}
+
+/// Names of leftover pcopy temporaries anywhere under `root`.
+pub fn temps_under(root: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().as_bytes().starts_with(b".pcopy-tmp."))
+        .map(|e| e.path().to_path_buf())
+        .collect()
+}
+
+pub fn count_files(root: &Path) -> usize {
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_type().is_file() && !e.file_name().as_bytes().starts_with(b".pcopy-tmp.")
+        })
+        .count()
+}
+
+/// Poll until `f` holds, or panic after `secs`.
+pub fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Child pids of `pid` (all threads), i.e. the supervisor's workers.
+pub fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(s) = fs::read_to_string(t.path().join("children")) {
+                out.extend(s.split_whitespace().filter_map(|x| x.parse::<u32>().ok()));
+            }
+        }
+    }
+    out
+}
+
+pub fn cmdline(pid: u32) -> Vec<u8> {
+    fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default()
+}
+
+/// Alive means present and not a zombie.
+pub fn alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+pub fn os(b: &[u8]) -> &OsStr {
+    OsStr::from_bytes(b)
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}

@@ -3,7 +3,7 @@
 //! `panic`), `return(ACTION[:PATTERN])` performs a real fault when the entry's
 //! path contains PATTERN (or always, without one):
 //! `kill` (SIGKILL self), `segv` (a real null-pointer write), `hang` (sleep
-//! forever, like stuck I/O).
+//! forever, like stuck I/O). `kill-once`/`segv-once` act in one process only.
 
 #[cfg(feature = "failpoints")]
 pub fn hit(point: &str, rel: &[u8]) {
@@ -14,6 +14,24 @@ pub fn hit(point: &str, rel: &[u8]) {
     if !pattern.is_empty() && !rel.windows(pattern.len()).any(|w| w == pattern.as_bytes()) {
         return;
     }
+    // `ACTION-once`: only the first process to get here acts (a marker file
+    // named by PCOPY_FAULT_ONCE makes "crash once, then recover" testable).
+    let action = match action.strip_suffix("-once") {
+        Some(a) => {
+            let Some(marker) = std::env::var_os("PCOPY_FAULT_ONCE") else {
+                return;
+            };
+            let created = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(marker);
+            if created.is_err() {
+                return;
+            }
+            a
+        }
+        None => action,
+    };
     match action {
         "kill" => {
             let _ = rustix::process::kill_process(

@@ -4,11 +4,12 @@
 //! still guards against a worker executable replaced mid-run. Paths travel as raw
 //! bytes (`RelPath`) because file names need not be UTF-8.
 
-use ipc_channel::ipc::IpcSender;
+use ipc_channel::ipc::{IpcSender, IpcSharedMemory};
 use serde::{Deserialize, Serialize};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bumped whenever a message type changes shape.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -81,10 +82,59 @@ pub struct WorkerInit {
     pub log_level: u8,
 }
 
+/// Which task a worker is on, in memory shared with the supervisor: one
+/// atomic word the worker stores before each task (no message per file), so
+/// after a crash the supervisor knows exactly which task was in progress even
+/// though outcomes are reported in batches.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Position(IpcSharedMemory);
+
+impl Position {
+    pub fn new() -> Self {
+        Position(IpcSharedMemory::from_byte(0, 8))
+    }
+
+    fn word(&self) -> Option<&AtomicU64> {
+        let bytes: &[u8] = &self.0;
+        if bytes.len() < 8 {
+            return None;
+        }
+        // SAFETY: the mapping is page-aligned, at least 8 bytes, lives as long
+        // as `self`, and is only ever accessed through this atomic.
+        Some(unsafe { AtomicU64::from_ptr(bytes.as_ptr() as *mut u64) })
+    }
+
+    /// Worker side: about to run task `index` of batch `batch`.
+    pub fn set(&self, batch: u64, index: usize) {
+        if let Some(w) = self.word() {
+            w.store(
+                ((batch + 1) << 24) | (index as u64 & 0xFF_FFFF),
+                Ordering::Release,
+            );
+        }
+    }
+
+    /// Supervisor side: the last (batch, index) the worker started.
+    pub fn get(&self) -> Option<(u64, usize)> {
+        let v = self.word()?.load(Ordering::Acquire);
+        (v != 0).then(|| ((v >> 24) - 1, (v & 0xFF_FFFF) as usize))
+    }
+
+    pub fn share(&self) -> Self {
+        Position(self.0.clone())
+    }
+}
+
+impl Default for Position {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Supervisor to worker.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ToWorker {
-    Init(WorkerInit),
+    Init(WorkerInit, Position),
     Batch {
         id: u64,
         tasks: Vec<Task>,
@@ -212,6 +262,19 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn position_is_shared_through_a_real_channel() {
+        let mine = Position::new();
+        assert_eq!(mine.get(), None);
+        let (tx, rx) = ipc::channel::<Position>().unwrap();
+        tx.send(mine.share()).unwrap();
+        let theirs = rx.recv().unwrap();
+        theirs.set(41, 7);
+        assert_eq!(mine.get(), Some((41, 7)));
+        theirs.set(0, 0);
+        assert_eq!(mine.get(), Some((0, 0)));
     }
 
     #[test]

@@ -21,6 +21,12 @@ use std::os::fd::{AsFd, OwnedFd};
 /// killed run) when it revisits a destination directory.
 pub const TEMP_PREFIX: &[u8] = b".pcopy-tmp.";
 
+/// The part of a temp name after `TEMP_PREFIX` that identifies one worker
+/// process of one run; the supervisor uses it to remove a dead worker's temp.
+pub fn temp_stem(run_id: u64, pid: u32) -> String {
+    format!("{run_id:016x}.{pid}.")
+}
+
 /// Attempts at copying a file that keeps changing under us.
 const CHANGE_RETRIES: usize = 3;
 
@@ -122,8 +128,9 @@ impl Copier {
         let mut n = TEMP_PREFIX.to_vec();
         n.extend_from_slice(
             format!(
-                "{:016x}.{}.{}",
-                self.init.run_id, self.init.worker, self.seq
+                "{}{}",
+                temp_stem(self.init.run_id, std::process::id()),
+                self.seq
             )
             .as_bytes(),
         );
@@ -208,7 +215,7 @@ impl Copier {
             Mode::from_raw_mode(0o600),
         )
         .map_err(|e| failed(&e.into(), "create temporary file"))?;
-        let result = self.fill_temp(&src, out, &st, tick);
+        let result = self.fill_temp(&src, out, &st, name, tick);
         let unlink_tmp = || {
             let _ = rustix::fs::unlinkat(&ddir, &tmp[..], AtFlags::empty());
         };
@@ -241,6 +248,7 @@ impl Copier {
         src: &OwnedFd,
         out: OwnedFd,
         st: &rustix::fs::Stat,
+        name: &[u8],
         tick: data::Tick,
     ) -> io::Result<bool> {
         data::copy_data(
@@ -250,7 +258,7 @@ impl Copier {
             st.st_blocks as u64,
             tick,
         )?;
-        crate::failpoint::hit("worker::after_data", b"");
+        crate::failpoint::hit("worker::after_data", name);
         let after = rustix::fs::fstat(src)?;
         if !same_size_and_mtime(st, &after) {
             return Ok(false);

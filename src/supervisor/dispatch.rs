@@ -17,6 +17,7 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use ipc_channel::ipc::{IpcReceiverSet, IpcSelectionResult};
 use ipc_channel::TrySelectError;
 use std::collections::{HashMap, VecDeque};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, ExitStatus};
@@ -50,6 +51,8 @@ pub struct Dispatch<'a> {
     pub events: Receiver<WalkEvent>,
     pub summary: Summary,
     pub stop: &'a super::signals::Signals,
+    /// Destination root, to remove the temp a dead worker left behind.
+    pub dst_root: OwnedFd,
     set: IpcReceiverSet,
     slots: Vec<Slot>,
     set_ids: HashMap<u64, usize>,
@@ -69,6 +72,7 @@ impl<'a> Dispatch<'a> {
         batches: Receiver<Vec<Task>>,
         events: Receiver<WalkEvent>,
         stop: &'a super::signals::Signals,
+        dst_root: OwnedFd,
     ) -> Result<Self> {
         Ok(Dispatch {
             settings,
@@ -78,6 +82,7 @@ impl<'a> Dispatch<'a> {
             events,
             summary: Summary::default(),
             stop,
+            dst_root,
             set: IpcReceiverSet::new().map_err(|e| Error::Fatal(format!("ipc: {e}")))?,
             slots: Vec::new(),
             set_ids: HashMap::new(),
@@ -371,10 +376,20 @@ impl<'a> Dispatch<'a> {
             }
             return Ok(());
         }
-        let unfinished: Vec<Task> = inflight
-            .into_iter()
-            .flat_map(|b| b.tasks.into_iter().skip(b.reported))
-            .collect();
+        // The culprit is the task the worker last started (shared memory);
+        // the reported order is not enough, as outcomes are sent in groups.
+        let at = w.position.get();
+        let mut culprit = None;
+        let mut unfinished: Vec<Task> = Vec::new();
+        for b in inflight {
+            for (i, t) in b.tasks.into_iter().enumerate().skip(b.reported) {
+                if culprit.is_none() && at == Some((b.id, i)) {
+                    culprit = Some(t);
+                } else {
+                    unfinished.push(t);
+                }
+            }
+        }
         self.summary.worker_restarts += 1;
         log::error!(
             "worker {} {}; re-dispatching its {} unfinished entries",
@@ -382,8 +397,8 @@ impl<'a> Dispatch<'a> {
             describe(status),
             unfinished.len()
         );
-        let mut it = unfinished.into_iter();
-        if let Some(culprit) = it.next() {
+        if let Some(culprit) = culprit {
+            self.remove_dead_temp(&culprit, w.pid);
             let n = self.crashes.entry(culprit.rel.0.clone()).or_insert(0);
             *n += 1;
             if *n >= MAX_CRASHES {
@@ -396,9 +411,29 @@ impl<'a> Dispatch<'a> {
                 self.retry.push_back(culprit);
             }
         }
-        self.retry.extend(it);
+        self.retry.extend(unfinished);
         self.note_restart()?;
         self.start(slot)
+    }
+
+    /// A worker dies in the middle of at most one entry (its culprit); its
+    /// temp, if any, sits in that entry's destination directory.
+    fn remove_dead_temp(&self, culprit: &Task, pid: u32) {
+        let (parent, _) = crate::copy::split_rel(&culprit.rel.0);
+        let mut prefix = crate::copy::TEMP_PREFIX.to_vec();
+        prefix.extend_from_slice(crate::copy::temp_stem(self.init.run_id, pid).as_bytes());
+        let dir = crate::copy::open_beneath(
+            &self.dst_root,
+            parent,
+            rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::RDONLY,
+        );
+        if let Ok(dir) = dir {
+            match super::walk::remove_temps_with_prefix(&dir, &prefix) {
+                Ok(n) if n > 0 => log::debug!("removed {n} temp file(s) of dead worker {pid}"),
+                Ok(_) => {}
+                Err(e) => log::warn!("cleaning up after worker {pid}: {e}"),
+            }
+        }
     }
 
     fn note_restart(&mut self) -> Result<()> {

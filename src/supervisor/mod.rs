@@ -80,7 +80,11 @@ pub fn run(settings: Settings) -> Result<Summary> {
         events: ev_tx,
     };
     let walker = std::thread::spawn(move || walker.run());
-    let mut d = dispatch::Dispatch::new(&settings, exe, init, batch_rx, ev_rx, &stop)?;
+    let dst_fd = roots
+        .dst_fd
+        .try_clone()
+        .map_err(|e| Error::io(&roots.destination, e))?;
+    let mut d = dispatch::Dispatch::new(&settings, exe, init, batch_rx, ev_rx, &stop, dst_fd)?;
     let result = d.run();
     let mut summary = std::mem::take(&mut d.summary);
     drop(d); // closes the batch channel so a still-running walker stops

@@ -3,7 +3,7 @@
 //! complete the ipc-channel handshake with a deadline (`accept()` has none),
 //! and send `Init`.
 
-use crate::protocol::{abort_hello, FromWorker, ToWorker, WorkerInit, PROTOCOL_VERSION};
+use crate::protocol::{abort_hello, FromWorker, Position, ToWorker, WorkerInit, PROTOCOL_VERSION};
 use crate::worker::PARENT_ENV;
 use ipc_channel::ipc::{IpcOneShotServer, IpcReceiver, IpcSender};
 use std::os::unix::process::CommandExt;
@@ -19,6 +19,8 @@ pub struct Spawned {
     pub child: Child,
     pub pid: u32,
     pub tx: IpcSender<ToWorker>,
+    /// The task the worker last started (shared memory).
+    pub position: Position,
 }
 
 /// Spawn and initialise one worker; also returns its results receiver.
@@ -79,7 +81,8 @@ pub fn spawn(exe: &Path, init: WorkerInit) -> Result<(Spawned, IpcReceiver<FromW
                     format!("worker protocol {version} != {PROTOCOL_VERSION}"),
                 );
             }
-            if let Err(e) = tasks.send(ToWorker::Init(init)) {
+            let position = Position::new();
+            if let Err(e) = tasks.send(ToWorker::Init(init, position.share())) {
                 return fail(child, format!("send Init: {e}"));
             }
             Ok((
@@ -87,6 +90,7 @@ pub fn spawn(exe: &Path, init: WorkerInit) -> Result<(Spawned, IpcReceiver<FromW
                     child,
                     pid,
                     tx: tasks,
+                    position,
                 },
                 rx,
             ))

@@ -251,21 +251,27 @@ pub fn make_dir(parent: &OwnedFd, name: &[u8]) -> io::Result<(OwnedFd, bool)> {
 /// destination lock guarantees no other run is writing here. Only our exact
 /// prefix is touched, and only non-directories (never followed).
 pub fn remove_stale_temps(dir: &OwnedFd) -> io::Result<usize> {
+    let n = remove_temps_with_prefix(dir, TEMP_PREFIX)?;
+    if n > 0 {
+        log::info!("removed {n} stale temporary file(s) from an earlier run");
+    }
+    Ok(n)
+}
+
+/// Unlink the non-directory entries of `dir` whose names start with `prefix`.
+pub fn remove_temps_with_prefix(dir: &OwnedFd, prefix: &[u8]) -> io::Result<usize> {
     let mut n = 0;
     let d = rustix::fs::Dir::read_from(dir)?;
     for ent in d {
         let ent = ent?;
         let name = ent.file_name().to_bytes();
-        if name.starts_with(TEMP_PREFIX) && ent.file_type() != FileType::Directory {
+        if name.starts_with(prefix) && ent.file_type() != FileType::Directory {
             match rustix::fs::unlinkat(dir, ent.file_name(), AtFlags::empty()) {
                 Ok(()) => n += 1,
                 Err(rustix::io::Errno::NOENT) => {}
                 Err(e) => return Err(e.into()),
             }
         }
-    }
-    if n > 0 {
-        log::info!("removed {n} stale temporary file(s) from an earlier run");
     }
     Ok(n)
 }

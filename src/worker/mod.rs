@@ -4,7 +4,7 @@
 
 use crate::copy::Copier;
 use crate::error::ExitStatus;
-use crate::protocol::{FromWorker, Outcome, Task, ToWorker, PROTOCOL_VERSION};
+use crate::protocol::{FromWorker, Outcome, Position, Task, ToWorker, PROTOCOL_VERSION};
 use ipc_channel::ipc::{self, IpcReceiver, IpcSender};
 use ipc_channel::TryRecvError;
 use std::collections::VecDeque;
@@ -51,8 +51,8 @@ fn serve(token: String) -> Result<(), String> {
         tasks: tasks_tx,
     })
     .map_err(|e| format!("hello: {e}"))?;
-    let init = match tasks_rx.recv() {
-        Ok(ToWorker::Init(init)) => init,
+    let (init, position) = match tasks_rx.recv() {
+        Ok(ToWorker::Init(init, position)) => (init, position),
         Ok(_) => return Err("expected Init".into()),
         Err(_) => return Ok(()), // supervisor gone before Init: nothing to do
     };
@@ -67,6 +67,7 @@ fn serve(token: String) -> Result<(), String> {
     Worker {
         up,
         rx: tasks_rx,
+        position,
         queue: VecDeque::new(),
         stop: false,
         last_send: Instant::now(),
@@ -80,6 +81,7 @@ fn serve(token: String) -> Result<(), String> {
 struct Worker {
     up: IpcSender<FromWorker>,
     rx: IpcReceiver<ToWorker>,
+    position: Position,
     /// Batches received while busy (read early when polling for Shutdown).
     queue: VecDeque<(u64, Vec<Task>)>,
     stop: bool,
@@ -106,7 +108,8 @@ impl Worker {
 
     fn run_batch(&mut self, copier: &mut Copier, id: u64, tasks: &[Task]) -> Result<(), ()> {
         let mut outcomes = Vec::with_capacity(tasks.len());
-        for task in tasks {
+        for (i, task) in tasks.iter().enumerate() {
+            self.position.set(id, i);
             self.poll();
             if self.stop {
                 break;

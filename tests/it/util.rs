@@ -2,6 +2,8 @@
 //! generator and a strict tree comparison (type, bytes, mode, mtime ns,
 //! symlink targets, hard-link groups, sparse allocation, directory times).
 
+#![allow(dead_code)] // some helpers are used only by the failpoints tests
+
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs;
@@ -60,8 +62,7 @@ impl TestEnv {
 }
 
 pub fn run(mut c: Command) -> Output {
-    let out = c.output().expect("spawn pcopy");
-    out
+    c.output().expect("spawn pcopy")
 }
 
 pub fn parse_json(out: &Output) -> serde_json::Value {

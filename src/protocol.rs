@@ -62,6 +62,9 @@ pub struct Task {
     /// Path relative to the source root (and the destination root).
     pub rel: RelPath,
     pub kind: TaskKind,
+    /// The destination directory was created by this run, so nothing can be
+    /// there yet: the worker skips the up-to-date check.
+    pub fresh: bool,
 }
 
 /// The settings a worker needs; sent once in `ToWorker::Init`.
@@ -225,6 +228,7 @@ mod tests {
         let task = Task {
             rel: name.clone(),
             kind: TaskKind::File { size: 42 },
+            fresh: true,
         };
         tx.send(ToWorker::Batch {
             id: 7,

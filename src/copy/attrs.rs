@@ -58,6 +58,24 @@ impl Attrs {
         Ok(())
     }
 
+    /// Finish a file we just created with `mode & 0o777`: chown only when
+    /// asked, chmod only when chown ran or special bits are needed.
+    pub fn apply_new_file(&self, fd: impl AsFd, chown: bool) -> io::Result<()> {
+        let fd = fd.as_fd();
+        if chown {
+            rustix::fs::fchown(
+                fd,
+                Some(Uid::from_raw(self.uid)),
+                Some(Gid::from_raw(self.gid)),
+            )?;
+        }
+        if chown || self.mode & 0o7000 != 0 {
+            rustix::fs::fchmod(fd, Mode::from_raw_mode(self.mode))?;
+        }
+        rustix::fs::futimens(fd, &self.times())?;
+        Ok(())
+    }
+
     /// Apply to `name` in `dir` without following it (symlinks, FIFOs,
     /// devices). Symlinks have no mode of their own on Linux.
     pub fn apply_at(

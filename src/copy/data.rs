@@ -34,9 +34,10 @@ pub fn copy_data(
             return Ok(n);
         }
     }
-    // st_size is only a hint: copy until EOF so a file growing after the
-    // fstat is caught by the post-copy check rather than truncated silently.
-    copy_range(src, dst, 0, u64::MAX, tick)
+    // Copy st_size bytes: a file that grows or shrinks meanwhile is caught
+    // by the caller's post-copy fstat and copied again, and stopping at the
+    // size saves the final zero-length copy_file_range per file.
+    copy_range(src, dst, 0, size, tick)
 }
 
 /// Copy the data segments only, then extend to `size`. `None` when the

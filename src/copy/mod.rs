@@ -90,6 +90,11 @@ pub struct Copier {
     dst_root: OwnedFd,
     init: WorkerInit,
     owner: bool,
+    /// Cached: part of every temp name.
+    pid: u32,
+    /// Our (euid, egid): what a file we create is owned by in a directory
+    /// this run created (no setgid bit), so chown can be skipped.
+    ids: (u32, u32),
     seq: u64,
     src_dir: DirCache,
     dst_dir: DirCache,
@@ -117,6 +122,11 @@ impl Copier {
             dst_root: open_root(&init.destination.0)?,
             owner: init.preserve_owner && attrs::is_root(),
             init,
+            pid: std::process::id(),
+            ids: (
+                rustix::process::geteuid().as_raw(),
+                rustix::process::getegid().as_raw(),
+            ),
             seq: 0,
             src_dir: DirCache::default(),
             dst_dir: DirCache::default(),
@@ -129,7 +139,7 @@ impl Copier {
         n.extend_from_slice(
             format!(
                 "{}{}",
-                temp_stem(self.init.run_id, std::process::id()),
+                temp_stem(self.init.run_id, self.pid),
                 self.seq
             )
             .as_bytes(),
@@ -147,16 +157,16 @@ impl Copier {
         }
         crate::failpoint::hit("worker::before_task", &task.rel.0);
         match task.kind {
-            TaskKind::File { .. } => self.copy_file(&task.rel.0, tick),
+            TaskKind::File { .. } => self.copy_file(&task.rel.0, task.fresh, tick),
             TaskKind::Symlink => self.copy_symlink(&task.rel.0),
             TaskKind::Fifo | TaskKind::Device => self.copy_special(&task.rel.0),
         }
     }
 
-    fn copy_file(&mut self, rel: &[u8], tick: data::Tick) -> Outcome {
+    fn copy_file(&mut self, rel: &[u8], fresh: bool, tick: data::Tick) -> Outcome {
         let (parent, name) = split_rel(rel);
         for _ in 0..CHANGE_RETRIES {
-            match self.try_copy_file(parent, name, tick) {
+            match self.try_copy_file(parent, name, fresh, tick) {
                 Ok(Some(outcome)) => return outcome,
                 Ok(None) => continue, // changed while copying: try again
                 Err(outcome) => return outcome,
@@ -169,12 +179,16 @@ impl Copier {
     }
 
     /// One attempt. `Ok(None)` means the source changed during the copy.
+    /// `fresh`: the destination directory was created by this run, so there
+    /// is nothing to compare against (saves a stat per file).
     fn try_copy_file(
         &mut self,
         parent: &[u8],
         name: &[u8],
+        fresh: bool,
         tick: data::Tick,
     ) -> Result<Option<Outcome>, Outcome> {
+        let tmp = self.temp_name();
         let sdir = self
             .src_dir
             .get(&self.src_root, parent)
@@ -197,27 +211,30 @@ impl Copier {
             .dst_dir
             .get(&self.dst_root, parent)
             .map_err(|e| failed(&e, "open destination directory"))?;
-        if let Ok(dst) = rustix::fs::statat(ddir, name, AtFlags::SYMLINK_NOFOLLOW) {
-            let is_reg = rustix::fs::FileType::from_raw_mode(dst.st_mode)
-                == rustix::fs::FileType::RegularFile;
-            if is_reg && !self.init.ignore_times && same_size_and_mtime(&st, &dst) {
-                return Ok(Some(Outcome::Skipped {
-                    bytes: st.st_size as u64,
-                }));
+        if !fresh && !self.init.ignore_times {
+            if let Ok(dst) = rustix::fs::statat(ddir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                let is_reg = rustix::fs::FileType::from_raw_mode(dst.st_mode)
+                    == rustix::fs::FileType::RegularFile;
+                if is_reg && same_size_and_mtime(&st, &dst) {
+                    return Ok(Some(Outcome::Skipped {
+                        bytes: st.st_size as u64,
+                    }));
+                }
             }
         }
-        let ddir = ddir.try_clone().map_err(|e| failed(&e, "dup directory"))?;
-        let tmp = self.temp_name();
+        // Created with its final permission bits (the worker's umask is 0),
+        // so fchmod is only needed for setuid/setgid/sticky or after chown.
         let out = rustix::fs::openat(
-            &ddir,
+            ddir,
             &tmp[..],
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
+            Mode::from_raw_mode(st.st_mode & 0o777),
         )
         .map_err(|e| failed(&e.into(), "create temporary file"))?;
-        let result = self.fill_temp(&src, out, &st, name, tick);
+        let chown = self.owner && (!fresh || (st.st_uid, st.st_gid) != self.ids);
+        let result = fill_temp(&src, out, &st, name, chown, self.init.fsync, tick);
         let unlink_tmp = || {
-            let _ = rustix::fs::unlinkat(&ddir, &tmp[..], AtFlags::empty());
+            let _ = rustix::fs::unlinkat(ddir, &tmp[..], AtFlags::empty());
         };
         match result {
             Ok(true) => {}
@@ -231,7 +248,7 @@ impl Copier {
             }
         }
         crate::failpoint::hit("worker::before_rename", name);
-        if let Err(e) = rustix::fs::renameat(&ddir, &tmp[..], &ddir, name) {
+        if let Err(e) = rustix::fs::renameat(ddir, &tmp[..], ddir, name) {
             unlink_tmp();
             let e: io::Error = e.into();
             return Err(failed(&e, "rename into place"));
@@ -239,36 +256,6 @@ impl Copier {
         Ok(Some(Outcome::Copied {
             bytes: st.st_size as u64,
         }))
-    }
-
-    /// Write data and metadata into the temp file and close it. `Ok(false)`
-    /// when the source changed (size or mtime) during the copy.
-    fn fill_temp(
-        &self,
-        src: &OwnedFd,
-        out: OwnedFd,
-        st: &rustix::fs::Stat,
-        name: &[u8],
-        tick: data::Tick,
-    ) -> io::Result<bool> {
-        data::copy_data(
-            src.as_fd(),
-            out.as_fd(),
-            st.st_size as u64,
-            st.st_blocks as u64,
-            tick,
-        )?;
-        crate::failpoint::hit("worker::after_data", name);
-        let after = rustix::fs::fstat(src)?;
-        if !same_size_and_mtime(st, &after) {
-            return Ok(false);
-        }
-        Attrs::from_stat(st).apply_fd(&out, self.owner)?;
-        if self.init.fsync {
-            rustix::fs::fsync(&out)?;
-        }
-        close_checked(out)?;
-        Ok(true)
     }
 
     fn copy_symlink(&mut self, rel: &[u8]) -> Outcome {
@@ -309,6 +296,37 @@ impl Copier {
         })();
         r.unwrap_or_else(|e| failed(&e, "special file"))
     }
+}
+
+/// Write data and metadata into the temp file and close it. `Ok(false)`
+/// when the source changed (size or mtime) during the copy.
+fn fill_temp(
+    src: &OwnedFd,
+    out: OwnedFd,
+    st: &rustix::fs::Stat,
+    name: &[u8],
+    chown: bool,
+    fsync: bool,
+    tick: data::Tick,
+) -> io::Result<bool> {
+    data::copy_data(
+        src.as_fd(),
+        out.as_fd(),
+        st.st_size as u64,
+        st.st_blocks as u64,
+        tick,
+    )?;
+    crate::failpoint::hit("worker::after_data", name);
+    let after = rustix::fs::fstat(src)?;
+    if !same_size_and_mtime(st, &after) {
+        return Ok(false);
+    }
+    Attrs::from_stat(st).apply_new_file(&out, chown)?;
+    if fsync {
+        rustix::fs::fsync(&out)?;
+    }
+    close_checked(out)?;
+    Ok(true)
 }
 
 /// Close explicitly so a deferred write error (NFS, quota) fails the file

@@ -74,6 +74,7 @@ pub fn run(settings: Settings) -> Result<Summary> {
             .dst_fd
             .try_clone()
             .map_err(|e| Error::io(&roots.destination, e))?,
+        root_created: roots.created,
         batch_files: settings.batch_files,
         batch_bytes: settings.batch_bytes,
         batches: batch_tx,

@@ -16,6 +16,8 @@ pub struct Roots {
     pub destination: PathBuf,
     /// Held for the whole run: its flock is the one-run-per-destination lock.
     pub dst_fd: OwnedFd,
+    /// The destination did not exist before this run.
+    pub created: bool,
 }
 
 pub fn prepare(source: &Path, destination: &Path) -> Result<Roots> {
@@ -28,6 +30,7 @@ pub fn prepare(source: &Path, destination: &Path) -> Result<Roots> {
     }
     let source = std::fs::canonicalize(source).map_err(|e| Error::io(source, e))?;
     check_not_inside(&source, &smeta, destination)?;
+    let created = !destination.exists();
     std::fs::create_dir_all(destination).map_err(|e| Error::io(destination, e))?;
     let destination = std::fs::canonicalize(destination).map_err(|e| Error::io(destination, e))?;
     let dst_fd = rustix::fs::open(
@@ -50,6 +53,7 @@ pub fn prepare(source: &Path, destination: &Path) -> Result<Roots> {
         source,
         destination,
         dst_fd,
+        created,
     })
 }
 

@@ -61,6 +61,8 @@ pub struct Walker {
     pub source: PathBuf,
     pub found: Arc<Found>,
     pub dst_root: OwnedFd,
+    /// The destination root did not exist before this run.
+    pub root_created: bool,
     pub batch_files: usize,
     pub batch_bytes: u64,
     pub batches: Sender<Vec<Task>>,
@@ -99,6 +101,9 @@ impl Walker {
     pub fn run(self) -> WalkOutput {
         let mut out = WalkOutput::default();
         let mut inodes: HashMap<(u64, u64), RelPath> = HashMap::new();
+        // Destination directory descriptors by depth, and whether this run
+        // created each one.
+        let mut fresh: Vec<bool> = vec![self.root_created];
         let mut stack: Vec<OwnedFd> = match self.dst_root.try_clone() {
             Ok(fd) => vec![fd],
             Err(e) => {
@@ -124,6 +129,7 @@ impl Walker {
             };
             let depth = entry.depth();
             stack.truncate(depth);
+            fresh.truncate(depth);
             let Ok(rel) = entry.path().strip_prefix(&self.source) else {
                 continue;
             };
@@ -141,6 +147,7 @@ impl Walker {
                 match make_dir(parent, entry.file_name().as_bytes()) {
                     Ok((fd, created)) => {
                         stack.push(fd);
+                        fresh.push(created);
                         if created {
                             let _ = self.events.send(WalkEvent::DirCreated);
                         }
@@ -181,7 +188,8 @@ impl Walker {
                 });
                 continue;
             };
-            if !b.push(Task { rel, kind }, size) {
+            let fresh = fresh.last().copied().unwrap_or(false);
+            if !b.push(Task { rel, kind, fresh }, size) {
                 return out; // dispatcher gone (fatal error or interrupt)
             }
         }

@@ -32,6 +32,8 @@ pub fn run(token: String) -> ExitStatus {
         }
     }
     crate::failpoint::setup();
+    // Files are created with their final permission bits.
+    rustix::process::umask(rustix::fs::Mode::empty());
     match serve(token) {
         Ok(()) => ExitStatus::Success,
         Err(e) => {

@@ -96,6 +96,8 @@ pub struct Copier {
     /// this run created (no setgid bit), so chown can be skipped.
     ids: (u32, u32),
     seq: u64,
+    /// O_TMPFILE + linkat works on this destination (cleared on first refusal).
+    tmpfile_ok: bool,
     src_dir: DirCache,
     dst_dir: DirCache,
 }
@@ -128,6 +130,7 @@ impl Copier {
                 rustix::process::getegid().as_raw(),
             ),
             seq: 0,
+            tmpfile_ok: true,
             src_dir: DirCache::default(),
             dst_dir: DirCache::default(),
         })
@@ -137,12 +140,7 @@ impl Copier {
         self.seq += 1;
         let mut n = TEMP_PREFIX.to_vec();
         n.extend_from_slice(
-            format!(
-                "{}{}",
-                temp_stem(self.init.run_id, self.pid),
-                self.seq
-            )
-            .as_bytes(),
+            format!("{}{}", temp_stem(self.init.run_id, self.pid), self.seq).as_bytes(),
         );
         n
     }
@@ -222,6 +220,14 @@ impl Copier {
                 }
             }
         }
+        let chown = self.owner && (!fresh || (st.st_uid, st.st_gid) != self.ids);
+        if fresh && self.tmpfile_ok {
+            match place_unnamed(ddir, &src, &st, name, chown, self.init.fsync, tick) {
+                Err(Unnamed::Unsupported) => self.tmpfile_ok = false,
+                Err(Unnamed::Failed(o)) => return Err(o),
+                Ok(r) => return Ok(r),
+            }
+        }
         // Created with its final permission bits (the worker's umask is 0),
         // so fchmod is only needed for setuid/setgid/sticky or after chown.
         let out = rustix::fs::openat(
@@ -231,7 +237,6 @@ impl Copier {
             Mode::from_raw_mode(st.st_mode & 0o777),
         )
         .map_err(|e| failed(&e.into(), "create temporary file"))?;
-        let chown = self.owner && (!fresh || (st.st_uid, st.st_gid) != self.ids);
         let result = fill_temp(&src, out, &st, name, chown, self.init.fsync, tick);
         let unlink_tmp = || {
             let _ = rustix::fs::unlinkat(ddir, &tmp[..], AtFlags::empty());
@@ -327,6 +332,79 @@ fn fill_temp(
     }
     close_checked(out)?;
     Ok(true)
+}
+
+/// Fresh directory: write an unnamed O_TMPFILE and link it in when it is
+/// complete. Nothing is ever visible before that, and a crash leaves no
+/// temp behind. `linkat` cannot replace, which is fine: in a directory
+/// this run created only a retry of this very task can have put the name
+/// there, and then EEXIST falls back to the rename path.
+fn place_unnamed(
+    ddir: &OwnedFd,
+    src: &OwnedFd,
+    st: &rustix::fs::Stat,
+    name: &[u8],
+    chown: bool,
+    fsync: bool,
+    tick: data::Tick,
+) -> Result<Option<Outcome>, Unnamed> {
+    let out = match rustix::fs::openat(
+        ddir,
+        ".",
+        OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC,
+        Mode::from_raw_mode(st.st_mode & 0o777),
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR | rustix::io::Errno::INVAL) => {
+            return Err(Unnamed::Unsupported)
+        }
+        Err(e) => return Err(Unnamed::Failed(failed(&e.into(), "create temporary file"))),
+    };
+    data::copy_data(
+        src.as_fd(),
+        out.as_fd(),
+        st.st_size as u64,
+        st.st_blocks as u64,
+        tick,
+    )
+    .map_err(|e| Unnamed::Failed(failed(&e, "copy")))?;
+    crate::failpoint::hit("worker::after_data", name);
+    let after =
+        rustix::fs::fstat(src).map_err(|e| Unnamed::Failed(failed(&e.into(), "stat source")))?;
+    if !same_size_and_mtime(st, &after) {
+        return Ok(None);
+    }
+    let fin = |e: io::Error| Unnamed::Failed(failed(&e, "copy"));
+    Attrs::from_stat(st)
+        .apply_new_file(&out, chown)
+        .map_err(fin)?;
+    if fsync {
+        rustix::fs::fsync(&out).map_err(|e| fin(e.into()))?;
+    }
+    crate::failpoint::hit("worker::before_rename", name);
+    match rustix::fs::linkat(&out, "", ddir, name, AtFlags::EMPTY_PATH) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::PERM | rustix::io::Errno::NOENT | rustix::io::Errno::EXIST) => {
+            return Err(Unnamed::Unsupported)
+        }
+        Err(e) => return Err(Unnamed::Failed(failed(&e.into(), "link into place"))),
+    }
+    if let Err(e) = close_checked(out) {
+        // A deferred write error: take the name back out.
+        let _ = rustix::fs::unlinkat(ddir, name, AtFlags::empty());
+        return Err(fin(e));
+    }
+    Ok(Some(Outcome::Copied {
+        bytes: st.st_size as u64,
+    }))
+}
+
+/// Why the unnamed-temp path did not place a file.
+enum Unnamed {
+    /// O_TMPFILE or linkat(AT_EMPTY_PATH) not available here (or the name
+    /// exists): use a named temp and rename instead.
+    Unsupported,
+    Failed(Outcome),
 }
 
 /// Close explicitly so a deferred write error (NFS, quota) fails the file

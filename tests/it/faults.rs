@@ -84,7 +84,10 @@ fn sigkill_of_a_worker_mid_run_loses_nothing() {
 }
 
 fn assert_quarantined(failpoints: &str, extra: &[&str]) {
-    let env = TestEnv::new();
+    quarantined_in(TestEnv::new(), failpoints, extra)
+}
+
+fn quarantined_in(env: TestEnv, failpoints: &str, extra: &[&str]) {
     flat_files(&env, 20);
     fs::write(env.src.join("poison.bin"), vec![1u8; 100_000]).unwrap();
     let (out, v) = finish(spawn(&env, failpoints, extra));
@@ -118,6 +121,16 @@ fn segfault_after_data_written_leaves_no_partial_file() {
     // The temp holds all the data when the worker dies: it must never be
     // renamed into place, and it must be cleaned up.
     assert_quarantined("worker::after_data=return(segv:poison)", &[]);
+}
+
+#[test]
+fn segfault_before_rename_over_existing_destination_keeps_it_clean() {
+    // An existing destination directory takes the named-temp + rename path
+    // (fresh ones use O_TMPFILE): the dead worker's named temp must be
+    // removed by the supervisor, and the old file must stay intact.
+    let env = TestEnv::new();
+    fs::create_dir(&env.dst).unwrap();
+    quarantined_in(env, "worker::before_rename=return(segv:poison)", &[]);
 }
 
 #[test]

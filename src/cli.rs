@@ -47,6 +47,10 @@ pub struct Cli {
     #[arg(short = 'I', long)]
     pub ignore_times: bool,
 
+    /// Follow symlinks in the source and copy what they point to (loops are reported and skipped)
+    #[arg(short = 'L', long)]
+    pub dereference: bool,
+
     /// fsync each file before renaming it into place (slower; survives power loss)
     #[arg(long)]
     pub fsync: bool,

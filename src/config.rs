@@ -18,6 +18,7 @@ pub struct FileConfig {
     pub log_file: Option<PathBuf>,
     pub ignore_times: Option<bool>,
     pub fsync: Option<bool>,
+    pub dereference: Option<bool>,
     pub stall_timeout: Option<f64>,
 }
 
@@ -70,6 +71,8 @@ pub struct Settings {
     pub ignore_times: bool,
     /// `--fsync` or `fsync`: fsync files before rename (default off).
     pub fsync: bool,
+    /// `-L/--dereference` or `dereference`: follow source symlinks (default off).
+    pub dereference: bool,
     /// `--stall-timeout` or `stall_timeout`: a worker with work but no
     /// progress for this long is killed and replaced (default 60 s).
     pub stall_timeout: Duration,
@@ -145,6 +148,7 @@ impl Settings {
             verbose: cli.verbose,
             ignore_times: cli.ignore_times || file.ignore_times.unwrap_or(false),
             fsync: cli.fsync || file.fsync.unwrap_or(false),
+            dereference: cli.dereference || file.dereference.unwrap_or(false),
             stall_timeout: Duration::from_secs_f64(stall),
             batch_files: 256,
             batch_bytes: 64 << 20,

@@ -54,6 +54,55 @@ pub fn hit(point: &str, rel: &[u8]) {
 #[inline(always)]
 pub fn hit(_point: &str, _rel: &[u8]) {}
 
+/// Races on the source entry just before it is opened:
+/// `return(swap:PATTERN)` replaces it with a symlink to /etc/passwd (the
+/// classic TOCTOU attack); `return(vanish:PATTERN)` deletes it.
+#[cfg(feature = "failpoints")]
+pub fn swap_hook(point: &str, dir: std::os::fd::BorrowedFd, name: &[u8]) {
+    match race_action(point, name).as_deref() {
+        Some("swap") => {
+            let mut moved = name.to_vec();
+            moved.extend_from_slice(b".orig");
+            let _ = rustix::fs::renameat(dir, name, dir, &moved[..]);
+            let _ = rustix::fs::symlinkat("/etc/passwd", dir, name);
+        }
+        Some("vanish") => {
+            let _ = rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::empty());
+        }
+        _ => {}
+    }
+}
+
+/// `return(mutate:PATTERN)`: append a byte to the source after its data was
+/// copied (a file changing while it is read).
+#[cfg(feature = "failpoints")]
+pub fn mutate_hook(point: &str, src: std::os::fd::BorrowedFd, name: &[u8]) {
+    use std::os::fd::AsRawFd;
+    if race_action(point, name).as_deref() == Some("mutate") {
+        let path = format!("/proc/self/fd/{}", src.as_raw_fd());
+        if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(path) {
+            let _ = std::io::Write::write_all(&mut f, b"+");
+        }
+    }
+}
+
+/// The `return(ACTION:PATTERN)` action of `point`, when `rel` contains PATTERN.
+#[cfg(feature = "failpoints")]
+fn race_action(point: &str, rel: &[u8]) -> Option<String> {
+    let arg = fail::eval(point, |a| a.unwrap_or_default())?;
+    let (action, pattern) = arg.split_once(':').unwrap_or((arg.as_str(), ""));
+    let hit = pattern.is_empty() || rel.windows(pattern.len()).any(|w| w == pattern.as_bytes());
+    hit.then(|| action.to_string())
+}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn swap_hook(_point: &str, _dir: std::os::fd::BorrowedFd, _name: &[u8]) {}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn mutate_hook(_point: &str, _src: std::os::fd::BorrowedFd, _name: &[u8]) {}
+
 /// Read `FAILPOINTS` from the environment (no-op without the feature).
 pub fn setup() {
     #[cfg(feature = "failpoints")]

@@ -81,6 +81,8 @@ pub struct WorkerInit {
     pub preserve_owner: bool,
     /// fsync each file before renaming it into place.
     pub fsync: bool,
+    /// Follow symlinks in the source (`-L`).
+    pub dereference: bool,
     /// Highest log level the worker forwards (as `log::LevelFilter` usize).
     pub log_level: u8,
 }

@@ -9,6 +9,7 @@
 pub mod attrs;
 pub mod data;
 mod special;
+pub mod xattrs;
 
 use crate::protocol::{ErrorKind, Outcome, Task, TaskKind, WorkerInit};
 use crate::util::{classify, escape_bytes};
@@ -68,13 +69,27 @@ pub fn valid_rel(rel: &[u8]) -> bool {
 struct DirCache {
     rel: Vec<u8>,
     fd: Option<OwnedFd>,
+    /// Follow symlinks (source side with --dereference only).
+    follow: bool,
 }
 
 impl DirCache {
     fn get(&mut self, root: &OwnedFd, rel: &[u8]) -> io::Result<&OwnedFd> {
         if self.fd.is_none() || self.rel != rel {
             self.fd = None;
-            let fd = open_beneath(root, rel, OFlags::DIRECTORY | OFlags::RDONLY)?;
+            let fd = if self.follow {
+                // --dereference: the user asked for source symlinks to be
+                // followed, wherever they point.
+                let rel: &[u8] = if rel.is_empty() { b"." } else { rel };
+                rustix::fs::openat(
+                    root,
+                    rel,
+                    OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?
+            } else {
+                open_beneath(root, rel, OFlags::DIRECTORY | OFlags::RDONLY)?
+            };
             self.rel = rel.to_vec();
             self.fd = Some(fd);
         }
@@ -96,6 +111,8 @@ pub struct Copier {
     /// this run created (no setgid bit), so chown can be skipped.
     ids: (u32, u32),
     seq: u64,
+    /// Scratch space for extended attribute lists and values.
+    xattr_buf: Vec<u8>,
     /// O_TMPFILE + linkat works on this destination (cleared on first refusal).
     tmpfile_ok: bool,
     src_dir: DirCache,
@@ -112,6 +129,7 @@ fn failed(e: &io::Error, what: &str) -> Outcome {
 
 impl Copier {
     pub fn new(init: WorkerInit) -> io::Result<Self> {
+        let deref = init.dereference;
         let open_root = |p: &[u8]| {
             rustix::fs::open(
                 p,
@@ -131,7 +149,11 @@ impl Copier {
             ),
             seq: 0,
             tmpfile_ok: true,
-            src_dir: DirCache::default(),
+            src_dir: DirCache {
+                follow: deref,
+                ..DirCache::default()
+            },
+            xattr_buf: Vec::new(),
             dst_dir: DirCache::default(),
         })
     }
@@ -191,13 +213,27 @@ impl Copier {
             .src_dir
             .get(&self.src_root, parent)
             .map_err(|e| failed(&e, "open source directory"))?;
+        crate::failpoint::swap_hook("worker::before_open", sdir.as_fd(), name);
         // O_NONBLOCK: a FIFO swapped in after the walk must not hang us.
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let mut flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        if !self.init.dereference {
+            flags |= OFlags::NOFOLLOW;
+        }
         let src = match rustix::fs::openat(sdir, name, flags | OFlags::NOATIME, Mode::empty()) {
             Err(rustix::io::Errno::PERM) => rustix::fs::openat(sdir, name, flags, Mode::empty()),
             r => r,
         }
-        .map_err(|e| failed(&e.into(), "open source"))?;
+        .map_err(|e| match e {
+            rustix::io::Errno::NOENT => Outcome::Failed {
+                kind: ErrorKind::NotFound,
+                msg: "vanished since the walk (not copied)".into(),
+            },
+            rustix::io::Errno::LOOP => Outcome::Failed {
+                kind: ErrorKind::Changed,
+                msg: "became a symlink since the walk (not followed)".into(),
+            },
+            e => failed(&e.into(), "open source"),
+        })?;
         let st = rustix::fs::fstat(&src).map_err(|e| failed(&e.into(), "stat source"))?;
         if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
             return Err(Outcome::Failed {
@@ -222,7 +258,12 @@ impl Copier {
         }
         let chown = self.owner && (!fresh || (st.st_uid, st.st_gid) != self.ids);
         if fresh && self.tmpfile_ok {
-            match place_unnamed(ddir, &src, &st, name, chown, self.init.fsync, tick) {
+            let opts = Finish {
+                chown,
+                fsync: self.init.fsync,
+                xattrs: &mut self.xattr_buf,
+            };
+            match place_unnamed(ddir, &src, &st, name, opts, tick) {
                 Err(Unnamed::Unsupported) => self.tmpfile_ok = false,
                 Err(Unnamed::Failed(o)) => return Err(o),
                 Ok(r) => return Ok(r),
@@ -237,7 +278,12 @@ impl Copier {
             Mode::from_raw_mode(st.st_mode & 0o777),
         )
         .map_err(|e| failed(&e.into(), "create temporary file"))?;
-        let result = fill_temp(&src, out, &st, name, chown, self.init.fsync, tick);
+        let opts = Finish {
+            chown,
+            fsync: self.init.fsync,
+            xattrs: &mut self.xattr_buf,
+        };
+        let result = fill_temp(&src, out, &st, name, opts, tick);
         let unlink_tmp = || {
             let _ = rustix::fs::unlinkat(ddir, &tmp[..], AtFlags::empty());
         };
@@ -310,8 +356,7 @@ fn fill_temp(
     out: OwnedFd,
     st: &rustix::fs::Stat,
     name: &[u8],
-    chown: bool,
-    fsync: bool,
+    opts: Finish,
     tick: data::Tick,
 ) -> io::Result<bool> {
     data::copy_data(
@@ -322,14 +367,12 @@ fn fill_temp(
         tick,
     )?;
     crate::failpoint::hit("worker::after_data", name);
+    crate::failpoint::mutate_hook("worker::source_changes", src.as_fd(), name);
     let after = rustix::fs::fstat(src)?;
     if !same_size_and_mtime(st, &after) {
         return Ok(false);
     }
-    Attrs::from_stat(st).apply_new_file(&out, chown)?;
-    if fsync {
-        rustix::fs::fsync(&out)?;
-    }
+    opts.finish(src, &out, st, name)?;
     close_checked(out)?;
     Ok(true)
 }
@@ -344,8 +387,7 @@ fn place_unnamed(
     src: &OwnedFd,
     st: &rustix::fs::Stat,
     name: &[u8],
-    chown: bool,
-    fsync: bool,
+    opts: Finish,
     tick: data::Tick,
 ) -> Result<Option<Outcome>, Unnamed> {
     let out = match rustix::fs::openat(
@@ -369,18 +411,14 @@ fn place_unnamed(
     )
     .map_err(|e| Unnamed::Failed(failed(&e, "copy")))?;
     crate::failpoint::hit("worker::after_data", name);
+    crate::failpoint::mutate_hook("worker::source_changes", src.as_fd(), name);
     let after =
         rustix::fs::fstat(src).map_err(|e| Unnamed::Failed(failed(&e.into(), "stat source")))?;
     if !same_size_and_mtime(st, &after) {
         return Ok(None);
     }
     let fin = |e: io::Error| Unnamed::Failed(failed(&e, "copy"));
-    Attrs::from_stat(st)
-        .apply_new_file(&out, chown)
-        .map_err(fin)?;
-    if fsync {
-        rustix::fs::fsync(&out).map_err(|e| fin(e.into()))?;
-    }
+    opts.finish(src, &out, st, name).map_err(fin)?;
     crate::failpoint::hit("worker::before_rename", name);
     match rustix::fs::linkat(&out, "", ddir, name, AtFlags::EMPTY_PATH) {
         Ok(()) => {}
@@ -397,6 +435,42 @@ fn place_unnamed(
     Ok(Some(Outcome::Copied {
         bytes: st.st_size as u64,
     }))
+}
+
+/// How to finish a written temp file: metadata, xattrs, durability.
+struct Finish<'a> {
+    chown: bool,
+    fsync: bool,
+    xattrs: &'a mut Vec<u8>,
+}
+
+impl Finish<'_> {
+    /// Owner → mode → times on the descriptor, then extended attributes
+    /// (best effort), then fsync if asked.
+    fn finish(
+        self,
+        src: &OwnedFd,
+        out: &OwnedFd,
+        st: &rustix::fs::Stat,
+        name: &[u8],
+    ) -> io::Result<()> {
+        Attrs::from_stat(st).apply_new_file(out, self.chown)?;
+        match xattrs::copy(src.as_fd(), out.as_fd(), self.xattrs) {
+            Ok(refused) => {
+                for r in refused {
+                    log::warn!("{}: extended attribute not copied: {r}", escape_bytes(name));
+                }
+            }
+            Err(e) => log::warn!(
+                "{}: extended attributes not copied: {e}",
+                escape_bytes(name)
+            ),
+        }
+        if self.fsync {
+            rustix::fs::fsync(out)?;
+        }
+        Ok(())
+    }
 }
 
 /// Why the unnamed-temp path did not place a file.

@@ -10,7 +10,7 @@ use crate::protocol::RelPath;
 use crate::stats::Summary;
 use rustix::fs::{AtFlags, OFlags};
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 fn dir(root: &OwnedFd, rel: &[u8]) -> io::Result<OwnedFd> {
@@ -55,11 +55,63 @@ pub fn hard_links(root: &OwnedFd, links: &[(RelPath, RelPath)], run_id: u64, sm:
     }
 }
 
+/// Extended attributes of a source directory onto its copy (best effort).
+fn dir_xattrs(src_root: &OwnedFd, rel: &[u8], dst: &OwnedFd, follow: bool, buf: &mut Vec<u8>) {
+    let src = if follow {
+        let r: &[u8] = if rel.is_empty() { b"." } else { rel };
+        rustix::fs::openat(
+            src_root,
+            r,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(io::Error::from)
+    } else {
+        dir(src_root, rel)
+    };
+    let shown = crate::util::escape_bytes(rel);
+    match src.and_then(|s| crate::copy::xattrs::copy(s.as_fd(), dst.as_fd(), buf)) {
+        Ok(refused) => {
+            for r in refused {
+                log::warn!("{shown}/: extended attribute not copied: {r}");
+            }
+        }
+        Err(e) => log::warn!("{shown}/: extended attributes not copied: {e}"),
+    }
+}
+
 /// Apply directory attributes children-first, then the root's own.
-pub fn dir_attrs(root: &OwnedFd, dirs: &[DirMeta], src_root: &Path, sm: &mut Summary) {
+pub fn dir_attrs(
+    root: &OwnedFd,
+    dirs: &[DirMeta],
+    src_root: &Path,
+    follow: bool,
+    sm: &mut Summary,
+) {
     let owner = is_root();
+    let mut buf = Vec::new();
+    let src_fd = match rustix::fs::open(
+        src_root,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) {
+        Ok(fd) => Some(fd),
+        Err(e) => {
+            log::warn!(
+                "{}: {e}; directory extended attributes not copied",
+                src_root.display()
+            );
+            None
+        }
+    };
     for d in dirs.iter().rev() {
-        if let Err(e) = dir(root, &d.rel).and_then(|fd| d.attrs.apply_fd(&fd, owner)) {
+        let r = dir(root, &d.rel).and_then(|fd| {
+            if let Some(s) = &src_fd {
+                dir_xattrs(s, &d.rel, &fd, follow, &mut buf);
+            }
+            d.attrs.apply_fd(&fd, owner)
+        });
+        if let Err(e) = r {
             let path = crate::util::escape_bytes(&d.rel);
             log::error!("{path}: set directory attributes: {e}");
             sm.dirs_failed += 1;

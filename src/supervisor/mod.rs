@@ -62,6 +62,7 @@ pub fn run(settings: Settings) -> Result<Summary> {
         ignore_times: settings.ignore_times,
         preserve_owner: true,
         fsync: settings.fsync,
+        dereference: settings.dereference,
         log_level: crate::logging::file_level(&settings).max(log::max_level()) as u8,
     };
     let (batch_tx, batch_rx) = crossbeam_channel::bounded(2 * settings.processes + 2);
@@ -75,6 +76,7 @@ pub fn run(settings: Settings) -> Result<Summary> {
             .try_clone()
             .map_err(|e| Error::io(&roots.destination, e))?,
         root_created: roots.created,
+        dereference: settings.dereference,
         batch_files: settings.batch_files,
         batch_bytes: settings.batch_bytes,
         batches: batch_tx,
@@ -95,7 +97,13 @@ pub fn run(settings: Settings) -> Result<Summary> {
     result?;
     if !summary.interrupted {
         finish::hard_links(&roots.dst_fd, &walked.links, run_id, &mut summary);
-        finish::dir_attrs(&roots.dst_fd, &walked.dirs, &roots.source, &mut summary);
+        finish::dir_attrs(
+            &roots.dst_fd,
+            &walked.dirs,
+            &roots.source,
+            settings.dereference,
+            &mut summary,
+        );
     }
     summary.files_found = found.files.load(Ordering::Relaxed);
     summary.bytes_found = found.bytes.load(Ordering::Relaxed);

@@ -63,6 +63,8 @@ pub struct Walker {
     pub dst_root: OwnedFd,
     /// The destination root did not exist before this run.
     pub root_created: bool,
+    /// Follow source symlinks (`-L`); walkdir reports loops as errors.
+    pub dereference: bool,
     pub batch_files: usize,
     pub batch_bytes: u64,
     pub batches: Sender<Vec<Task>>,
@@ -116,7 +118,10 @@ impl Walker {
             bytes: 0,
             w: &self,
         };
-        let mut it = WalkDir::new(&self.source).min_depth(1).into_iter();
+        let mut it = WalkDir::new(&self.source)
+            .min_depth(1)
+            .follow_links(self.dereference)
+            .into_iter();
         while let Some(entry) = it.next() {
             let entry = match entry {
                 Ok(e) => e,

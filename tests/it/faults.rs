@@ -239,3 +239,68 @@ fn worker_sees_supervisor_gone_even_without_pdeathsig_race() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_file_changing_during_every_copy_is_reported_as_changed() {
+    let env = TestEnv::new();
+    flat_files(&env, 5);
+    fs::write(env.src.join("growing.log"), b"start").unwrap();
+    let (out, v) = finish(spawn(
+        &env,
+        "worker::source_changes=return(mutate:growing)",
+        &[],
+    ));
+    assert_code(&out, 1);
+    let errs = v["errors"].to_string();
+    assert!(
+        errs.contains("growing.log") && errs.contains("changed"),
+        "{errs}"
+    );
+    assert!(!env.dst.join("growing.log").exists(), "never placed");
+    assert_eq!(count_files(&env.dst), 5);
+}
+
+#[test]
+fn a_file_changing_once_is_copied_again_with_its_new_content() {
+    let env = TestEnv::new();
+    fs::write(env.src.join("growing.log"), b"start").unwrap();
+    let (out, _) = finish(spawn(
+        &env,
+        "worker::source_changes=1*return(mutate:growing)",
+        &["-j", "1"],
+    ));
+    assert_code(&out, 0);
+    assert_eq!(fs::read(env.dst.join("growing.log")).unwrap(), b"start+");
+    assert_trees_equal(&env.src, &env.dst);
+}
+
+#[test]
+fn a_source_swapped_for_a_symlink_is_not_followed() {
+    let env = TestEnv::new();
+    flat_files(&env, 3);
+    fs::write(env.src.join("victim"), b"harmless").unwrap();
+    let (out, v) = finish(spawn(&env, "worker::before_open=return(swap:victim)", &[]));
+    assert_code(&out, 1);
+    assert!(v["errors"].to_string().contains("symlink"), "{v}");
+    let leaked = fs::read(env.dst.join("victim")).unwrap_or_default();
+    assert!(
+        !String::from_utf8_lossy(&leaked).contains("root:"),
+        "read through the link"
+    );
+    assert_eq!(count_files(&env.dst), 3);
+}
+
+#[test]
+fn a_source_vanishing_after_the_walk_is_reported() {
+    let env = TestEnv::new();
+    flat_files(&env, 3);
+    fs::write(env.src.join("ghost"), b"boo").unwrap();
+    let (out, v) = finish(spawn(&env, "worker::before_open=return(vanish:ghost)", &[]));
+    assert_code(&out, 1);
+    let errs = v["errors"].to_string();
+    assert!(
+        errs.contains("ghost") && errs.contains("vanished"),
+        "{errs}"
+    );
+    assert_eq!(count_files(&env.dst), 3);
+}

@@ -137,3 +137,129 @@ fn unreadable_file_and_directory_fail_alone_with_exit_1() {
     assert!(!env.dst.join("secret").exists());
     assert!(temps_under(&env.dst).is_empty());
 }
+
+fn setxattr(p: &std::path::Path, name: &str, value: &[u8]) -> bool {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    // SAFETY: valid C strings and buffer.
+    unsafe {
+        libc::lsetxattr(
+            c.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        ) == 0
+    }
+}
+
+fn getxattr(p: &std::path::Path, name: &str) -> Option<Vec<u8>> {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: valid C strings and buffer.
+    let r = unsafe { libc::lgetxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (r >= 0).then(|| {
+        buf.truncate(r as usize);
+        buf
+    })
+}
+
+#[test]
+fn extended_attributes_are_preserved_on_files_and_directories() {
+    let env = TestEnv::new();
+    fs::create_dir(env.src.join("d")).unwrap();
+    fs::write(env.src.join("d/f"), b"x").unwrap();
+    if !setxattr(&env.src.join("d/f"), "user.pcopy", b"file value") {
+        eprintln!(
+            "SKIP: filesystem under {} has no user xattrs",
+            env.src.display()
+        );
+        return;
+    }
+    assert!(setxattr(&env.src.join("d"), "user.dir", b"dir value"));
+    let out = env.copy(&[]);
+    assert_code(&out, 0);
+    assert_eq!(
+        getxattr(&env.dst.join("d/f"), "user.pcopy").as_deref(),
+        Some(&b"file value"[..])
+    );
+    assert_eq!(
+        getxattr(&env.dst.join("d"), "user.dir").as_deref(),
+        Some(&b"dir value"[..])
+    );
+    assert_trees_equal(&env.src, &env.dst);
+}
+
+#[test]
+fn ownership_and_device_nodes_are_preserved_when_root() {
+    if !is_root() {
+        eprintln!("SKIP: ownership and device nodes need root");
+        return;
+    }
+    let env = TestEnv::new();
+    fs::write(env.src.join("owned"), b"x").unwrap();
+    std::os::unix::fs::chown(env.src.join("owned"), Some(1234), Some(5678)).unwrap();
+    std::os::unix::fs::lchown(env.src.join("owned"), Some(1234), Some(5678)).unwrap();
+    let dev = env.src.join("null");
+    let c = std::ffi::CString::new(dev.to_str().unwrap()).unwrap();
+    // SAFETY: mknod with a valid path; makedev(1, 3) is /dev/null's number.
+    assert_eq!(
+        unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o640, libc::makedev(1, 3)) },
+        0
+    );
+    let (out, v) = env.copy_json(&[]);
+    assert_code(&out, 0);
+    assert_eq!(v["specials_copied"], 1, "{v}");
+    let m = fs::metadata(env.dst.join("owned")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (1234, 5678));
+    let d = fs::symlink_metadata(env.dst.join("null")).unwrap();
+    assert!(std::os::unix::fs::FileTypeExt::is_char_device(
+        &d.file_type()
+    ));
+    assert_eq!(d.rdev(), fs::symlink_metadata(&dev).unwrap().rdev());
+    assert_trees_equal(&env.src, &env.dst);
+}
+
+#[test]
+fn sockets_are_skipped_with_a_warning() {
+    let env = TestEnv::new();
+    fs::write(env.src.join("f"), b"x").unwrap();
+    let _l = std::os::unix::net::UnixListener::bind(env.src.join("sock")).unwrap();
+    let (out, v) = env.copy_json(&[]);
+    assert_code(&out, 0);
+    assert_eq!(v["entries_ignored"], 1, "{v}");
+    assert!(stderr(&out).contains("sock"), "{}", explain(&out));
+    assert!(!env.dst.join("sock").exists());
+}
+
+#[test]
+fn dereference_follows_links_and_reports_loops() {
+    let env = TestEnv::new();
+    let outside = env.path("outside");
+    fs::create_dir_all(outside.join("sub")).unwrap();
+    fs::write(outside.join("sub/deep"), b"deep").unwrap();
+    fs::write(outside.join("file"), b"target contents").unwrap();
+    std::os::unix::fs::symlink(outside.join("file"), env.src.join("to_file")).unwrap();
+    std::os::unix::fs::symlink(outside.join("sub"), env.src.join("to_dir")).unwrap();
+    fs::create_dir(env.src.join("d")).unwrap();
+    std::os::unix::fs::symlink("..", env.src.join("d/loop")).unwrap();
+    let (out, v) = env.copy_json(&["-L"]);
+    assert_code(&out, 1);
+    assert_eq!(
+        fs::read(env.dst.join("to_file")).unwrap(),
+        b"target contents"
+    );
+    assert!(fs::symlink_metadata(env.dst.join("to_file"))
+        .unwrap()
+        .is_file());
+    assert_eq!(fs::read(env.dst.join("to_dir/deep")).unwrap(), b"deep");
+    let errs = v["errors"].to_string();
+    assert!(errs.contains("loop"), "loop reported: {errs}");
+    // Without -L the same tree copies the links verbatim and succeeds.
+    let env2 = TestEnv::new();
+    std::os::unix::fs::symlink(outside.join("file"), env2.src.join("to_file")).unwrap();
+    std::os::unix::fs::symlink("..", env2.src.join("loop")).unwrap();
+    assert_code(&env2.copy(&[]), 0);
+    assert_trees_equal(&env2.src, &env2.dst);
+}

@@ -1,0 +1,40 @@
+//! Extended attributes (user.*, security.*, trusted.*, system.posix_acl_*),
+//! copied descriptor to descriptor. Best effort: an attribute the
+//! destination refuses (EPERM, ENOTSUP) is a warning, never a lost file.
+
+use std::io;
+use std::os::fd::BorrowedFd;
+
+/// The largest attribute list / value Linux allows.
+const XATTR_MAX: usize = 64 << 10;
+
+/// Copy every attribute of `src` onto `dst`; returns the names that could
+/// not be copied, with the reason.
+pub fn copy(src: BorrowedFd, dst: BorrowedFd, buf: &mut Vec<u8>) -> io::Result<Vec<String>> {
+    if buf.len() < 2 * XATTR_MAX {
+        buf.resize(2 * XATTR_MAX, 0);
+    }
+    let (list, value) = buf.split_at_mut(XATTR_MAX);
+    let n = match rustix::fs::flistxattr(src, &mut list[..]) {
+        Ok(n) => n,
+        Err(rustix::io::Errno::OPNOTSUPP) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut refused = Vec::new();
+    for name in list[..n].split(|&b| b == 0).filter(|s| !s.is_empty()) {
+        let shown = String::from_utf8_lossy(name).into_owned();
+        let len = match rustix::fs::fgetxattr(src, name, &mut value[..]) {
+            Ok(len) => len,
+            Err(e) => {
+                refused.push(format!("{shown}: read: {e}"));
+                continue;
+            }
+        };
+        if let Err(e) =
+            rustix::fs::fsetxattr(dst, name, &value[..len], rustix::fs::XattrFlags::empty())
+        {
+            refused.push(format!("{shown}: {e}"));
+        }
+    }
+    Ok(refused)
+}

@@ -1,7 +1,7 @@
 //! Command-line definition (clap derive). No filesystem work happens here:
 //! `config::Settings::resolve` turns these raw values into validated settings.
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -51,6 +51,34 @@ pub struct Cli {
     #[arg(short = 'L', long)]
     pub dereference: bool,
 
+    /// Show what would be copied and skipped; write nothing at all
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+
+    /// Skip entries matching the glob PATTERN (repeatable; see docs/config.md for the rules)
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+
+    /// Keep entries matching PATTERN even if an --exclude matches them (repeatable)
+    #[arg(long, value_name = "PATTERN")]
+    pub include: Vec<String>,
+
+    /// After copying each file, re-read source and copy and compare BLAKE3 checksums
+    #[arg(long)]
+    pub verify: bool,
+
+    /// Never draw the progress bar (it is drawn only when stderr is a terminal)
+    #[arg(long)]
+    pub no_progress: bool,
+
+    /// Print a shell completion script for SHELL and exit
+    #[arg(long, value_name = "SHELL")]
+    pub completions: Option<clap_complete::Shell>,
+
+    /// Print the man page (roff) and exit
+    #[arg(long)]
+    pub man: bool,
+
     /// fsync each file before renaming it into place (slower; survives power loss)
     #[arg(long)]
     pub fsync: bool,
@@ -76,6 +104,8 @@ Exit codes: 0 done, 1 some entries failed, 2 usage/config/fatal error, 130 SIGIN
 /// What this process is: decided first, before any other setup.
 pub enum Mode {
     Worker(String),
+    /// `--completions SHELL` or `--man`: print generated text and exit.
+    Print(Vec<u8>),
     Supervisor(Box<Cli>),
 }
 
@@ -83,8 +113,19 @@ pub enum Mode {
 /// (usage errors with code 2, matching our `ExitStatus::Fatal`).
 pub fn parse() -> Mode {
     let cli = Cli::parse();
-    match &cli.worker {
-        Some(token) => Mode::Worker(token.to_string_lossy().into_owned()),
-        None => Mode::Supervisor(Box::new(cli)),
+    if let Some(token) = &cli.worker {
+        return Mode::Worker(token.to_string_lossy().into_owned());
     }
+    if let Some(shell) = cli.completions {
+        let mut out = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "pcopy", &mut out);
+        return Mode::Print(out);
+    }
+    if cli.man {
+        let mut out = Vec::new();
+        // Writing into a Vec cannot fail.
+        let _ = clap_mangen::Man::new(Cli::command()).render(&mut out);
+        return Mode::Print(out);
+    }
+    Mode::Supervisor(Box::new(cli))
 }

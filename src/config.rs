@@ -19,6 +19,9 @@ pub struct FileConfig {
     pub ignore_times: Option<bool>,
     pub fsync: Option<bool>,
     pub dereference: Option<bool>,
+    pub exclude: Option<Vec<String>>,
+    pub include: Option<Vec<String>>,
+    pub verify: Option<bool>,
     pub stall_timeout: Option<f64>,
 }
 
@@ -73,6 +76,16 @@ pub struct Settings {
     pub fsync: bool,
     /// `-L/--dereference` or `dereference`: follow source symlinks (default off).
     pub dereference: bool,
+    /// `-n/--dry-run`: report only; write nothing (default off).
+    pub dry_run: bool,
+    /// `--exclude` patterns, after config `exclude` (default none).
+    pub exclude: Vec<String>,
+    /// `--include` patterns, after config `include` (default none).
+    pub include: Vec<String>,
+    /// `--verify` or `verify`: BLAKE3-compare each copy (default off).
+    pub verify: bool,
+    /// `--no-progress`: never draw the bar (default: drawn on a terminal).
+    pub no_progress: bool,
     /// `--stall-timeout` or `stall_timeout`: a worker with work but no
     /// progress for this long is killed and replaced (default 60 s).
     pub stall_timeout: Duration,
@@ -149,6 +162,21 @@ impl Settings {
             ignore_times: cli.ignore_times || file.ignore_times.unwrap_or(false),
             fsync: cli.fsync || file.fsync.unwrap_or(false),
             dereference: cli.dereference || file.dereference.unwrap_or(false),
+            dry_run: cli.dry_run,
+            exclude: file
+                .exclude
+                .into_iter()
+                .flatten()
+                .chain(cli.exclude.iter().cloned())
+                .collect(),
+            include: file
+                .include
+                .into_iter()
+                .flatten()
+                .chain(cli.include.iter().cloned())
+                .collect(),
+            verify: cli.verify || file.verify.unwrap_or(false),
+            no_progress: cli.no_progress,
             stall_timeout: Duration::from_secs_f64(stall),
             batch_files: 256,
             batch_bytes: 64 << 20,

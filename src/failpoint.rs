@@ -95,6 +95,23 @@ fn race_action(point: &str, rel: &[u8]) -> Option<String> {
     hit.then(|| action.to_string())
 }
 
+/// `return(corrupt:PATTERN)`: flip the first byte of the written copy, to
+/// prove `--verify` catches it.
+#[cfg(feature = "failpoints")]
+pub fn corrupt_hook(point: &str, out: std::os::fd::BorrowedFd, name: &[u8]) {
+    if race_action(point, name).as_deref() == Some("corrupt") {
+        let mut b = [0u8; 1];
+        if rustix::io::pread(out, &mut b, 0).is_ok() {
+            b[0] ^= 0xff;
+            let _ = rustix::io::pwrite(out, &b, 0);
+        }
+    }
+}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn corrupt_hook(_point: &str, _out: std::os::fd::BorrowedFd, _name: &[u8]) {}
+
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub fn swap_hook(_point: &str, _dir: std::os::fd::BorrowedFd, _name: &[u8]) {}

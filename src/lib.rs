@@ -10,6 +10,7 @@ pub mod config;
 pub mod copy;
 pub mod error;
 pub mod failpoint;
+pub mod filter;
 pub mod logging;
 pub mod protocol;
 pub mod report;

@@ -34,7 +34,7 @@ pub fn file_level(s: &Settings) -> LevelFilter {
 
 /// Install the supervisor's loggers: stderr (never stdout, which `--json`
 /// owns) plus the optional log file, opened for append.
-pub fn init_supervisor(s: &Settings) -> Result<()> {
+pub fn init_supervisor(s: &Settings, bar: Option<indicatif::MultiProgress>) -> Result<()> {
     let cfg = ConfigBuilder::new()
         .set_time_format_rfc3339()
         .set_target_level(LevelFilter::Off)
@@ -61,8 +61,22 @@ pub fn init_supervisor(s: &Settings) -> Result<()> {
             .map_err(|e| Error::io(path, e))?;
         loggers.push(WriteLogger::new(file_level(s), cfg, f));
     }
+    let max = loggers
+        .iter()
+        .map(|l| l.level())
+        .max()
+        .unwrap_or(LevelFilter::Off);
     // A second init (only possible in tests) is harmless.
-    let _ = CombinedLogger::init(loggers);
+    match bar {
+        Some(multi) => {
+            let combined = CombinedLogger::new(loggers);
+            let _ = indicatif_log_bridge::LogWrapper::new(multi, combined).try_init();
+        }
+        None => {
+            let _ = CombinedLogger::init(loggers);
+        }
+    }
+    log::set_max_level(max);
     Ok(())
 }
 

@@ -7,6 +7,13 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     match cli::parse() {
         Mode::Worker(token) => pcopy::worker::run(token).into(),
+        Mode::Print(text) => {
+            use std::io::Write;
+            match std::io::stdout().write_all(&text) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::from(2),
+            }
+        }
         Mode::Supervisor(cli) => {
             let result = Settings::resolve(&cli).and_then(|s| {
                 let json = s.json;

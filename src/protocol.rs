@@ -83,6 +83,8 @@ pub struct WorkerInit {
     pub fsync: bool,
     /// Follow symlinks in the source (`-L`).
     pub dereference: bool,
+    /// Re-read source and copy and compare BLAKE3 hashes before placing.
+    pub verify: bool,
     /// Highest log level the worker forwards (as `log::LevelFilter` usize).
     pub log_level: u8,
 }
@@ -159,15 +161,19 @@ pub enum ErrorKind {
     TypeClash,
     NoSpace,
     Unsupported,
+    /// `--verify` found the copy differs from the source.
+    VerifyMismatch,
     Other,
 }
 
 /// The result of one task.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
-    /// Placed at its final name; `bytes` of file data written.
+    /// Placed at its final name; `bytes` of file data written; `verified`
+    /// when `--verify` re-read both and the checksums matched.
     Copied {
         bytes: u64,
+        verified: bool,
     },
     /// Destination already up to date (size and mtime match).
     Skipped {
@@ -248,7 +254,10 @@ mod tests {
         tx2.send(FromWorker::Report {
             batch: 3,
             outcomes: vec![
-                Outcome::Copied { bytes: 9 },
+                Outcome::Copied {
+                    bytes: 9,
+                    verified: false,
+                },
                 Outcome::Failed {
                     kind: ErrorKind::Changed,
                     msg: "x".into(),
@@ -264,7 +273,13 @@ mod tests {
                 finished,
             } => {
                 assert_eq!((batch, outcomes.len(), finished), (3, 2, true));
-                assert_eq!(outcomes[0], Outcome::Copied { bytes: 9 });
+                assert_eq!(
+                    outcomes[0],
+                    Outcome::Copied {
+                        bytes: 9,
+                        verified: false
+                    }
+                );
             }
             other => panic!("unexpected {other:?}"),
         }

@@ -28,18 +28,23 @@ pub struct Summary {
     pub entries_ignored: u64,
     pub bytes_found: u64,
     pub bytes_copied: u64,
+    /// Bytes of files found up to date (skipped).
+    pub bytes_skipped: u64,
     pub elapsed_seconds: f64,
     pub workers: u32,
     pub worker_restarts: u32,
     pub interrupted: bool,
+    /// `--dry-run`: the counts say what would have been done.
+    pub dry_run: bool,
+    /// Entries skipped by `--exclude` (an excluded directory counts once).
+    pub entries_excluded: u64,
+    /// Files whose copy was re-read and matched the source (`--verify`).
+    pub files_verified: u64,
     pub errors: Vec<ErrorEntry>,
     pub errors_truncated: u64,
     /// Signal that interrupted the run, if any (exit code 128 + signal).
     #[serde(skip)]
     pub signal: Option<i32>,
-    /// Bytes reported by Progress heartbeats (for live progress only).
-    #[serde(skip)]
-    pub bytes_in_progress: u64,
 }
 
 impl Summary {
@@ -67,7 +72,11 @@ impl Summary {
     /// The end-of-run summary for humans (stdout, and the log file).
     pub fn human(&self) -> String {
         use crate::util::human_bytes;
-        let mut s = format!(
+        let mut s = String::new();
+        if self.dry_run {
+            s += "dry run: nothing was written; counts say what would be done\n";
+        }
+        s += &format!(
             "files found: {}, copied: {}, skipped (up to date): {}, failed: {}\n",
             self.files_found, self.files_copied, self.files_skipped, self.files_failed
         );
@@ -84,6 +93,12 @@ impl Summary {
             self.workers,
             self.worker_restarts
         );
+        if self.entries_excluded > 0 || self.files_verified > 0 {
+            s += &format!(
+                "\nexcluded: {}, verified: {}",
+                self.entries_excluded, self.files_verified
+            );
+        }
         if self.interrupted {
             s += "\ninterrupted: the copy is incomplete; re-run to finish it";
         }

@@ -9,6 +9,7 @@
 pub mod attrs;
 pub mod data;
 mod special;
+mod verify;
 pub mod xattrs;
 
 use crate::protocol::{ErrorKind, Outcome, Task, TaskKind, WorkerInit};
@@ -121,6 +122,12 @@ pub struct Copier {
 
 /// Failure while placing an entry, with the protocol's kind.
 fn failed(e: &io::Error, what: &str) -> Outcome {
+    if e.kind() == io::ErrorKind::InvalidData && e.to_string() == verify::MISMATCH {
+        return Outcome::Failed {
+            kind: ErrorKind::VerifyMismatch,
+            msg: format!("{}: {e}", "verify"),
+        };
+    }
     Outcome::Failed {
         kind: classify(e),
         msg: format!("{what}: {e}"),
@@ -185,10 +192,25 @@ impl Copier {
 
     fn copy_file(&mut self, rel: &[u8], fresh: bool, tick: data::Tick) -> Outcome {
         let (parent, name) = split_rel(rel);
-        for _ in 0..CHANGE_RETRIES {
+        let mut mismatches = 0;
+        let mut attempts = 0;
+        while attempts < CHANGE_RETRIES {
+            attempts += 1;
             match self.try_copy_file(parent, name, fresh, tick) {
                 Ok(Some(outcome)) => return outcome,
                 Ok(None) => continue, // changed while copying: try again
+                Err(Outcome::Failed {
+                    kind: ErrorKind::VerifyMismatch,
+                    ..
+                }) if mismatches == 0 => {
+                    // --verify: copy once more before giving up.
+                    mismatches += 1;
+                    attempts -= 1;
+                    log::warn!(
+                        "{}: checksum mismatch after copy; copying again",
+                        escape_bytes(rel)
+                    );
+                }
                 Err(outcome) => return outcome,
             }
         }
@@ -261,6 +283,7 @@ impl Copier {
             let opts = Finish {
                 chown,
                 fsync: self.init.fsync,
+                verify: self.init.verify,
                 xattrs: &mut self.xattr_buf,
             };
             match place_unnamed(ddir, &src, &st, name, opts, tick) {
@@ -274,13 +297,14 @@ impl Copier {
         let out = rustix::fs::openat(
             ddir,
             &tmp[..],
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(st.st_mode & 0o777),
         )
         .map_err(|e| failed(&e.into(), "create temporary file"))?;
         let opts = Finish {
             chown,
             fsync: self.init.fsync,
+            verify: self.init.verify,
             xattrs: &mut self.xattr_buf,
         };
         let result = fill_temp(&src, out, &st, name, opts, tick);
@@ -306,6 +330,7 @@ impl Copier {
         }
         Ok(Some(Outcome::Copied {
             bytes: st.st_size as u64,
+            verified: self.init.verify,
         }))
     }
 
@@ -330,7 +355,10 @@ impl Copier {
             let tmp = self.temp_name();
             rustix::fs::symlinkat(&*target, &ddir, &tmp[..])?;
             special::finish(&ddir, &tmp, name, &Attrs::from_stat(&st), self.owner, true)?;
-            Ok(Outcome::Copied { bytes: 0 })
+            Ok(Outcome::Copied {
+                bytes: 0,
+                verified: false,
+            })
         })();
         r.unwrap_or_else(|e| failed(&e, "symlink"))
     }
@@ -393,7 +421,7 @@ fn place_unnamed(
     let out = match rustix::fs::openat(
         ddir,
         ".",
-        OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC,
+        OFlags::RDWR | OFlags::TMPFILE | OFlags::CLOEXEC,
         Mode::from_raw_mode(st.st_mode & 0o777),
     ) {
         Ok(fd) => fd,
@@ -418,6 +446,7 @@ fn place_unnamed(
         return Ok(None);
     }
     let fin = |e: io::Error| Unnamed::Failed(failed(&e, "copy"));
+    let verified = opts.verify;
     opts.finish(src, &out, st, name).map_err(fin)?;
     crate::failpoint::hit("worker::before_rename", name);
     match rustix::fs::linkat(&out, "", ddir, name, AtFlags::EMPTY_PATH) {
@@ -434,6 +463,7 @@ fn place_unnamed(
     }
     Ok(Some(Outcome::Copied {
         bytes: st.st_size as u64,
+        verified,
     }))
 }
 
@@ -441,6 +471,7 @@ fn place_unnamed(
 struct Finish<'a> {
     chown: bool,
     fsync: bool,
+    verify: bool,
     xattrs: &'a mut Vec<u8>,
 }
 
@@ -465,6 +496,15 @@ impl Finish<'_> {
                 "{}: extended attributes not copied: {e}",
                 escape_bytes(name)
             ),
+        }
+        if self.verify {
+            crate::failpoint::corrupt_hook("worker::before_verify", out.as_fd(), name);
+            let len = st.st_size as u64;
+            let a = verify::hash_fd(src.as_fd(), len, self.xattrs)?;
+            let b = verify::hash_fd(out.as_fd(), len, self.xattrs)?;
+            if a != b {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, verify::MISMATCH));
+            }
         }
         if self.fsync {
             rustix::fs::fsync(out)?;

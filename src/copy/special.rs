@@ -55,5 +55,8 @@ pub fn make_node(
         Err(e) => return Err(e.into()),
     }
     finish(dir, tmp, name, &Attrs::from_stat(st), owner, false)?;
-    Ok(Outcome::Copied { bytes: 0 })
+    Ok(Outcome::Copied {
+        bytes: 0,
+        verified: false,
+    })
 }

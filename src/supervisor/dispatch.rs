@@ -41,6 +41,8 @@ struct Slot {
     inflight: VecDeque<InFlight>,
     last_activity: Option<Instant>,
     stall_killed: bool,
+    /// Bytes reported by heartbeats for the file in progress.
+    partial: u64,
 }
 
 pub struct Dispatch<'a> {
@@ -51,6 +53,7 @@ pub struct Dispatch<'a> {
     pub events: Receiver<WalkEvent>,
     pub summary: Summary,
     pub stop: &'a super::signals::Signals,
+    pub progress: Option<super::progress::Tracker>,
     /// Destination root, to remove the temp a dead worker left behind.
     pub dst_root: OwnedFd,
     set: IpcReceiverSet,
@@ -82,6 +85,7 @@ impl<'a> Dispatch<'a> {
             events,
             summary: Summary::default(),
             stop,
+            progress: None,
             dst_root,
             set: IpcReceiverSet::new().map_err(|e| Error::Fatal(format!("ipc: {e}")))?,
             slots: Vec::new(),
@@ -132,10 +136,25 @@ impl<'a> Dispatch<'a> {
                 }
             }
             self.check_stalls();
+            self.show_progress();
         }
         self.drain_events();
         self.stop_all();
+        if let Some(p) = &self.progress {
+            p.finish();
+        }
         Ok(())
+    }
+
+    fn show_progress(&mut self) {
+        if let Some(p) = self.progress.as_mut() {
+            let live = super::progress::Live {
+                workers_alive: self.slots.iter().filter(|s| s.worker.is_some()).count(),
+                walking: !self.walker_done,
+                partial_bytes: self.slots.iter().map(|s| s.partial).sum(),
+            };
+            p.tick(&self.summary, &live);
+        }
     }
 
     fn start(&mut self, slot: usize) -> Result<()> {
@@ -241,7 +260,7 @@ impl<'a> Dispatch<'a> {
                 outcomes,
                 finished,
             } => self.on_report(slot, batch, outcomes, finished),
-            FromWorker::Progress { bytes } => self.summary.bytes_in_progress += bytes,
+            FromWorker::Progress { bytes } => self.slots[slot].partial += bytes,
             FromWorker::Log { level, msg } => log::log!(level_from(level), "worker {pid}: {msg}"),
             FromWorker::Fatal { msg } => log::error!("worker {pid}: {msg}"),
             FromWorker::Hello { .. } => {}
@@ -250,6 +269,7 @@ impl<'a> Dispatch<'a> {
 
     fn on_report(&mut self, slot: usize, batch: u64, outcomes: Vec<Outcome>, finished: bool) {
         let s = &mut self.slots[slot];
+        s.partial = 0;
         let Some(pos) = s.inflight.iter().position(|b| b.id == batch) else {
             log::warn!("report for unknown batch {batch}");
             return;
@@ -283,7 +303,8 @@ impl<'a> Dispatch<'a> {
     fn account(&mut self, t: &Task, o: Outcome) {
         let sm = &mut self.summary;
         match o {
-            Outcome::Copied { bytes } => {
+            Outcome::Copied { bytes, verified } => {
+                sm.files_verified += u64::from(verified);
                 match t.kind {
                     TaskKind::File { .. } => {
                         sm.files_copied += 1;
@@ -294,8 +315,9 @@ impl<'a> Dispatch<'a> {
                 }
                 log::debug!("copied {}", t.rel.display());
             }
-            Outcome::Skipped { .. } => {
+            Outcome::Skipped { bytes } => {
                 sm.files_skipped += 1;
+                sm.bytes_skipped += bytes;
                 log::trace!("up to date {}", t.rel.display());
             }
             Outcome::Ignored { msg } => {
@@ -313,22 +335,7 @@ impl<'a> Dispatch<'a> {
 
     fn drain_events(&mut self) {
         while let Ok(ev) = self.events.try_recv() {
-            match ev {
-                WalkEvent::DirCreated => self.summary.dirs_created += 1,
-                WalkEvent::Failed { path, msg, dir } => {
-                    log::error!("{path}: {msg}");
-                    if dir {
-                        self.summary.dirs_failed += 1;
-                    } else {
-                        self.summary.files_failed += 1;
-                    }
-                    self.summary.push_error(path, msg);
-                }
-                WalkEvent::Ignored { path, msg } => {
-                    log::warn!("{path}: {msg}");
-                    self.summary.entries_ignored += 1;
-                }
-            }
+            ev.apply(&mut self.summary);
         }
     }
 

@@ -6,6 +6,7 @@ mod dispatch;
 mod finish;
 mod pool;
 mod prepare;
+pub mod progress;
 mod signals;
 pub mod walk;
 
@@ -13,10 +14,11 @@ use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::protocol::{RelPath, WorkerInit};
 use crate::stats::Summary;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// ipc-channel silently truncates socket paths over 107 bytes; keep its
 /// temporary directory short.
@@ -33,38 +35,37 @@ fn run_id() -> u64 {
     t ^ ((std::process::id() as u64) << 32)
 }
 
+fn dup(fd: &OwnedFd, what: &std::path::Path) -> Result<OwnedFd> {
+    fd.try_clone().map_err(|e| Error::io(what, e))
+}
+
 pub fn run(settings: Settings) -> Result<Summary> {
     let stop = signals::Signals::install().map_err(|e| Error::Fatal(format!("signals: {e}")))?;
     let start = Instant::now();
-    let roots = prepare::prepare(&settings.source, &settings.destination)?;
-    crate::logging::init_supervisor(&settings)?;
+    let filter =
+        crate::filter::Filter::new(&settings.include, &settings.exclude).map_err(Error::Usage)?;
+    let roots = prepare::prepare(&settings.source, &settings.destination, settings.dry_run)?;
+    let bar = progress::Bar::new(&settings);
+    crate::logging::init_supervisor(&settings, bar.multi())?;
     short_tmpdir();
     log::info!(
-        "pcopy {} starting: {} -> {} with {} workers (ignore_times={}, fsync={})",
+        "pcopy {} starting: {} -> {} with {} workers (ignore_times={}, fsync={}, dereference={}, verify={}, dry_run={}, exclude={:?}, include={:?})",
         env!("CARGO_PKG_VERSION"),
         roots.source.display(),
         roots.destination.display(),
         settings.processes,
         settings.ignore_times,
-        settings.fsync
+        settings.fsync,
+        settings.dereference,
+        settings.verify,
+        settings.dry_run,
+        settings.exclude,
+        settings.include,
     );
-    walk::remove_stale_temps(&roots.dst_fd).map_err(|e| Error::io(&roots.destination, e))?;
+    if let (Some(fd), false) = (&roots.dst_fd, settings.dry_run) {
+        walk::remove_stale_temps(fd).map_err(|e| Error::io(&roots.destination, e))?;
+    }
     let run_id = run_id();
-    let exe = match &settings.worker_exe {
-        Some(p) => p.clone(),
-        None => std::env::current_exe().map_err(|e| Error::Fatal(format!("current_exe: {e}")))?,
-    };
-    let init = WorkerInit {
-        worker: 0,
-        source: RelPath(roots.source.as_os_str().as_bytes().to_vec()),
-        destination: RelPath(roots.destination.as_os_str().as_bytes().to_vec()),
-        run_id,
-        ignore_times: settings.ignore_times,
-        preserve_owner: true,
-        fsync: settings.fsync,
-        dereference: settings.dereference,
-        log_level: crate::logging::file_level(&settings).max(log::max_level()) as u8,
-    };
     let (batch_tx, batch_rx) = crossbeam_channel::bounded(2 * settings.processes + 2);
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
     let found = Arc::new(walk::Found::default());
@@ -73,8 +74,11 @@ pub fn run(settings: Settings) -> Result<Summary> {
         found: Arc::clone(&found),
         dst_root: roots
             .dst_fd
-            .try_clone()
-            .map_err(|e| Error::io(&roots.destination, e))?,
+            .as_ref()
+            .map(|fd| dup(fd, &roots.destination))
+            .transpose()?,
+        filter,
+        dry_run: settings.dry_run,
         root_created: roots.created,
         dereference: settings.dereference,
         batch_files: settings.batch_files,
@@ -83,27 +87,73 @@ pub fn run(settings: Settings) -> Result<Summary> {
         events: ev_tx,
     };
     let walker = std::thread::spawn(move || walker.run());
-    let dst_fd = roots
-        .dst_fd
-        .try_clone()
-        .map_err(|e| Error::io(&roots.destination, e))?;
-    let mut d = dispatch::Dispatch::new(&settings, exe, init, batch_rx, ev_rx, &stop, dst_fd)?;
-    let result = d.run();
-    let mut summary = std::mem::take(&mut d.summary);
-    drop(d); // closes the batch channel so a still-running walker stops
-    let walked = walker
-        .join()
-        .map_err(|_| Error::Fatal("walker thread panicked".into()))?;
-    result?;
-    if !summary.interrupted {
-        finish::hard_links(&roots.dst_fd, &walked.links, run_id, &mut summary);
-        finish::dir_attrs(
-            &roots.dst_fd,
-            &walked.dirs,
-            &roots.source,
-            settings.dereference,
-            &mut summary,
-        );
+    let mut summary = Summary::default();
+    match (&roots.dst_fd, settings.dry_run) {
+        (Some(dst_fd), false) => {
+            let exe = match &settings.worker_exe {
+                Some(p) => p.clone(),
+                None => std::env::current_exe()
+                    .map_err(|e| Error::Fatal(format!("current_exe: {e}")))?,
+            };
+            let init = WorkerInit {
+                worker: 0,
+                source: RelPath(roots.source.as_os_str().as_bytes().to_vec()),
+                destination: RelPath(roots.destination.as_os_str().as_bytes().to_vec()),
+                run_id,
+                ignore_times: settings.ignore_times,
+                preserve_owner: true,
+                fsync: settings.fsync,
+                dereference: settings.dereference,
+                verify: settings.verify,
+                log_level: crate::logging::file_level(&settings).max(log::max_level()) as u8,
+            };
+            let mut d = dispatch::Dispatch::new(
+                &settings,
+                exe,
+                init,
+                batch_rx,
+                ev_rx,
+                &stop,
+                dup(dst_fd, &roots.destination)?,
+            )?;
+            d.progress = Some(progress::Tracker::new(bar, Arc::clone(&found)));
+            let result = d.run();
+            summary = std::mem::take(&mut d.summary);
+            drop(d); // closes the batch channel so a still-running walker stops
+            let walked = walker
+                .join()
+                .map_err(|_| Error::Fatal("walker thread panicked".into()))?;
+            result?;
+            if !summary.interrupted {
+                finish::hard_links(dst_fd, &walked.links, run_id, &mut summary);
+                finish::dir_attrs(
+                    dst_fd,
+                    &walked.dirs,
+                    &roots.source,
+                    settings.dereference,
+                    &mut summary,
+                );
+            }
+        }
+        _ => {
+            // Dry run: the walker reports each entry's fate; nothing is
+            // spawned, created or written.
+            drop(batch_rx);
+            while !walker.is_finished() || !ev_rx.is_empty() {
+                if let Ok(ev) = ev_rx.recv_timeout(Duration::from_millis(50)) {
+                    ev.apply(&mut summary);
+                }
+            }
+            let walked = walker
+                .join()
+                .map_err(|_| Error::Fatal("walker thread panicked".into()))?;
+            while let Ok(ev) = ev_rx.try_recv() {
+                ev.apply(&mut summary);
+            }
+            summary.hardlinks_created = walked.links.len() as u64;
+            summary.dry_run = true;
+            summary.workers = 0;
+        }
     }
     summary.files_found = found.files.load(Ordering::Relaxed);
     summary.bytes_found = found.bytes.load(Ordering::Relaxed);

@@ -15,12 +15,13 @@ pub struct Roots {
     pub source: PathBuf,
     pub destination: PathBuf,
     /// Held for the whole run: its flock is the one-run-per-destination lock.
-    pub dst_fd: OwnedFd,
+    /// None only in a dry run whose destination does not exist.
+    pub dst_fd: Option<OwnedFd>,
     /// The destination did not exist before this run.
     pub created: bool,
 }
 
-pub fn prepare(source: &Path, destination: &Path) -> Result<Roots> {
+pub fn prepare(source: &Path, destination: &Path, dry_run: bool) -> Result<Roots> {
     let smeta = std::fs::metadata(source).map_err(|e| Error::io(source, e))?;
     if !smeta.is_dir() {
         return Err(Error::io(
@@ -31,6 +32,14 @@ pub fn prepare(source: &Path, destination: &Path) -> Result<Roots> {
     let source = std::fs::canonicalize(source).map_err(|e| Error::io(source, e))?;
     check_not_inside(&source, &smeta, destination)?;
     let created = !destination.exists();
+    if dry_run && created {
+        return Ok(Roots {
+            source,
+            destination: destination.to_path_buf(),
+            dst_fd: None,
+            created,
+        });
+    }
     std::fs::create_dir_all(destination).map_err(|e| Error::io(destination, e))?;
     let destination = std::fs::canonicalize(destination).map_err(|e| Error::io(destination, e))?;
     let dst_fd = rustix::fs::open(
@@ -52,7 +61,7 @@ pub fn prepare(source: &Path, destination: &Path) -> Result<Roots> {
     Ok(Roots {
         source,
         destination,
-        dst_fd,
+        dst_fd: Some(dst_fd),
         created,
     })
 }

@@ -48,6 +48,14 @@ pub enum WalkEvent {
         path: String,
         msg: String,
     },
+    /// An entry skipped by --exclude.
+    Excluded,
+    /// Dry run: what would happen to a non-directory entry.
+    Dry {
+        kind: TaskKind,
+        up_to_date: bool,
+        bytes: u64,
+    },
 }
 
 /// Totals found so far (they grow while the walk runs).
@@ -57,10 +65,53 @@ pub struct Found {
     pub bytes: AtomicU64,
 }
 
+impl WalkEvent {
+    /// Fold this event into the run's counters (and log failures).
+    pub fn apply(self, sm: &mut crate::stats::Summary) {
+        match self {
+            WalkEvent::DirCreated => sm.dirs_created += 1,
+            WalkEvent::Failed { path, msg, dir } => {
+                log::error!("{path}: {msg}");
+                if dir {
+                    sm.dirs_failed += 1;
+                } else {
+                    sm.files_failed += 1;
+                }
+                sm.push_error(path, msg);
+            }
+            WalkEvent::Ignored { path, msg } => {
+                log::warn!("{path}: {msg}");
+                sm.entries_ignored += 1;
+            }
+            WalkEvent::Excluded => sm.entries_excluded += 1,
+            WalkEvent::Dry {
+                kind,
+                up_to_date: true,
+                ..
+            } => {
+                let _ = kind;
+                sm.files_skipped += 1;
+            }
+            WalkEvent::Dry { kind, bytes, .. } => match kind {
+                TaskKind::File { .. } => {
+                    sm.files_copied += 1;
+                    sm.bytes_copied += bytes;
+                }
+                TaskKind::Symlink => sm.symlinks_copied += 1,
+                TaskKind::Fifo | TaskKind::Device => sm.specials_copied += 1,
+            },
+        }
+    }
+}
+
 pub struct Walker {
     pub source: PathBuf,
     pub found: Arc<Found>,
-    pub dst_root: OwnedFd,
+    /// None only in a dry run whose destination does not exist yet.
+    pub dst_root: Option<OwnedFd>,
+    pub filter: crate::filter::Filter,
+    /// Report what would happen; create and write nothing.
+    pub dry_run: bool,
     /// The destination root did not exist before this run.
     pub root_created: bool,
     /// Follow source symlinks (`-L`); walkdir reports loops as errors.
@@ -106,13 +157,15 @@ impl Walker {
         // Destination directory descriptors by depth, and whether this run
         // created each one.
         let mut fresh: Vec<bool> = vec![self.root_created];
-        let mut stack: Vec<OwnedFd> = match self.dst_root.try_clone() {
-            Ok(fd) => vec![fd],
+        // In a dry run a destination directory may not exist (None).
+        let root = match self.dst_root.as_ref().map(OwnedFd::try_clone).transpose() {
+            Ok(fd) => fd,
             Err(e) => {
                 self.fail(&self.source, &e.to_string(), true);
                 return out;
             }
         };
+        let mut stack: Vec<Option<OwnedFd>> = vec![root];
         let mut b = Batcher {
             tasks: Vec::new(),
             bytes: 0,
@@ -139,6 +192,13 @@ impl Walker {
                 continue;
             };
             let rel = RelPath(rel.as_os_str().as_bytes().to_vec());
+            if self.filter.excluded(&rel.0, entry.file_type().is_dir()) {
+                let _ = self.events.send(WalkEvent::Excluded);
+                if entry.file_type().is_dir() {
+                    it.skip_current_dir();
+                }
+                continue;
+            }
             let md = match entry.metadata() {
                 Ok(m) => m,
                 Err(e) => {
@@ -149,7 +209,14 @@ impl Walker {
             let ft = md.file_type();
             if ft.is_dir() {
                 let Some(parent) = stack.last() else { continue };
-                match make_dir(parent, entry.file_name().as_bytes()) {
+                let made = match (self.dry_run, parent) {
+                    (false, Some(p)) => {
+                        make_dir(p, entry.file_name().as_bytes()).map(|(fd, c)| (Some(fd), c))
+                    }
+                    (false, None) => Err(io::Error::other("parent directory missing")),
+                    (true, p) => Ok(peek_dir(p.as_ref(), entry.file_name().as_bytes())),
+                };
+                match made {
                     Ok((fd, created)) => {
                         stack.push(fd);
                         fresh.push(created);
@@ -193,6 +260,17 @@ impl Walker {
                 });
                 continue;
             };
+            if self.dry_run {
+                let parent = stack.last().and_then(Option::as_ref);
+                let up_to_date =
+                    parent.is_some_and(|p| dry_up_to_date(p, entry.file_name().as_bytes(), &md));
+                let _ = self.events.send(WalkEvent::Dry {
+                    kind,
+                    up_to_date,
+                    bytes: size,
+                });
+                continue;
+            }
             let fresh = fresh.last().copied().unwrap_or(false);
             if !b.push(Task { rel, kind, fresh }, size) {
                 return out; // dispatcher gone (fatal error or interrupt)
@@ -226,6 +304,32 @@ pub fn attrs_of(md: &std::fs::Metadata) -> Attrs {
             tv_nsec: md.mtime_nsec(),
         },
     }
+}
+
+/// Dry run: open an existing destination directory (never create one).
+/// `created` is true when it is missing, i.e. it would be created.
+fn peek_dir(parent: Option<&OwnedFd>, name: &[u8]) -> (Option<OwnedFd>, bool) {
+    let fd = parent.and_then(|p| {
+        rustix::fs::openat(
+            p,
+            name,
+            OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()
+    });
+    let missing = fd.is_none();
+    (fd, missing)
+}
+
+/// Dry run: would this entry be skipped as up to date?
+fn dry_up_to_date(parent: &OwnedFd, name: &[u8], md: &std::fs::Metadata) -> bool {
+    let Ok(d) = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) else {
+        return false;
+    };
+    FileType::from_raw_mode(d.st_mode) == FileType::from_raw_mode(md.mode())
+        && d.st_size as u64 == md.size()
+        && (d.st_mtime, d.st_mtime_nsec as i64) == (md.mtime(), md.mtime_nsec())
 }
 
 /// Create (or reuse) directory `name` under `parent` without following a

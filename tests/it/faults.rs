@@ -304,3 +304,47 @@ fn a_source_vanishing_after_the_walk_is_reported() {
     );
     assert_eq!(count_files(&env.dst), 3);
 }
+
+#[test]
+fn verify_catches_a_corrupted_copy_and_recopies_it() {
+    let env = TestEnv::new();
+    flat_files(&env, 5);
+    fs::write(env.src.join("precious"), vec![9u8; 50_000]).unwrap();
+    // Corrupt only the first copy (the fail point fires once per worker).
+    let (out, v) = finish(spawn(
+        &env,
+        "worker::before_verify=1*return(corrupt:precious)",
+        &["--verify", "-j", "1"],
+    ));
+    assert_code(&out, 0);
+    assert!(
+        stderr(&out).contains("checksum mismatch"),
+        "{}",
+        explain(&out)
+    );
+    assert_eq!(v["files_verified"], 6, "{v}");
+    assert_trees_equal(&env.src, &env.dst);
+}
+
+#[test]
+fn verify_fails_a_file_that_is_corrupted_every_time() {
+    let env = TestEnv::new();
+    flat_files(&env, 5);
+    fs::write(env.src.join("precious"), vec![9u8; 50_000]).unwrap();
+    let (out, v) = finish(spawn(
+        &env,
+        "worker::before_verify=return(corrupt:precious)",
+        &["--verify"],
+    ));
+    assert_code(&out, 1);
+    let errs = v["errors"].to_string();
+    assert!(
+        errs.contains("precious") && errs.contains("checksum mismatch"),
+        "{errs}"
+    );
+    assert!(
+        !env.dst.join("precious").exists(),
+        "a bad copy is never placed"
+    );
+    assert_eq!(count_files(&env.dst), 5);
+}

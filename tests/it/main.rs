@@ -6,5 +6,6 @@ mod copy_tree;
 #[cfg(feature = "failpoints")]
 mod faults;
 mod fidelity;
+mod operator;
 mod resume;
 mod util;

@@ -1,0 +1,180 @@
+//! Operator features: dry run, filters, verify, progress display, generated
+//! completions and man page.
+
+use crate::util::*;
+use std::fs;
+use std::process::Command;
+
+#[test]
+fn dry_run_writes_nothing_and_reports_what_would_happen() {
+    let env = TestEnv::new();
+    gen_tree(&env.src, 3, 60);
+    let (out, v) = env.copy_json(&["--dry-run"]);
+    assert_code(&out, 0);
+    assert!(!env.dst.exists(), "dry run created the destination");
+    assert_eq!(v["dry_run"], true);
+    assert_eq!(v["files_skipped"], 0);
+    let would = v["files_copied"].as_u64().unwrap() + v["symlinks_copied"].as_u64().unwrap();
+    assert_eq!(would, v["files_found"].as_u64().unwrap(), "{v}");
+    // After a real copy and one change, the dry run sees exactly one file to copy.
+    assert_code(&env.copy(&[]), 0);
+    fs::write(env.src.join("new-file"), b"n").unwrap();
+    let before = listing_with_times(&env.dst);
+    let (out, v) = env.copy_json(&["-n"]);
+    assert_code(&out, 0);
+    assert_eq!(v["files_copied"], 1, "{v}");
+    assert_eq!(
+        v["files_skipped"].as_u64().unwrap() + 1,
+        v["files_found"].as_u64().unwrap()
+    );
+    assert_eq!(
+        before,
+        listing_with_times(&env.dst),
+        "dry run touched the destination"
+    );
+}
+
+fn listing_with_times(root: &std::path::Path) -> Vec<(std::path::PathBuf, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut v: Vec<_> = walkdir::WalkDir::new(root)
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| {
+            let m = e.path().symlink_metadata().unwrap();
+            (e.path().to_path_buf(), m.mtime_nsec(), m.ctime_nsec())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn exclude_and_include_rules_with_nested_directories() {
+    let env = TestEnv::new();
+    for p in [
+        "keep/a.txt",
+        "keep/b.tmp",
+        "keep/deep/c.txt",
+        "keep/deep/d.tmp",
+        "build/out.o",
+        "src/build/x.o",
+        "top.tmp",
+    ] {
+        let p = env.src.join(p);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, b"x").unwrap();
+    }
+    let (out, v) = env.copy_json(&[
+        "--exclude",
+        "*.tmp",
+        "--exclude",
+        "/build",
+        "--include",
+        "keep/deep/d.tmp",
+    ]);
+    assert_code(&out, 0);
+    let present = |p: &str| env.dst.join(p).exists();
+    assert!(present("keep/a.txt") && present("keep/deep/c.txt"));
+    assert!(
+        !present("keep/b.tmp") && !present("top.tmp"),
+        "*.tmp excluded at any depth"
+    );
+    assert!(present("keep/deep/d.tmp"), "include overrides exclude");
+    assert!(
+        !present("build"),
+        "anchored directory excluded and not descended"
+    );
+    assert!(
+        present("src/build/x.o"),
+        "anchored pattern does not match deeper"
+    );
+    assert_eq!(v["entries_excluded"], 3, "{v}");
+}
+
+#[test]
+fn filters_from_config_json() {
+    let env = TestEnv::new();
+    fs::write(env.src.join("a.log"), b"x").unwrap();
+    fs::write(env.src.join("b.dat"), b"x").unwrap();
+    fs::write(
+        env.path("c.json"),
+        r#"{"source":"src","destination":"dst","exclude":["*.log"]}"#,
+    )
+    .unwrap();
+    let mut c = env.cmd();
+    c.arg("--config").arg(env.path("c.json"));
+    assert_code(&run(c), 0);
+    assert!(env.dst.join("b.dat").exists() && !env.dst.join("a.log").exists());
+}
+
+#[test]
+fn bad_filter_pattern_is_a_usage_error() {
+    let env = TestEnv::new();
+    let out = env.copy(&["--exclude", "a["]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("a["), "{}", explain(&out));
+}
+
+#[test]
+fn verify_counts_verified_files() {
+    let env = TestEnv::new();
+    gen_tree(&env.src, 4, 40);
+    let (out, v) = env.copy_json(&["--verify"]);
+    assert_code(&out, 0);
+    assert_eq!(v["files_verified"], v["files_copied"], "{v}");
+    assert!(v["files_verified"].as_u64().unwrap() > 0);
+    assert_trees_equal(&env.src, &env.dst);
+}
+
+#[test]
+fn progress_is_drawn_on_a_terminal_and_not_when_piped() {
+    let env = TestEnv::new();
+    gen_tree(&env.src, 5, 300);
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("SKIP: script(1) not installed; no pseudo-terminal to test with");
+        return;
+    }
+    let cmdline = format!(
+        "{} --log-file {} {} {}",
+        bin(),
+        env.path("p.log").display(),
+        env.src.display(),
+        env.dst.display()
+    );
+    let out = Command::new("script")
+        .args(["-qfec", &cmdline, "/dev/null"])
+        .env("TERM", "xterm")
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        tty.contains("files") && tty.contains("/s") && tty.contains("workers"),
+        "no progress line on a pty:\n{tty}"
+    );
+    assert!(
+        tty.contains('\x1b') || tty.contains('\r'),
+        "no redraw sequences:\n{tty:?}"
+    );
+    // Piped: the same run has no progress line at all.
+    let out = env.copy(&["-I"]);
+    assert_code(&out, 0);
+    assert!(!stderr(&out).contains("ETA"), "{}", explain(&out));
+}
+
+#[test]
+fn completions_and_man_page_are_generated_from_the_cli() {
+    let env = TestEnv::new();
+    let mut c = env.cmd();
+    c.args(["--completions", "bash"]);
+    let out = run(c);
+    assert_code(&out, 0);
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("--dry-run") && s.contains("pcopy"), "{s}");
+    let mut c = env.cmd();
+    c.arg("--man");
+    let out = run(c);
+    assert_code(&out, 0);
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains(".TH pcopy") && s.contains("exclude"), "{s}");
+}

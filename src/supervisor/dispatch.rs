@@ -217,35 +217,43 @@ impl<'a> Dispatch<'a> {
         }
     }
 
+    /// Give every worker one batch before any gets a second, so a few large
+    /// files spread over all workers.
     fn fill(&mut self) {
-        for i in 0..self.slots.len() {
-            while self.slots[i].worker.is_some() && self.slots[i].inflight.len() < WINDOW {
-                let Some(tasks) = self.next_tasks() else {
-                    return;
-                };
-                let id = self.next_batch;
-                self.next_batch += 1;
-                let slot = &mut self.slots[i];
-                if slot.inflight.is_empty() {
-                    slot.last_activity = Some(Instant::now());
+        for depth in 1..=WINDOW {
+            for i in 0..self.slots.len() {
+                if self.slots[i].worker.is_some() && self.slots[i].inflight.len() < depth {
+                    let Some(tasks) = self.next_tasks() else {
+                        return;
+                    };
+                    self.send_batch(i, tasks);
                 }
-                if let Some(w) = &slot.worker {
-                    // A failed send means the worker is dying: the tasks stay
-                    // in flight and are re-dispatched when its channel closes.
-                    if let Err(e) = w.tx.send(ToWorker::Batch {
-                        id,
-                        tasks: tasks.clone(),
-                    }) {
-                        log::debug!("send to worker {}: {e:?}", w.pid);
-                    }
-                }
-                slot.inflight.push_back(InFlight {
-                    id,
-                    tasks,
-                    reported: 0,
-                });
             }
         }
+    }
+
+    fn send_batch(&mut self, i: usize, tasks: Vec<Task>) {
+        let id = self.next_batch;
+        self.next_batch += 1;
+        let slot = &mut self.slots[i];
+        if slot.inflight.is_empty() {
+            slot.last_activity = Some(Instant::now());
+        }
+        if let Some(w) = &slot.worker {
+            // A failed send means the worker is dying: the tasks stay in
+            // flight and are re-dispatched when its channel closes.
+            if let Err(e) = w.tx.send(ToWorker::Batch {
+                id,
+                tasks: tasks.clone(),
+            }) {
+                log::debug!("send to worker {}: {e:?}", w.pid);
+            }
+        }
+        slot.inflight.push_back(InFlight {
+            id,
+            tasks,
+            reported: 0,
+        });
     }
 
     fn on_message(&mut self, set_id: u64, msg: FromWorker) {

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Benchmark pcopy against cp -a, rsync -a, xcp and fcp on the same corpora in
+# the same run, on tmpfs (/dev/shm: low noise, measures CPU and syscall cost)
+# and on the disk (noisy: report the range). Prints medians and ratios.
+#
+#   bench/run.sh            everything (about 20-30 minutes on 2 cores)
+#   bench/run.sh --quick    tmpfs only, small corpora, 3 runs
+#
+# Env: RUNS (default 5), DISK_DIR (default target/bench-disk), SHM_DIR.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+QUICK=0
+[ "${1:-}" = "--quick" ] && QUICK=1
+RUNS=${RUNS:-$([ $QUICK = 1 ] && echo 3 || echo 5)}
+SHM_DIR=${SHM_DIR:-/dev/shm/pcopy-bench}
+DISK_DIR=${DISK_DIR:-$ROOT/target/bench-disk}
+OUT=$ROOT/target/bench-results
+mkdir -p "$OUT"
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need hyperfine || ! need rsync; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && apt-get install -y -qq hyperfine rsync >/dev/null
+    else
+        echo "install hyperfine and rsync first" >&2; exit 1
+    fi
+fi
+export PATH="$HOME/.cargo/bin:$PATH"
+need xcp || cargo install --quiet xcp || echo "xcp unavailable; skipped"
+need fcp || cargo install --quiet fcp || echo "fcp unavailable; skipped"
+(cd "$ROOT" && cargo build --release --quiet)
+PCOPY=$ROOT/target/release/pcopy
+
+echo "machine: $(nproc) CPUs, $(free -g | awk '/Mem:/{print $2}') GiB RAM, kernel $(uname -r)"
+echo "tools: $(cp --version | head -1); $(rsync --version | head -1)"
+need xcp && echo "       xcp $(xcp --version 2>&1 | head -1)"
+need fcp && echo "       fcp $(fcp --version 2>&1 | head -1)"
+echo "pcopy: $($PCOPY --version), default -j $(nproc)"
+
+gen() { # dir kind args...
+    local dir=$1; shift
+    [ -f "$dir/.complete" ] && return
+    rm -rf "$dir"
+    if [ "$1" = usr-share ]; then
+        mkdir -p "$dir" && cp -a /usr/share/. "$dir/" 2>/dev/null || true
+    else
+        python3 "$ROOT/bench/gen_corpus.py" "$@" "$dir"
+    fi
+    touch "$dir/.complete"
+}
+
+# hyperfine one corpus: copy SRC into a fresh destination with every tool.
+compare() { # label src base
+    local label=$1 src=$2 base=$3 dst=$3/dst
+    local cmds=(-n pcopy "$PCOPY -q $src $dst" -n "cp -a" "cp -a $src $dst" -n "rsync -a" "rsync -a $src/ $dst/")
+    need xcp && cmds+=(-n xcp "xcp -r $src $dst")
+    need fcp && cmds+=(-n fcp "fcp $src $dst")
+    hyperfine -N -w 1 -r "$RUNS" --prepare "rm -rf $dst" --export-json "$OUT/$label.json" "${cmds[@]}" >/dev/null 2>&1 \
+        || hyperfine -w 1 -r "$RUNS" --prepare "rm -rf $dst" --export-json "$OUT/$label.json" "${cmds[@]}" >/dev/null
+    rm -rf "$dst"
+    report "$label"
+}
+
+# The no-op re-run of a finished copy, pcopy against rsync doing the same.
+noop() { # label src base
+    local label=$1 src=$2 base=$3
+    rm -rf "$base/dp" "$base/dr"
+    "$PCOPY" -q "$src" "$base/dp"
+    rsync -a "$src/" "$base/dr/"
+    hyperfine -N -w 1 -r "$RUNS" --export-json "$OUT/$label.json" \
+        -n pcopy "$PCOPY -q $src $base/dp" -n "rsync -a" "rsync -a $src/ $base/dr/" >/dev/null
+    rm -rf "$base/dp" "$base/dr"
+    report "$label"
+}
+
+report() {
+    python3 - "$OUT/$1.json" "$1" <<'PY'
+import json, statistics, sys
+res = json.load(open(sys.argv[1]))["results"]
+med = {r["command"]: statistics.median(r["times"]) for r in res}
+rng = {r["command"]: (min(r["times"]), max(r["times"])) for r in res}
+p = med["pcopy"]
+print(f"\n### {sys.argv[2]}\n")
+print("| tool | median s | min–max s | pcopy / tool |")
+print("|---|---|---|---|")
+for name, m in med.items():
+    lo, hi = rng[name]
+    print(f"| {name} | {m:.3f} | {lo:.3f}–{hi:.3f} | {p / m:.2f} |")
+PY
+}
+
+memory() { # base
+    local base=$1
+    gen "$base/empty1m" empty 1000000
+    echo
+    echo "### peak RSS (VmHWM, KiB)"
+    echo
+    for c in small50k empty1m; do
+        rm -rf "$base/dm"
+        echo "- $c: $(python3 "$ROOT/bench/peak_rss.py" "$PCOPY" -q "$base/$c" "$base/dm")"
+        rm -rf "$base/dm"
+    done
+}
+
+run_on() { # base where
+    local base=$1 where=$2
+    mkdir -p "$base"
+    echo; echo "## $where ($base)"
+    gen "$base/small50k" small 50000
+    compare "$where-small50k" "$base/small50k" "$base"
+    noop "$where-noop50k" "$base/small50k" "$base"
+    [ $QUICK = 1 ] && return
+    gen "$base/large" large 3 1024
+    compare "$where-large-3x1GiB" "$base/large" "$base"
+    gen "$base/usr-share" usr-share
+    compare "$where-usr-share" "$base/usr-share" "$base"
+}
+
+run_on "$SHM_DIR" tmpfs
+[ $QUICK = 1 ] || memory "$SHM_DIR"
+[ $QUICK = 1 ] || run_on "$DISK_DIR" disk
+echo; echo "raw hyperfine JSON in $OUT"

@@ -23,7 +23,7 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Number of worker processes [default: number of CPUs]
+    /// Number of worker processes [default: number of CPUs, at least 4]
     #[arg(short = 'j', long, value_name = "N")]
     pub processes: Option<usize>,
 

@@ -60,7 +60,7 @@ pub struct Settings {
     pub source: PathBuf,
     /// Directory the contents land in (CLI arg 2 or `destination`).
     pub destination: PathBuf,
-    /// Worker processes (`-j` or `processes`); default: CPU count.
+    /// Worker processes (`-j` or `processes`); default: CPU count, at least 4.
     pub processes: usize,
     /// Log file (`--log-file` or `log_file`); default: none.
     pub log_file: Option<PathBuf>,
@@ -93,6 +93,9 @@ pub struct Settings {
     pub batch_files: usize,
     /// Most bytes per batch (default 64 MiB); a larger file goes alone.
     pub batch_bytes: u64,
+    /// Files of at least twice this size are split into chunks of this size
+    /// copied by several workers (default 128 MiB).
+    pub chunk_bytes: u64,
     /// Respawns allowed within any 60 s window before the run is abandoned
     /// (default 10 + 2 × processes).
     pub max_restarts_per_minute: usize,
@@ -143,7 +146,9 @@ impl Settings {
                 )))
             }
             Some(n) => n,
-            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            // At least 4: a worker blocked on I/O or copying one large file
+            // leaves a CPU idle otherwise (xcp chooses 4 for the same reason).
+            None => std::thread::available_parallelism().map_or(4, |n| n.get().max(4)),
         };
         let stall = cli.stall_timeout.or(file.stall_timeout).unwrap_or(60.0);
         if !(stall.is_finite() && stall > 0.0) {
@@ -180,6 +185,11 @@ impl Settings {
             stall_timeout: Duration::from_secs_f64(stall),
             batch_files: 256,
             batch_bytes: 64 << 20,
+            chunk_bytes: std::env::var("PCOPY_CHUNK_BYTES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .filter(|&n: &u64| n >= 4096)
+                .unwrap_or(128 << 20),
             max_restarts_per_minute: 10 + 2 * processes,
             worker_exe: std::env::var_os("PCOPY_WORKER_EXE").map(PathBuf::from),
         })

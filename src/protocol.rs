@@ -54,6 +54,17 @@ pub enum TaskKind {
     Fifo,
     /// A character or block device (recreated only when privileged).
     Device,
+    /// Bytes `offset..offset+len` of a large file, written into the shared
+    /// temp `temp` (a name in the same destination directory) that the
+    /// supervisor created and will place once every chunk is in. `file_size`
+    /// and `mtime` are what the walk saw; a source that differs is "changed".
+    Chunk {
+        offset: u64,
+        len: u64,
+        file_size: u64,
+        mtime: Time,
+        temp: RelPath,
+    },
 }
 
 /// One entry for a worker to place at the destination.

@@ -40,6 +40,41 @@ pub fn copy_data(
     copy_range(src, dst, 0, size, tick)
 }
 
+/// Copy bytes `off..off+len` into the same range of `dst` (a pre-sized temp
+/// shared by several workers). With `sparse`, holes in the range are
+/// skipped, so they stay holes in `dst`.
+pub fn copy_span(
+    src: BorrowedFd,
+    dst: BorrowedFd,
+    off: u64,
+    len: u64,
+    sparse: bool,
+    tick: Tick,
+) -> io::Result<u64> {
+    if !sparse {
+        return copy_range(src, dst, off, len, tick);
+    }
+    let end = off + len;
+    let (mut pos, mut n) = (off, 0);
+    while pos < end {
+        let data = match rustix::fs::seek(src, SeekFrom::Data(pos)) {
+            Ok(d) => d,
+            Err(rustix::io::Errno::NXIO) => break,
+            Err(rustix::io::Errno::INVAL) if pos == off => {
+                return copy_range(src, dst, off, len, tick);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if data >= end {
+            break;
+        }
+        let hole = rustix::fs::seek(src, SeekFrom::Hole(data))?.min(end);
+        n += copy_range(src, dst, data, hole - data, tick)?;
+        pos = hole;
+    }
+    Ok(n)
+}
+
 /// Copy the data segments only, then extend to `size`. `None` when the
 /// filesystem does not support SEEK_DATA (the caller copies densely).
 fn copy_sparse(src: BorrowedFd, dst: BorrowedFd, size: u64, tick: Tick) -> io::Result<Option<u64>> {

@@ -120,6 +120,44 @@ pub struct Copier {
     dst_dir: DirCache,
 }
 
+/// Open a regular source file beneath its (held) directory, refusing a
+/// symlink unless dereferencing, without blocking on a FIFO swapped in, and
+/// without updating its atime where permitted.
+fn open_source(
+    sdir: &OwnedFd,
+    name: &[u8],
+    dereference: bool,
+) -> Result<(OwnedFd, rustix::fs::Stat), Outcome> {
+    crate::failpoint::swap_hook("worker::before_open", sdir.as_fd(), name);
+    let mut flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    if !dereference {
+        flags |= OFlags::NOFOLLOW;
+    }
+    let src = match rustix::fs::openat(sdir, name, flags | OFlags::NOATIME, Mode::empty()) {
+        Err(rustix::io::Errno::PERM) => rustix::fs::openat(sdir, name, flags, Mode::empty()),
+        r => r,
+    }
+    .map_err(|e| match e {
+        rustix::io::Errno::NOENT => Outcome::Failed {
+            kind: ErrorKind::NotFound,
+            msg: "vanished since the walk (not copied)".into(),
+        },
+        rustix::io::Errno::LOOP => Outcome::Failed {
+            kind: ErrorKind::Changed,
+            msg: "became a symlink since the walk (not followed)".into(),
+        },
+        e => failed(&e.into(), "open source"),
+    })?;
+    let st = rustix::fs::fstat(&src).map_err(|e| failed(&e.into(), "stat source"))?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err(Outcome::Failed {
+            kind: ErrorKind::Changed,
+            msg: "source is no longer a regular file".into(),
+        });
+    }
+    Ok((src, st))
+}
+
 /// Failure while placing an entry, with the protocol's kind.
 fn failed(e: &io::Error, what: &str) -> Outcome {
     if e.kind() == io::ErrorKind::InvalidData && e.to_string() == verify::MISMATCH {
@@ -187,6 +225,22 @@ impl Copier {
             TaskKind::File { .. } => self.copy_file(&task.rel.0, task.fresh, tick),
             TaskKind::Symlink => self.copy_symlink(&task.rel.0),
             TaskKind::Fifo | TaskKind::Device => self.copy_special(&task.rel.0),
+            TaskKind::Chunk {
+                offset,
+                len,
+                file_size,
+                mtime,
+                ref temp,
+            } => {
+                let span = Span {
+                    offset,
+                    len,
+                    file_size,
+                    mtime,
+                };
+                self.copy_chunk(&task.rel.0, &temp.0, span, tick)
+                    .unwrap_or_else(|o| o)
+            }
         }
     }
 
@@ -235,34 +289,7 @@ impl Copier {
             .src_dir
             .get(&self.src_root, parent)
             .map_err(|e| failed(&e, "open source directory"))?;
-        crate::failpoint::swap_hook("worker::before_open", sdir.as_fd(), name);
-        // O_NONBLOCK: a FIFO swapped in after the walk must not hang us.
-        let mut flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
-        if !self.init.dereference {
-            flags |= OFlags::NOFOLLOW;
-        }
-        let src = match rustix::fs::openat(sdir, name, flags | OFlags::NOATIME, Mode::empty()) {
-            Err(rustix::io::Errno::PERM) => rustix::fs::openat(sdir, name, flags, Mode::empty()),
-            r => r,
-        }
-        .map_err(|e| match e {
-            rustix::io::Errno::NOENT => Outcome::Failed {
-                kind: ErrorKind::NotFound,
-                msg: "vanished since the walk (not copied)".into(),
-            },
-            rustix::io::Errno::LOOP => Outcome::Failed {
-                kind: ErrorKind::Changed,
-                msg: "became a symlink since the walk (not followed)".into(),
-            },
-            e => failed(&e.into(), "open source"),
-        })?;
-        let st = rustix::fs::fstat(&src).map_err(|e| failed(&e.into(), "stat source"))?;
-        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
-            return Err(Outcome::Failed {
-                kind: ErrorKind::Changed,
-                msg: "source is no longer a regular file".into(),
-            });
-        }
+        let (src, st) = open_source(sdir, name, self.init.dereference)?;
         let ddir = self
             .dst_dir
             .get(&self.dst_root, parent)
@@ -332,6 +359,65 @@ impl Copier {
             bytes: st.st_size as u64,
             verified: self.init.verify,
         }))
+    }
+
+    /// Write one chunk of a large file into the supervisor's shared temp.
+    fn copy_chunk(
+        &mut self,
+        rel: &[u8],
+        temp: &[u8],
+        span: Span,
+        tick: data::Tick,
+    ) -> Result<Outcome, Outcome> {
+        let (parent, name) = split_rel(rel);
+        let sdir = self
+            .src_dir
+            .get(&self.src_root, parent)
+            .map_err(|e| failed(&e, "open source directory"))?;
+        let (src, st) = open_source(sdir, name, self.init.dereference)?;
+        let changed = || Outcome::Failed {
+            kind: ErrorKind::Changed,
+            msg: "source changed since the walk".into(),
+        };
+        let as_walked = |st: &rustix::fs::Stat| {
+            st.st_size as u64 == span.file_size
+                && (st.st_mtime, st.st_mtime_nsec as u32) == (span.mtime.secs, span.mtime.nanos)
+        };
+        if !as_walked(&st) {
+            return Err(changed());
+        }
+        let ddir = self
+            .dst_dir
+            .get(&self.dst_root, parent)
+            .map_err(|e| failed(&e, "open destination directory"))?;
+        let out = rustix::fs::openat(
+            ddir,
+            temp,
+            OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| failed(&e.into(), "open shared temporary file"))?;
+        let sparse = (st.st_blocks as u64).saturating_mul(512) < span.file_size;
+        data::copy_span(
+            src.as_fd(),
+            out.as_fd(),
+            span.offset,
+            span.len,
+            sparse,
+            tick,
+        )
+        .map_err(|e| failed(&e, "copy chunk"))?;
+        crate::failpoint::mutate_hook("worker::chunk_done", src.as_fd(), name);
+        let after = rustix::fs::fstat(&src).map_err(|e| failed(&e.into(), "stat source"))?;
+        if !as_walked(&after) {
+            return Err(changed());
+        }
+        close_checked(out).map_err(|e| failed(&e, "copy chunk"))?;
+        // Logical bytes, as for whole files (holes included).
+        Ok(Outcome::Copied {
+            bytes: span.len,
+            verified: false,
+        })
     }
 
     fn copy_symlink(&mut self, rel: &[u8]) -> Outcome {
@@ -511,6 +597,15 @@ impl Finish<'_> {
         }
         Ok(())
     }
+}
+
+/// A chunk's byte range and the source identity the walk saw.
+#[derive(Clone, Copy)]
+struct Span {
+    offset: u64,
+    len: u64,
+    file_size: u64,
+    mtime: crate::protocol::Time,
 }
 
 /// Why the unnamed-temp path did not place a file.

@@ -6,6 +6,7 @@
 //! which tasks a worker still holds, and after a crash the first unreported
 //! task is the one it died on (its "culprit" count decides quarantine).
 
+use super::bigfile;
 use super::pool::{self, Spawned};
 use super::walk::WalkEvent;
 use crate::config::Settings;
@@ -56,6 +57,9 @@ pub struct Dispatch<'a> {
     pub progress: Option<super::progress::Tracker>,
     /// Destination root, to remove the temp a dead worker left behind.
     pub dst_root: OwnedFd,
+    /// Source root, to re-check a chunked file before placing it.
+    src_root: OwnedFd,
+    big: bigfile::Registry,
     set: IpcReceiverSet,
     slots: Vec<Slot>,
     set_ids: HashMap<u64, usize>,
@@ -77,6 +81,14 @@ impl<'a> Dispatch<'a> {
         stop: &'a super::signals::Signals,
         dst_root: OwnedFd,
     ) -> Result<Self> {
+        let src_root = rustix::fs::open(
+            &settings.source,
+            rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| Error::io(&settings.source, e.into()))?;
         Ok(Dispatch {
             settings,
             exe,
@@ -87,6 +99,8 @@ impl<'a> Dispatch<'a> {
             stop,
             progress: None,
             dst_root,
+            src_root,
+            big: bigfile::Registry::default(),
             set: IpcReceiverSet::new().map_err(|e| Error::Fatal(format!("ipc: {e}")))?,
             slots: Vec::new(),
             set_ids: HashMap::new(),
@@ -140,6 +154,9 @@ impl<'a> Dispatch<'a> {
         }
         self.drain_events();
         self.stop_all();
+        if self.shutting_down {
+            self.big.abandon(&self.dst_root);
+        }
         if let Some(p) = &self.progress {
             p.finish();
         }
@@ -309,6 +326,9 @@ impl<'a> Dispatch<'a> {
     }
 
     fn account(&mut self, t: &Task, o: Outcome) {
+        if let TaskKind::Chunk { file_size, .. } = t.kind {
+            return self.account_chunk(t, file_size, o);
+        }
         let sm = &mut self.summary;
         match o {
             Outcome::Copied { bytes, verified } => {
@@ -320,6 +340,7 @@ impl<'a> Dispatch<'a> {
                     }
                     TaskKind::Symlink => sm.symlinks_copied += 1,
                     TaskKind::Fifo | TaskKind::Device => sm.specials_copied += 1,
+                    TaskKind::Chunk { .. } => {}
                 }
                 log::debug!("copied {}", t.rel.display());
             }
@@ -341,9 +362,63 @@ impl<'a> Dispatch<'a> {
         }
     }
 
+    /// A chunk of a large file: count its bytes; when it was the last one,
+    /// place the file (or report it, or recopy it whole if it changed).
+    fn account_chunk(&mut self, t: &Task, file_size: u64, o: Outcome) {
+        if let Outcome::Copied { bytes, .. } = o {
+            self.summary.bytes_copied += bytes;
+        }
+        let Some(big) = self.big.chunk_done(&t.rel.0, &o) else {
+            return;
+        };
+        let roots = bigfile::Roots {
+            src: &self.src_root,
+            dst: &self.dst_root,
+            dereference: self.init.dereference,
+            fsync: self.init.fsync,
+        };
+        let placed = match (&big.failed, big.changed) {
+            (Some(msg), _) => {
+                bigfile::discard(&self.dst_root, &t.rel.0, &big.temp);
+                bigfile::Placed::Failed(msg.clone())
+            }
+            (None, true) => {
+                bigfile::discard(&self.dst_root, &t.rel.0, &big.temp);
+                bigfile::Placed::Changed
+            }
+            (None, false) => bigfile::finalize(&roots, &t.rel.0, &big),
+        };
+        match placed {
+            bigfile::Placed::Done => {
+                self.summary.files_copied += 1;
+                log::debug!("copied {} (in chunks)", t.rel.display());
+            }
+            bigfile::Placed::Changed => {
+                log::warn!(
+                    "{}: changed during a chunked copy; copying it again whole",
+                    self.path_of(t)
+                );
+                self.retry.push_back(Task {
+                    rel: t.rel.clone(),
+                    kind: TaskKind::File { size: file_size },
+                    fresh: false,
+                });
+            }
+            bigfile::Placed::Failed(msg) => {
+                let path = self.path_of(t);
+                log::error!("{path}: {msg}");
+                self.summary.files_failed += 1;
+                self.summary.push_error(path, msg);
+            }
+        }
+    }
+
     fn drain_events(&mut self) {
         while let Ok(ev) = self.events.try_recv() {
-            ev.apply(&mut self.summary);
+            match ev {
+                WalkEvent::BigFile { rel, big } => self.big.add(rel, big),
+                ev => ev.apply(&mut self.summary),
+            }
         }
     }
 
@@ -418,10 +493,13 @@ impl<'a> Dispatch<'a> {
             *n += 1;
             if *n >= MAX_CRASHES {
                 let msg = format!("worker crashed {MAX_CRASHES} times while copying it; skipped");
-                let path = self.path_of(&culprit);
-                log::error!("{path}: {msg}");
-                self.summary.files_failed += 1;
-                self.summary.push_error(path, msg);
+                self.account(
+                    &culprit,
+                    Outcome::Failed {
+                        kind: crate::protocol::ErrorKind::Other,
+                        msg,
+                    },
+                );
             } else {
                 self.retry.push_back(culprit);
             }

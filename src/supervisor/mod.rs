@@ -2,6 +2,7 @@
 //! thread and the worker pool, run the dispatch loop, then finish hard links
 //! and directory attributes and return the summary.
 
+mod bigfile;
 mod dispatch;
 mod finish;
 mod pool;
@@ -80,6 +81,13 @@ pub fn run(settings: Settings) -> Result<Summary> {
         filter,
         dry_run: settings.dry_run,
         root_created: roots.created,
+        run_id,
+        ignore_times: settings.ignore_times,
+        // One worker gains nothing from splitting; --verify hashes whole files.
+        chunk_bytes: (settings.processes > 1 && !settings.verify).then_some(settings.chunk_bytes),
+        parallel: settings
+            .processes
+            .min(std::thread::available_parallelism().map_or(1, |n| n.get())),
         dereference: settings.dereference,
         batch_files: settings.batch_files,
         batch_bytes: settings.batch_bytes,

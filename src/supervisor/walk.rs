@@ -19,6 +19,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use walkdir::WalkDir;
 
+/// A large file held back until the end of the walk.
+struct Large {
+    rel: RelPath,
+    size: u64,
+    mtime: crate::protocol::Time,
+}
+
+impl Large {
+    fn whole(&self) -> Task {
+        Task {
+            rel: self.rel.clone(),
+            kind: TaskKind::File { size: self.size },
+            fresh: false,
+        }
+    }
+}
+
 /// A destination directory whose final mode and times are applied after
 /// all its children are in place.
 pub struct DirMeta {
@@ -50,6 +67,11 @@ pub enum WalkEvent {
     },
     /// An entry skipped by --exclude.
     Excluded,
+    /// A large file split into chunks (consumed by the dispatcher).
+    BigFile {
+        rel: Vec<u8>,
+        big: super::bigfile::Big,
+    },
     /// Dry run: what would happen to a non-directory entry.
     Dry {
         kind: TaskKind,
@@ -84,6 +106,7 @@ impl WalkEvent {
                 sm.entries_ignored += 1;
             }
             WalkEvent::Excluded => sm.entries_excluded += 1,
+            WalkEvent::BigFile { .. } => {}
             WalkEvent::Dry {
                 kind,
                 up_to_date: true,
@@ -99,6 +122,7 @@ impl WalkEvent {
                 }
                 TaskKind::Symlink => sm.symlinks_copied += 1,
                 TaskKind::Fifo | TaskKind::Device => sm.specials_copied += 1,
+                TaskKind::Chunk { .. } => {}
             },
         }
     }
@@ -116,6 +140,13 @@ pub struct Walker {
     pub root_created: bool,
     /// Follow source symlinks (`-L`); walkdir reports loops as errors.
     pub dereference: bool,
+    pub run_id: u64,
+    pub ignore_times: bool,
+    /// Files of at least twice this size may be split into chunks of at
+    /// least this size (None: never).
+    pub chunk_bytes: Option<u64>,
+    /// min(workers, CPUs): how many writers can run at once.
+    pub parallel: usize,
     pub batch_files: usize,
     pub batch_bytes: u64,
     pub batches: Sender<Vec<Task>>,
@@ -154,6 +185,7 @@ impl Walker {
     pub fn run(self) -> WalkOutput {
         let mut out = WalkOutput::default();
         let mut inodes: HashMap<(u64, u64), RelPath> = HashMap::new();
+        let mut large: Vec<Large> = Vec::new();
         // Destination directory descriptors by depth, and whether this run
         // created each one.
         let mut fresh: Vec<bool> = vec![self.root_created];
@@ -272,12 +304,122 @@ impl Walker {
                 continue;
             }
             let fresh = fresh.last().copied().unwrap_or(false);
+            if let (TaskKind::File { .. }, Some(chunk)) = (&kind, self.chunk_bytes) {
+                if size >= 2 * chunk {
+                    let parent = stack.last().and_then(Option::as_ref);
+                    let name = entry.file_name().as_bytes();
+                    let current = !fresh
+                        && !self.ignore_times
+                        && parent.is_some_and(|p| dry_up_to_date(p, name, &md));
+                    if !current {
+                        // Decided at the end of the walk, when we know how
+                        // many large files there are.
+                        large.push(Large {
+                            rel,
+                            size,
+                            mtime: crate::protocol::Time {
+                                secs: md.mtime(),
+                                nanos: md.mtime_nsec() as u32,
+                            },
+                        });
+                        continue;
+                    }
+                }
+            }
             if !b.push(Task { rel, kind, fresh }, size) {
                 return out; // dispatcher gone (fatal error or interrupt)
             }
         }
+        if !self.place_large(large, &mut b) {
+            return out;
+        }
         b.flush();
         out
+    }
+
+    /// Large files go last. Writers of one file serialise on its inode lock,
+    /// so splitting only pays when there are fewer large files than CPUs:
+    /// then each is cut into `parallel / count` chunks (measured on tmpfs: one
+    /// 1 GiB file 0.57 s whole, 0.43 s in 2 chunks; three such files 0.84 s
+    /// whole but 1.69 s chunked). Otherwise each goes whole to its own worker.
+    fn place_large(&self, large: Vec<Large>, b: &mut Batcher) -> bool {
+        let Some(min_chunk) = self.chunk_bytes else {
+            return large.into_iter().all(|l| b.push(l.whole(), l.size));
+        };
+        let parts = (self.parallel / large.len().max(1)).max(1) as u64;
+        for (seq, l) in large.into_iter().enumerate() {
+            let chunk = l
+                .size
+                .div_ceil(parts)
+                .max(min_chunk)
+                .next_multiple_of(1 << 20);
+            if parts > 1 {
+                match self.split(&l, chunk, seq as u64, b) {
+                    Ok(true) => continue,
+                    Ok(false) => return false,
+                    Err(e) => log::debug!("{}: not split ({e}); copying whole", l.rel.display()),
+                }
+            }
+            if !b.push(l.whole(), l.size) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Create the shared, pre-sized temp for a large file, announce it, and
+    /// queue its chunks. `Ok(false)` when the dispatcher is gone.
+    fn split(&self, l: &Large, chunk: u64, seq: u64, b: &mut Batcher) -> io::Result<bool> {
+        let Some(root) = &self.dst_root else {
+            return Err(io::Error::other("no destination"));
+        };
+        let (parent, _) = crate::copy::split_rel(&l.rel.0);
+        let dir = crate::copy::open_beneath(root, parent, OFlags::DIRECTORY | OFlags::RDONLY)?;
+        let temp = super::bigfile::temp_name(self.run_id, seq);
+        let fd = rustix::fs::openat(
+            &dir,
+            &temp.0[..],
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )?;
+        if let Err(e) = rustix::fs::ftruncate(&fd, l.size) {
+            let _ = rustix::fs::unlinkat(&dir, &temp.0[..], AtFlags::empty());
+            return Err(e.into());
+        }
+        drop(fd);
+        let parts = l.size.div_ceil(chunk);
+        let big = super::bigfile::Big {
+            temp: temp.0.clone(),
+            size: l.size,
+            mtime: l.mtime,
+            parts_left: parts as u32,
+            failed: None,
+            changed: false,
+        };
+        let _ = self.events.send(WalkEvent::BigFile {
+            rel: l.rel.0.clone(),
+            big,
+        });
+        for i in 0..parts {
+            let offset = i * chunk;
+            let len = chunk.min(l.size - offset);
+            let kind = TaskKind::Chunk {
+                offset,
+                len,
+                file_size: l.size,
+                mtime: l.mtime,
+                temp: temp.clone(),
+            };
+            let task = Task {
+                rel: l.rel.clone(),
+                kind,
+                fresh: false,
+            };
+            if !b.push(task, len) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     fn fail(&self, path: &std::path::Path, msg: &str, dir: bool) {

@@ -348,3 +348,47 @@ fn verify_fails_a_file_that_is_corrupted_every_time() {
     );
     assert_eq!(count_files(&env.dst), 5);
 }
+
+#[test]
+fn a_worker_killed_during_a_chunk_is_survived() {
+    let env = TestEnv::new();
+    crate::chunks::big_tree(&env);
+    let mut c = env.cmd();
+    c.env(crate::chunks::CHUNK_ENV.0, crate::chunks::CHUNK_ENV.1)
+        .env(
+            "FAILPOINTS",
+            "worker::before_task=return(kill-once:big.bin)",
+        )
+        .env("PCOPY_FAULT_ONCE", env.path("once"))
+        .arg("--json")
+        .arg(&env.src)
+        .arg(&env.dst);
+    let out = run(c);
+    assert_code(&out, 0);
+    assert!(parse_json(&out)["worker_restarts"].as_u64().unwrap() >= 1);
+    assert_trees_equal(&env.src, &env.dst);
+    assert!(temps_under(&env.dst).is_empty());
+}
+
+#[test]
+fn a_large_file_changing_between_chunks_is_recopied_whole() {
+    let env = TestEnv::new();
+    crate::chunks::big_tree(&env);
+    // The first chunk to finish appends to the source: its siblings and the
+    // final check see the change, and the file is copied again whole.
+    let mut c = env.cmd();
+    c.env(crate::chunks::CHUNK_ENV.0, crate::chunks::CHUNK_ENV.1)
+        .env("FAILPOINTS", "worker::chunk_done=1*return(mutate:big.bin)")
+        .args(["--json", "-j", "2"])
+        .arg(&env.src)
+        .arg(&env.dst);
+    let out = run(c);
+    assert_code(&out, 0);
+    assert!(
+        stderr(&out).contains("changed during a chunked copy"),
+        "{}",
+        explain(&out)
+    );
+    assert_trees_equal(&env.src, &env.dst);
+    assert!(temps_under(&env.dst).is_empty());
+}

@@ -35,7 +35,7 @@ echo "machine: $(nproc) CPUs, $(free -g | awk '/Mem:/{print $2}') GiB RAM, kerne
 echo "tools: $(cp --version | head -1); $(rsync --version | head -1)"
 need xcp && echo "       xcp $(xcp --version 2>&1 | head -1)"
 need fcp && echo "       fcp $(fcp --version 2>&1 | head -1)"
-echo "pcopy: $($PCOPY --version), default -j $(nproc)"
+echo "pcopy: $($PCOPY --version), default workers max(CPUs, 4) = $(( $(nproc) > 4 ? $(nproc) : 4 ))"
 
 gen() { # dir kind args...
     local dir=$1; shift
@@ -44,7 +44,7 @@ gen() { # dir kind args...
     if [ "$1" = usr-share ]; then
         mkdir -p "$dir" && cp -a /usr/share/. "$dir/" 2>/dev/null || true
     else
-        python3 "$ROOT/bench/gen_corpus.py" "$@" "$dir"
+        python3 "$ROOT/bench/gen_corpus.py" "$1" "$dir" "${@:2}"
     fi
     touch "$dir/.complete"
 }

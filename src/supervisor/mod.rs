@@ -163,6 +163,8 @@ pub fn run(settings: Settings) -> Result<Summary> {
             summary.workers = 0;
         }
     }
+    summary.files_skipped += found.skipped_files.load(Ordering::Relaxed);
+    summary.bytes_skipped += found.skipped_bytes.load(Ordering::Relaxed);
     summary.files_found = found.files.load(Ordering::Relaxed);
     summary.bytes_found = found.bytes.load(Ordering::Relaxed);
     summary.elapsed_seconds = start.elapsed().as_secs_f64();

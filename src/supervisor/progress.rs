@@ -97,13 +97,18 @@ impl Tracker {
 
     /// `1,234/5,000+ files  1.2 GiB/4.0 GiB+  350.0 MiB/s  ETA 12s  workers 2  restarts 0`
     pub fn line(&self, sm: &Summary, live: &Live) -> String {
+        let skipped = self.found.skipped_files.load(Ordering::Relaxed);
         let files_done = sm.files_copied
             + sm.files_skipped
+            + skipped
             + sm.files_failed
             + sm.symlinks_copied
             + sm.specials_copied
             + sm.entries_ignored;
-        let bytes_done = sm.bytes_copied + sm.bytes_skipped + live.partial_bytes;
+        let bytes_done = sm.bytes_copied
+            + sm.bytes_skipped
+            + self.found.skipped_bytes.load(Ordering::Relaxed)
+            + live.partial_bytes;
         let files_found = self.found.files.load(Ordering::Relaxed);
         let bytes_found = self.found.bytes.load(Ordering::Relaxed);
         let more = if live.walking { "+" } else { "" };

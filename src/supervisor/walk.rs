@@ -85,6 +85,9 @@ pub enum WalkEvent {
 pub struct Found {
     pub files: AtomicU64,
     pub bytes: AtomicU64,
+    /// Regular files the walker found up to date (never dispatched).
+    pub skipped_files: AtomicU64,
+    pub skipped_bytes: AtomicU64,
 }
 
 impl WalkEvent {
@@ -278,6 +281,19 @@ impl Walker {
                     }
                     inodes.insert((md.dev(), md.ino()), rel.clone());
                 }
+                // The rsync quick check, done right here: the walker already
+                // holds the destination directory and the source's lstat, so
+                // an up-to-date file costs one fstatat and no IPC at all.
+                let here_fresh = fresh.last().copied().unwrap_or(false);
+                if !self.dry_run && !self.ignore_times && !here_fresh {
+                    let parent = stack.last().and_then(Option::as_ref);
+                    if parent.is_some_and(|p| dry_up_to_date(p, entry.file_name().as_bytes(), &md))
+                    {
+                        self.found.skipped_files.fetch_add(1, Ordering::Relaxed);
+                        self.found.skipped_bytes.fetch_add(size, Ordering::Relaxed);
+                        continue;
+                    }
+                }
                 TaskKind::File { size }
             } else if ft.is_symlink() {
                 TaskKind::Symlink
@@ -306,24 +322,17 @@ impl Walker {
             let fresh = fresh.last().copied().unwrap_or(false);
             if let (TaskKind::File { .. }, Some(chunk)) = (&kind, self.chunk_bytes) {
                 if size >= 2 * chunk {
-                    let parent = stack.last().and_then(Option::as_ref);
-                    let name = entry.file_name().as_bytes();
-                    let current = !fresh
-                        && !self.ignore_times
-                        && parent.is_some_and(|p| dry_up_to_date(p, name, &md));
-                    if !current {
-                        // Decided at the end of the walk, when we know how
-                        // many large files there are.
-                        large.push(Large {
-                            rel,
-                            size,
-                            mtime: crate::protocol::Time {
-                                secs: md.mtime(),
-                                nanos: md.mtime_nsec() as u32,
-                            },
-                        });
-                        continue;
-                    }
+                    // Decided at the end of the walk, when we know how many
+                    // large files there are (up-to-date ones were skipped).
+                    large.push(Large {
+                        rel,
+                        size,
+                        mtime: crate::protocol::Time {
+                            secs: md.mtime(),
+                            nanos: md.mtime_nsec() as u32,
+                        },
+                    });
+                    continue;
                 }
             }
             if !b.push(Task { rel, kind, fresh }, size) {

@@ -333,15 +333,7 @@ impl<'a> Dispatch<'a> {
         match o {
             Outcome::Copied { bytes, verified } => {
                 sm.files_verified += u64::from(verified);
-                match t.kind {
-                    TaskKind::File { .. } => {
-                        sm.files_copied += 1;
-                        sm.bytes_copied += bytes;
-                    }
-                    TaskKind::Symlink => sm.symlinks_copied += 1,
-                    TaskKind::Fifo | TaskKind::Device => sm.specials_copied += 1,
-                    TaskKind::Chunk { .. } => {}
-                }
+                sm.count_placed(&t.kind, bytes);
                 log::debug!("copied {}", t.rel.display());
             }
             Outcome::Skipped { bytes } => {

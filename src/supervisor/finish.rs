@@ -80,7 +80,8 @@ fn dir_xattrs(src_root: &OwnedFd, rel: &[u8], dst: &OwnedFd, follow: bool, buf: 
     }
 }
 
-/// Apply directory attributes children-first, then the root's own.
+/// Apply directory attributes children-first (`dirs` is deepest first), then
+/// the root's own.
 pub fn dir_attrs(
     root: &OwnedFd,
     dirs: &[DirMeta],
@@ -104,7 +105,7 @@ pub fn dir_attrs(
             None
         }
     };
-    for d in dirs.iter().rev() {
+    for d in dirs {
         let r = dir(root, &d.rel).and_then(|fd| {
             if let Some(s) = &src_fd {
                 dir_xattrs(s, &d.rel, &fd, follow, &mut buf);
@@ -118,9 +119,9 @@ pub fn dir_attrs(
             sm.push_error(path, format!("set directory attributes: {e}"));
         }
     }
-    match std::fs::metadata(src_root) {
-        Ok(md) => {
-            let a: Attrs = super::walk::attrs_of(&md);
+    match rustix::fs::stat(src_root) {
+        Ok(st) => {
+            let a = Attrs::from_stat(&st);
             if let Err(e) = a.apply_fd(root, owner) {
                 log::error!("destination root: set attributes: {e}");
                 sm.dirs_failed += 1;

@@ -36,6 +36,10 @@ fn run_id() -> u64 {
     t ^ ((std::process::id() as u64) << 32)
 }
 
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 fn dup(fd: &OwnedFd, what: &std::path::Path) -> Result<OwnedFd> {
     fd.try_clone().map_err(|e| Error::io(what, e))
 }
@@ -85,9 +89,9 @@ pub fn run(settings: Settings) -> Result<Summary> {
         ignore_times: settings.ignore_times,
         // One worker gains nothing from splitting; --verify hashes whole files.
         chunk_bytes: (settings.processes > 1 && !settings.verify).then_some(settings.chunk_bytes),
-        parallel: settings
-            .processes
-            .min(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        parallel: settings.processes.min(cpus()),
+        // The quick check and the walk are stat-bound: one thread per CPU.
+        threads: cpus().min(8),
         dereference: settings.dereference,
         batch_files: settings.batch_files,
         batch_bytes: settings.batch_bytes,

@@ -1,0 +1,544 @@
+//! The walk: a pool of threads in the supervisor streams the source tree
+//! (symlinks never followed unless `-L`), creates each destination directory
+//! before any of its entries is dispatched, applies the quick check to files
+//! (an up-to-date file costs one `fstatat` and no IPC), and groups the rest
+//! into batches bounded by count and bytes. Directories are processed as jobs
+//! from a shared stack, each resolved beneath the held roots with `openat2`;
+//! entries are read with `getdents` and stat'ed relative to their directory
+//! descriptor. Directory attributes are collected and applied last (see
+//! `finish`); large files are decided at the end (`large`).
+
+mod dest;
+mod large;
+
+pub use dest::{remove_stale_temps, remove_temps_with_prefix};
+
+use crate::copy::attrs::Attrs;
+use crate::copy::open_beneath;
+use crate::protocol::{RelPath, Task, TaskKind};
+use crate::util::escape_bytes;
+use crossbeam_channel::Sender;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+/// A destination directory whose final mode and times are applied after
+/// all its children are in place.
+pub struct DirMeta {
+    pub rel: Vec<u8>,
+    pub attrs: Attrs,
+}
+
+/// What the walker hands back when it is done.
+#[derive(Default)]
+pub struct WalkOutput {
+    /// Deepest first, so applying them in order never touches a directory
+    /// before its subdirectories.
+    pub dirs: Vec<DirMeta>,
+    /// (link path, first path) for hard-linked files seen before.
+    pub links: Vec<(RelPath, RelPath)>,
+}
+
+/// Events besides batches, drained by the dispatch loop.
+pub enum WalkEvent {
+    DirCreated,
+    /// An entry (`dir` true for directories) could not be walked or created.
+    Failed {
+        path: String,
+        msg: String,
+        dir: bool,
+    },
+    /// An entry deliberately not copied (sockets).
+    Ignored {
+        path: String,
+        msg: String,
+    },
+    /// An entry skipped by --exclude.
+    Excluded,
+    /// A large file split into chunks (consumed by the dispatcher).
+    BigFile {
+        rel: Vec<u8>,
+        big: super::bigfile::Big,
+    },
+    /// Dry run: what would happen to a non-directory entry.
+    Dry {
+        kind: TaskKind,
+        up_to_date: bool,
+        bytes: u64,
+    },
+}
+
+/// Totals found so far (they grow while the walk runs).
+#[derive(Default)]
+pub struct Found {
+    pub files: AtomicU64,
+    pub bytes: AtomicU64,
+    /// Regular files the walker found up to date (never dispatched).
+    pub skipped_files: AtomicU64,
+    pub skipped_bytes: AtomicU64,
+}
+
+impl WalkEvent {
+    /// Fold this event into the run's counters (and log failures).
+    pub fn apply(self, sm: &mut crate::stats::Summary) {
+        match self {
+            WalkEvent::DirCreated => sm.dirs_created += 1,
+            WalkEvent::Failed { path, msg, dir } => {
+                log::error!("{path}: {msg}");
+                if dir {
+                    sm.dirs_failed += 1;
+                } else {
+                    sm.files_failed += 1;
+                }
+                sm.push_error(path, msg);
+            }
+            WalkEvent::Ignored { path, msg } => {
+                log::warn!("{path}: {msg}");
+                sm.entries_ignored += 1;
+            }
+            WalkEvent::Excluded => sm.entries_excluded += 1,
+            WalkEvent::BigFile { .. } => {}
+            WalkEvent::Dry {
+                kind,
+                up_to_date: true,
+                ..
+            } => {
+                let _ = kind;
+                sm.files_skipped += 1;
+            }
+            WalkEvent::Dry { kind, bytes, .. } => sm.count_placed(&kind, bytes),
+        }
+    }
+}
+
+pub struct Walker {
+    pub source: PathBuf,
+    pub found: Arc<Found>,
+    /// None only in a dry run whose destination does not exist yet.
+    pub dst_root: Option<OwnedFd>,
+    pub filter: crate::filter::Filter,
+    /// Report what would happen; create and write nothing.
+    pub dry_run: bool,
+    /// The destination root did not exist before this run.
+    pub root_created: bool,
+    /// Follow source symlinks (`-L`); loops are reported and skipped.
+    pub dereference: bool,
+    pub run_id: u64,
+    pub ignore_times: bool,
+    /// Files of at least twice this size may be split into chunks of at
+    /// least this size (None: never).
+    pub chunk_bytes: Option<u64>,
+    /// min(workers, CPUs): how many writers can run at once.
+    pub parallel: usize,
+    /// Walker threads.
+    pub threads: usize,
+    pub batch_files: usize,
+    pub batch_bytes: u64,
+    pub batches: Sender<Vec<Task>>,
+    pub events: Sender<WalkEvent>,
+}
+
+/// Groups tasks into batches; one per walker thread.
+pub struct Batcher<'a> {
+    tasks: Vec<Task>,
+    bytes: u64,
+    w: &'a Walker,
+}
+
+impl Batcher<'_> {
+    /// Add a task; send the batch when full, or early when the dispatcher is
+    /// waiting (channel empty), so workers never idle behind a half batch.
+    fn push(&mut self, task: Task, bytes: u64) -> bool {
+        self.tasks.push(task);
+        self.bytes += bytes;
+        let full = self.tasks.len() >= self.w.batch_files || self.bytes >= self.w.batch_bytes;
+        let starving = self.tasks.len() >= 16 && self.w.batches.is_empty();
+        if full || starving {
+            return self.flush();
+        }
+        true
+    }
+    fn flush(&mut self) -> bool {
+        self.bytes = 0;
+        if self.tasks.is_empty() {
+            return true;
+        }
+        self.w.batches.send(std::mem::take(&mut self.tasks)).is_ok()
+    }
+}
+
+/// A directory to read: its path relative to both roots, whether this run
+/// created its destination, and (with `-L`) its ancestors' identities.
+struct DirJob {
+    rel: Vec<u8>,
+    fresh: bool,
+    ancestors: Arc<Vec<(u64, u64)>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: Vec<DirJob>,
+    active: usize,
+}
+
+/// State shared by the walker threads.
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    /// The dispatcher is gone (fatal error or interrupt): stop walking.
+    stop: AtomicBool,
+    inodes: Mutex<HashMap<(u64, u64), RelPath>>,
+    out: Mutex<WalkOutput>,
+    large: Mutex<Vec<large::Large>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panicking walker thread is reported at join; the data stays usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn join_rel(parent: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut r = Vec::with_capacity(parent.len() + 1 + name.len());
+    if !parent.is_empty() {
+        r.extend_from_slice(parent);
+        r.push(b'/');
+    }
+    r.extend_from_slice(name);
+    r
+}
+
+impl Walker {
+    pub fn run(self) -> WalkOutput {
+        let src_root = match rustix::fs::open(
+            &self.source,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(e) => {
+                self.fail(b"", &e.to_string(), true);
+                return WalkOutput::default();
+            }
+        };
+        let root_id = rustix::fs::fstat(&src_root).map_or((0, 0), |s| (s.st_dev, s.st_ino));
+        let shared = Shared {
+            queue: Mutex::new(Queue {
+                jobs: vec![DirJob {
+                    rel: Vec::new(),
+                    fresh: self.root_created,
+                    ancestors: Arc::new(vec![root_id]),
+                }],
+                active: 0,
+            }),
+            wake: Condvar::new(),
+            stop: AtomicBool::new(false),
+            inodes: Mutex::new(HashMap::new()),
+            out: Mutex::new(WalkOutput::default()),
+            large: Mutex::new(Vec::new()),
+        };
+        std::thread::scope(|s| {
+            for _ in 0..self.threads.max(1) {
+                s.spawn(|| self.thread(&shared, &src_root));
+            }
+        });
+        let large = std::mem::take(&mut *lock(&shared.large));
+        if !shared.stop.load(Ordering::Relaxed) {
+            let mut b = Batcher {
+                tasks: Vec::new(),
+                bytes: 0,
+                w: &self,
+            };
+            if large::place(&self, large, &mut b) {
+                b.flush();
+            }
+        }
+        let mut out = std::mem::take(&mut *lock(&shared.out));
+        out.dirs
+            .sort_by_key(|d| std::cmp::Reverse(d.rel.iter().filter(|&&c| c == b'/').count()));
+        out
+    }
+
+    /// One walker thread: take directory jobs until none are left anywhere.
+    fn thread(&self, sh: &Shared, src_root: &OwnedFd) {
+        let mut b = Batcher {
+            tasks: Vec::new(),
+            bytes: 0,
+            w: self,
+        };
+        while let Some(job) = self.next_job(sh) {
+            if !self.read_dir(sh, src_root, &job, &mut b) {
+                sh.stop.store(true, Ordering::Relaxed);
+            }
+            let mut q = lock(&sh.queue);
+            q.active -= 1;
+            if q.jobs.is_empty() && q.active == 0 {
+                sh.wake.notify_all();
+            }
+        }
+        if !b.flush() {
+            sh.stop.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn next_job(&self, sh: &Shared) -> Option<DirJob> {
+        let mut q = lock(&sh.queue);
+        loop {
+            if sh.stop.load(Ordering::Relaxed) {
+                sh.wake.notify_all();
+                return None;
+            }
+            if let Some(j) = q.jobs.pop() {
+                q.active += 1;
+                return Some(j);
+            }
+            if q.active == 0 {
+                sh.wake.notify_all();
+                return None;
+            }
+            q = sh.wake.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn open_src_dir(&self, src_root: &OwnedFd, rel: &[u8]) -> io::Result<OwnedFd> {
+        if self.dereference {
+            let r: &[u8] = if rel.is_empty() { b"." } else { rel };
+            let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
+            Ok(rustix::fs::openat(src_root, r, flags, Mode::empty())?)
+        } else {
+            open_beneath(src_root, rel, OFlags::DIRECTORY | OFlags::RDONLY)
+        }
+    }
+
+    /// Read one directory and handle its entries. `false` when the
+    /// dispatcher is gone.
+    fn read_dir(&self, sh: &Shared, src_root: &OwnedFd, job: &DirJob, b: &mut Batcher) -> bool {
+        let src = match self.open_src_dir(src_root, &job.rel) {
+            Ok(fd) => fd,
+            Err(e) => {
+                self.fail(&job.rel, &e.to_string(), true);
+                return true;
+            }
+        };
+        let dst = match &self.dst_root {
+            Some(root) => match open_beneath(root, &job.rel, OFlags::DIRECTORY | OFlags::RDONLY) {
+                Ok(fd) => Some(fd),
+                Err(_) if self.dry_run => None,
+                Err(e) => {
+                    self.fail(&job.rel, &format!("open destination directory: {e}"), true);
+                    return true;
+                }
+            },
+            None => None,
+        };
+        let entries = match rustix::fs::Dir::read_from(&src) {
+            Ok(d) => d,
+            Err(e) => {
+                self.fail(&job.rel, &e.to_string(), true);
+                return true;
+            }
+        };
+        for ent in entries {
+            let ent = match ent {
+                Ok(e) => e,
+                Err(e) => {
+                    self.fail(&job.rel, &e.to_string(), true);
+                    break;
+                }
+            };
+            let name = ent.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            if sh.stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            let e = Entry {
+                name,
+                rel: join_rel(&job.rel, name),
+                src: &src,
+                dst: dst.as_ref(),
+            };
+            if !self.entry(sh, job, &e, b) {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn entry(&self, sh: &Shared, job: &DirJob, e: &Entry, b: &mut Batcher) -> bool {
+        let follow = if self.dereference {
+            AtFlags::empty()
+        } else {
+            AtFlags::SYMLINK_NOFOLLOW
+        };
+        let st = match rustix::fs::statat(e.src, e.name, follow) {
+            Ok(st) => st,
+            Err(rustix::io::Errno::NOENT) if self.dereference => {
+                self.fail(&e.rel, "dangling symlink (not followed)", false);
+                return true;
+            }
+            Err(err) => {
+                self.fail(&e.rel, &err.to_string(), false);
+                return true;
+            }
+        };
+        let ft = FileType::from_raw_mode(st.st_mode);
+        if self.filter.excluded(&e.rel, ft == FileType::Directory) {
+            let _ = self.events.send(WalkEvent::Excluded);
+            return true;
+        }
+        if ft == FileType::Directory {
+            self.dir_entry(sh, job, e, &st);
+            return true;
+        }
+        self.file_entry(sh, job, e, &st, ft, b)
+    }
+
+    fn dir_entry(&self, sh: &Shared, job: &DirJob, e: &Entry, st: &Stat) {
+        let id = (st.st_dev, st.st_ino);
+        if self.dereference && job.ancestors.contains(&id) {
+            self.fail(
+                &e.rel,
+                "filesystem loop: a symlink leads back to an ancestor directory (skipped)",
+                true,
+            );
+            return;
+        }
+        let created = if self.dry_run {
+            !dest::peek_dir(e.dst, e.name)
+        } else {
+            let Some(parent) = e.dst else { return };
+            match dest::make_dir(parent, e.name) {
+                Ok((_, created)) => created,
+                Err(err) => {
+                    self.fail(&e.rel, &format!("create directory: {err}"), true);
+                    return;
+                }
+            }
+        };
+        if created {
+            let _ = self.events.send(WalkEvent::DirCreated);
+        }
+        lock(&sh.out).dirs.push(DirMeta {
+            rel: e.rel.clone(),
+            attrs: Attrs::from_stat(st),
+        });
+        let ancestors = if self.dereference {
+            let mut a = (*job.ancestors).clone();
+            a.push(id);
+            Arc::new(a)
+        } else {
+            Arc::clone(&job.ancestors)
+        };
+        let mut q = lock(&sh.queue);
+        q.jobs.push(DirJob {
+            rel: e.rel.clone(),
+            fresh: created,
+            ancestors,
+        });
+        sh.wake.notify_one();
+    }
+
+    fn file_entry(
+        &self,
+        sh: &Shared,
+        job: &DirJob,
+        e: &Entry,
+        st: &Stat,
+        ft: FileType,
+        b: &mut Batcher,
+    ) -> bool {
+        let is_file = ft == FileType::RegularFile;
+        let size = if is_file { st.st_size as u64 } else { 0 };
+        self.found.files.fetch_add(1, Ordering::Relaxed);
+        self.found.bytes.fetch_add(size, Ordering::Relaxed);
+        let rel = RelPath(e.rel.clone());
+        let kind = match ft {
+            FileType::RegularFile => {
+                if st.st_nlink > 1 {
+                    let mut inodes = lock(&sh.inodes);
+                    if let Some(first) = inodes.get(&(st.st_dev, st.st_ino)) {
+                        lock(&sh.out).links.push((rel, first.clone()));
+                        return true;
+                    }
+                    inodes.insert((st.st_dev, st.st_ino), rel.clone());
+                }
+                // The rsync quick check, done right here: an up-to-date file
+                // costs one fstatat and no IPC at all.
+                let checkable = !self.dry_run && !self.ignore_times && !job.fresh;
+                if checkable && e.dst.is_some_and(|d| dest::up_to_date(d, e.name, st)) {
+                    self.found.skipped_files.fetch_add(1, Ordering::Relaxed);
+                    self.found.skipped_bytes.fetch_add(size, Ordering::Relaxed);
+                    return true;
+                }
+                TaskKind::File { size }
+            }
+            FileType::Symlink => TaskKind::Symlink,
+            FileType::Fifo => TaskKind::Fifo,
+            FileType::BlockDevice | FileType::CharacterDevice => TaskKind::Device,
+            _ => {
+                let _ = self.events.send(WalkEvent::Ignored {
+                    path: rel.display(),
+                    msg: "socket not copied".into(),
+                });
+                return true;
+            }
+        };
+        if self.dry_run {
+            let up_to_date = e.dst.is_some_and(|d| dest::up_to_date(d, e.name, st));
+            let _ = self.events.send(WalkEvent::Dry {
+                kind,
+                up_to_date,
+                bytes: size,
+            });
+            return true;
+        }
+        if let (TaskKind::File { .. }, Some(chunk)) = (&kind, self.chunk_bytes) {
+            if size >= 2 * chunk {
+                lock(&sh.large).push(large::Large {
+                    rel,
+                    size,
+                    mtime: crate::protocol::Time {
+                        secs: st.st_mtime,
+                        nanos: st.st_mtime_nsec as u32,
+                    },
+                });
+                return true;
+            }
+        }
+        b.push(
+            Task {
+                rel,
+                kind,
+                fresh: job.fresh,
+            },
+            size,
+        )
+    }
+
+    fn fail(&self, rel: &[u8], msg: &str, dir: bool) {
+        let root = self.source.display().to_string();
+        let path = if rel.is_empty() {
+            root
+        } else {
+            format!("{}/{}", root.trim_end_matches('/'), escape_bytes(rel))
+        };
+        let _ = self.events.send(WalkEvent::Failed {
+            path,
+            msg: msg.to_string(),
+            dir,
+        });
+    }
+}
+
+/// One directory entry being handled.
+struct Entry<'a> {
+    name: &'a [u8],
+    rel: Vec<u8>,
+    src: &'a OwnedFd,
+    dst: Option<&'a OwnedFd>,
+}

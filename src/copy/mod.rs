@@ -17,7 +17,7 @@ use crate::util::{classify, escape_bytes};
 use attrs::{same_size_and_mtime, Attrs};
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// Prefix of every temporary name; the walker removes stale ones (from a
 /// killed run) when it revisits a destination directory.
@@ -34,11 +34,35 @@ const CHANGE_RETRIES: usize = 3;
 
 /// Open `rel` beneath `root`, refusing any symlink on the way and any
 /// escape (`..`, absolute paths). An empty `rel` opens the root itself.
+///
+/// Paths longer than PATH_MAX are resolved in segments of at most
+/// `SEGMENT` bytes, each beneath the directory the previous one opened, so
+/// tree depth is limited by nothing but the filesystem.
 pub fn open_beneath(root: impl AsFd, rel: &[u8], flags: OFlags) -> io::Result<OwnedFd> {
+    let mut dir: Option<OwnedFd> = None;
+    let mut rest = rel;
+    while rest.len() > SEGMENT {
+        let cut = rest[..SEGMENT]
+            .iter()
+            .rposition(|&b| b == b'/')
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENAMETOOLONG))?;
+        let base = dir.as_ref().map_or(root.as_fd(), |d| d.as_fd());
+        let next = open_segment(base, &rest[..cut], OFlags::DIRECTORY | OFlags::RDONLY)?;
+        dir = Some(next);
+        rest = &rest[cut + 1..];
+    }
+    let base = dir.as_ref().map_or(root.as_fd(), |d| d.as_fd());
+    open_segment(base, rest, flags)
+}
+
+/// Longest relative path handed to one `openat2` call (PATH_MAX is 4096).
+const SEGMENT: usize = 4000;
+
+fn open_segment(base: BorrowedFd, rel: &[u8], flags: OFlags) -> io::Result<OwnedFd> {
     let rel: &[u8] = if rel.is_empty() { b"." } else { rel };
     let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
     Ok(rustix::fs::openat2(
-        root,
+        base,
         rel,
         flags | OFlags::CLOEXEC | OFlags::NOFOLLOW,
         Mode::empty(),

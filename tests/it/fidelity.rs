@@ -263,3 +263,83 @@ fn dereference_follows_links_and_reports_loops() {
     assert_code(&env2.copy(&[]), 0);
     assert_trees_equal(&env2.src, &env2.dst);
 }
+
+/// Build `levels` nested directories of 250-byte names below `root` with
+/// *at() calls (the full path exceeds PATH_MAX) and put `leaf` at the bottom.
+fn deep_tree(root: &std::path::Path, levels: usize) -> Vec<Vec<u8>> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let names: Vec<Vec<u8>> = (0..levels)
+        .map(|i| format!("{i:03}{}", "d".repeat(247)).into_bytes())
+        .collect();
+    let mut dir = fs::File::open(root).unwrap();
+    for n in &names {
+        let c = std::ffi::CString::new(n.clone()).unwrap();
+        // SAFETY: valid descriptors and C strings; returned fd is owned.
+        unsafe {
+            assert_eq!(libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), 0o755), 0);
+            let fd = libc::openat(
+                dir.as_raw_fd(),
+                c.as_ptr(),
+                libc::O_DIRECTORY | libc::O_RDONLY,
+            );
+            assert!(fd >= 0);
+            dir = fs::File::from(OwnedFd::from_raw_fd(fd));
+        }
+    }
+    let leaf = std::ffi::CString::new("leaf").unwrap();
+    // SAFETY: as above.
+    unsafe {
+        let fd = libc::openat(
+            dir.as_raw_fd(),
+            leaf.as_ptr(),
+            libc::O_CREAT | libc::O_WRONLY,
+            0o644,
+        );
+        assert!(fd >= 0);
+        let mut f = fs::File::from(OwnedFd::from_raw_fd(fd));
+        std::io::Write::write_all(&mut f, b"at the bottom").unwrap();
+    }
+    names
+}
+
+fn read_deep(root: &std::path::Path, names: &[Vec<u8>]) -> Vec<u8> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let mut dir = fs::File::open(root).unwrap();
+    for n in names {
+        let c = std::ffi::CString::new(n.clone()).unwrap();
+        // SAFETY: valid descriptor and C string.
+        let fd = unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                c.as_ptr(),
+                libc::O_DIRECTORY | libc::O_RDONLY,
+            )
+        };
+        assert!(fd >= 0, "missing level at destination");
+        // SAFETY: fd was just returned by openat.
+        dir = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    let leaf = std::ffi::CString::new("leaf").unwrap();
+    // SAFETY: valid descriptor and C string.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), leaf.as_ptr(), libc::O_RDONLY) };
+    assert!(fd >= 0, "leaf missing at destination");
+    // SAFETY: fd was just returned by openat.
+    let mut f = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let mut v = Vec::new();
+    std::io::Read::read_to_end(&mut f, &mut v).unwrap();
+    v
+}
+
+#[test]
+fn paths_longer_than_path_max_are_copied() {
+    let env = TestEnv::new();
+    let names = deep_tree(&env.src, 24); // 24 x 251 bytes > 6000 > PATH_MAX
+    let (out, v) = env.copy_json(&[]);
+    assert_code(&out, 0);
+    assert_eq!(v["files_copied"], 1, "{v}");
+    assert_eq!(read_deep(&env.dst, &names), b"at the bottom");
+    // And a re-run recognises it as up to date.
+    let (out, v) = env.copy_json(&[]);
+    assert_code(&out, 0);
+    assert_eq!(v["files_skipped"], 1, "{v}");
+}

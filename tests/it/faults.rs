@@ -392,3 +392,31 @@ fn a_large_file_changing_between_chunks_is_recopied_whole() {
     assert_trees_equal(&env.src, &env.dst);
     assert!(temps_under(&env.dst).is_empty());
 }
+
+#[test]
+fn a_second_sigint_exits_at_once() {
+    let env = TestEnv::new();
+    flat_files(&env, 20);
+    // Each file takes 500 ms, so the graceful stop after the first SIGINT is
+    // still waiting for a file boundary when the second one arrives.
+    let child = spawn(&env, "worker::before_task=sleep(500)", &["-j", "2"]);
+    wait_for(20, "workers started", || workers_of(child.id()).len() == 2);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let t0 = std::time::Instant::now();
+    let (out, _) = finish(child);
+    assert_code(&out, 130);
+    assert!(
+        out.stdout.is_empty(),
+        "no summary after an immediate exit: {}",
+        explain(&out)
+    );
+    assert!(
+        t0.elapsed() < std::time::Duration::from_millis(450),
+        "took {:?}",
+        t0.elapsed()
+    );
+}

@@ -52,8 +52,11 @@ fn never_writes_through_a_symlink_in_the_destination() {
     fs::write(env.src.join("top"), b"t").unwrap();
     let outside = env.path("outside");
     fs::create_dir(&outside).unwrap();
+    fs::write(env.path("victim"), b"outside file").unwrap();
     fs::create_dir(&env.dst).unwrap();
     std::os::unix::fs::symlink(&outside, env.dst.join("sub")).unwrap();
+    // A destination *file* that is a symlink is replaced, never written through.
+    std::os::unix::fs::symlink(env.path("victim"), env.dst.join("top")).unwrap();
     let out = env.copy(&[]);
     assert_code(&out, 1);
     assert!(stderr(&out).contains("sub"), "{}", explain(&out));
@@ -67,6 +70,8 @@ fn never_writes_through_a_symlink_in_the_destination() {
         .file_type()
         .is_symlink());
     assert_eq!(fs::read(env.dst.join("top")).unwrap(), b"t");
+    assert!(fs::symlink_metadata(env.dst.join("top")).unwrap().is_file());
+    assert_eq!(fs::read(env.path("victim")).unwrap(), b"outside file");
 }
 
 #[test]

@@ -379,4 +379,3 @@ enum Unnamed {
     Unsupported,
     Failed(Outcome),
 }
-

@@ -1,0 +1,177 @@
+//! Recovering from worker failures: the stall watchdog, undecodable
+//! messages, and a worker's death (reap, blame the exact task it was on,
+//! quarantine after `MAX_CRASHES`, re-dispatch the rest, respawn within a
+//! rate cap).
+
+use super::{Dispatch, MAX_CRASHES};
+use crate::error::{Error, Result};
+use crate::protocol::{Outcome, Task};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, ExitStatus};
+use std::time::{Duration, Instant};
+
+impl Dispatch<'_> {
+    pub(super) fn kill_bad(&mut self, set_id: u64, why: &str) {
+        if let Some(&slot) = self.set_ids.get(&set_id) {
+            if let Some(w) = self.slots[slot].worker.as_mut() {
+                log::error!("worker {}: undecodable message ({why}); killing it", w.pid);
+                let _ = w.child.kill();
+            }
+        }
+    }
+
+    pub(super) fn check_stalls(&mut self) {
+        let limit = self.settings.stall_timeout;
+        for s in &mut self.slots {
+            let stalled = !s.inflight.is_empty()
+                && !s.stall_killed
+                && s.last_activity.is_some_and(|t| t.elapsed() > limit);
+            if let (true, Some(w)) = (stalled, s.worker.as_mut()) {
+                log::warn!(
+                    "worker {} made no progress for {:.1} s; killing it",
+                    w.pid,
+                    limit.as_secs_f64()
+                );
+                s.stall_killed = true;
+                let _ = w.child.kill();
+            }
+        }
+    }
+
+    /// A worker's channel closed: it exited or died. Reap it; unless we are
+    /// shutting down, re-dispatch its unfinished tasks and replace it.
+    pub(super) fn on_closed(&mut self, set_id: u64) -> Result<()> {
+        let Some(slot) = self.set_ids.remove(&set_id) else {
+            return Ok(());
+        };
+        let Some(mut w) = self.slots[slot].worker.take() else {
+            return Ok(());
+        };
+        let status = reap(&mut w.child);
+        let inflight = std::mem::take(&mut self.slots[slot].inflight);
+        if self.shutting_down {
+            for b in inflight {
+                self.retry.extend(b.tasks.into_iter().skip(b.reported));
+            }
+            return Ok(());
+        }
+        // The culprit is the task the worker last started (shared memory);
+        // the reported order is not enough, as outcomes are sent in groups.
+        let at = w.position.get();
+        let mut culprit = None;
+        let mut unfinished: Vec<Task> = Vec::new();
+        for b in inflight {
+            for (i, t) in b.tasks.into_iter().enumerate().skip(b.reported) {
+                if culprit.is_none() && at == Some((b.id, i)) {
+                    culprit = Some(t);
+                } else {
+                    unfinished.push(t);
+                }
+            }
+        }
+        self.summary.worker_restarts += 1;
+        log::error!(
+            "worker {} {}; re-dispatching its {} unfinished entries",
+            w.pid,
+            describe(status),
+            unfinished.len()
+        );
+        if let Some(culprit) = culprit {
+            self.remove_dead_temp(&culprit, w.pid);
+            let n = self.crashes.entry(culprit.rel.0.clone()).or_insert(0);
+            *n += 1;
+            if *n >= MAX_CRASHES {
+                let msg = format!("worker crashed {MAX_CRASHES} times while copying it; skipped");
+                self.account(
+                    &culprit,
+                    Outcome::Failed {
+                        kind: crate::protocol::ErrorKind::Other,
+                        msg,
+                    },
+                );
+            } else {
+                self.retry.push_back(culprit);
+            }
+        }
+        self.retry.extend(unfinished);
+        self.note_restart()?;
+        self.start(slot)
+    }
+
+    /// A worker dies in the middle of at most one entry (its culprit); its
+    /// temp, if any, sits in that entry's destination directory.
+    fn remove_dead_temp(&self, culprit: &Task, pid: u32) {
+        let (parent, _) = crate::copy::split_rel(&culprit.rel.0);
+        let mut prefix = crate::copy::TEMP_PREFIX.to_vec();
+        prefix.extend_from_slice(crate::copy::temp_stem(self.init.run_id, pid).as_bytes());
+        let dir = crate::copy::open_beneath(
+            &self.dst_root,
+            parent,
+            rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::RDONLY,
+        );
+        if let Ok(dir) = dir {
+            match crate::supervisor::walk::remove_temps_with_prefix(&dir, &prefix) {
+                Ok(n) if n > 0 => log::debug!("removed {n} temp file(s) of dead worker {pid}"),
+                Ok(_) => {}
+                Err(e) => log::warn!("cleaning up after worker {pid}: {e}"),
+            }
+        }
+    }
+
+    fn note_restart(&mut self) -> Result<()> {
+        let now = Instant::now();
+        self.restarts.push_back(now);
+        while self
+            .restarts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
+        {
+            self.restarts.pop_front();
+        }
+        if self.restarts.len() > self.settings.max_restarts_per_minute {
+            return Err(Error::Fatal(format!(
+                "workers keep dying ({} restarts within a minute); giving up",
+                self.restarts.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Wait up to ~1 s for a worker to exit, then kill it.
+pub(super) fn reap(child: &mut Child) -> Option<ExitStatus> {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        match child.try_wait() {
+            Ok(Some(s)) => return Some(s),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            _ => {
+                let _ = child.kill();
+                return child.wait().ok();
+            }
+        }
+    }
+}
+
+fn describe(status: Option<ExitStatus>) -> String {
+    match status {
+        Some(s) => match (s.signal(), s.code()) {
+            (Some(sig), _) => format!("was killed by signal {sig} ({})", signal_name(sig)),
+            (_, Some(code)) => format!("exited with status {code}"),
+            _ => "ended".into(),
+        },
+        None => "could not be reaped".into(),
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        _ => "signal",
+    }
+}

@@ -227,14 +227,13 @@ fn open_source(
     Ok((src, st))
 }
 
-/// Write data and metadata into the temp file and close it. `Ok(false)`
-/// when the source changed (size or mtime) during the copy.
-fn fill_temp(
+/// Copy the data into `out`, then report whether the source still has the
+/// size and mtime it had when opened (false: it changed during the copy).
+fn copy_unchanged(
     src: &OwnedFd,
-    out: OwnedFd,
+    out: &OwnedFd,
     st: &rustix::fs::Stat,
     name: &[u8],
-    opts: Finish,
     tick: data::Tick,
 ) -> io::Result<bool> {
     data::copy_data(
@@ -247,7 +246,20 @@ fn fill_temp(
     crate::failpoint::hit("worker::after_data", name);
     crate::failpoint::mutate_hook("worker::source_changes", src.as_fd(), name);
     let after = rustix::fs::fstat(src)?;
-    if !same_size_and_mtime(st, &after) {
+    Ok(same_size_and_mtime(st, &after))
+}
+
+/// Write data and metadata into the temp file and close it. `Ok(false)`
+/// when the source changed (size or mtime) during the copy.
+fn fill_temp(
+    src: &OwnedFd,
+    out: OwnedFd,
+    st: &rustix::fs::Stat,
+    name: &[u8],
+    opts: Finish,
+    tick: data::Tick,
+) -> io::Result<bool> {
+    if !copy_unchanged(src, &out, st, name, tick)? {
         return Ok(false);
     }
     opts.finish(src, &out, st, name)?;
@@ -280,22 +292,10 @@ fn place_unnamed(
         }
         Err(e) => return Err(Unnamed::Failed(failed(&e.into(), "create temporary file"))),
     };
-    data::copy_data(
-        src.as_fd(),
-        out.as_fd(),
-        st.st_size as u64,
-        st.st_blocks as u64,
-        tick,
-    )
-    .map_err(|e| Unnamed::Failed(failed(&e, "copy")))?;
-    crate::failpoint::hit("worker::after_data", name);
-    crate::failpoint::mutate_hook("worker::source_changes", src.as_fd(), name);
-    let after =
-        rustix::fs::fstat(src).map_err(|e| Unnamed::Failed(failed(&e.into(), "stat source")))?;
-    if !same_size_and_mtime(st, &after) {
+    let fin = |e: io::Error| Unnamed::Failed(failed(&e, "copy"));
+    if !copy_unchanged(src, &out, st, name, tick).map_err(fin)? {
         return Ok(None);
     }
-    let fin = |e: io::Error| Unnamed::Failed(failed(&e, "copy"));
     let verified = opts.verify;
     opts.finish(src, &out, st, name).map_err(fin)?;
     crate::failpoint::hit("worker::before_rename", name);

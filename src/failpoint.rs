@@ -7,13 +7,9 @@
 
 #[cfg(feature = "failpoints")]
 pub fn hit(point: &str, rel: &[u8]) {
-    let Some(arg) = fail::eval(point, |a| a.unwrap_or_default()) else {
+    let Some(action) = race_action(point, rel) else {
         return;
     };
-    let (action, pattern) = arg.split_once(':').unwrap_or((arg.as_str(), ""));
-    if !pattern.is_empty() && !rel.windows(pattern.len()).any(|w| w == pattern.as_bytes()) {
-        return;
-    }
     // `ACTION-once`: only the first process to get here acts (a marker file
     // named by PCOPY_FAULT_ONCE makes "crash once, then recover" testable).
     let action = match action.strip_suffix("-once") {
@@ -30,7 +26,7 @@ pub fn hit(point: &str, rel: &[u8]) {
             }
             a
         }
-        None => action,
+        None => action.as_str(),
     };
     match action {
         "kill" => {

@@ -6,7 +6,7 @@
 use rustix::fs::Timespec;
 use rustix::fs::{AtFlags, Gid, Mode, Stat, Timestamps, Uid};
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
 /// The attributes we carry from a source `stat` to its copy.
 #[derive(Clone, Copy, Debug)]
@@ -45,23 +45,17 @@ impl Attrs {
     /// Apply to an open file or directory. `owner` is only attempted when
     /// running as root; its failure is returned like any other.
     pub fn apply_fd(&self, fd: impl AsFd, owner: bool) -> io::Result<()> {
-        let fd = fd.as_fd();
-        if owner {
-            rustix::fs::fchown(
-                fd,
-                Some(Uid::from_raw(self.uid)),
-                Some(Gid::from_raw(self.gid)),
-            )?;
-        }
-        rustix::fs::fchmod(fd, Mode::from_raw_mode(self.mode))?;
-        rustix::fs::futimens(fd, &self.times())?;
-        Ok(())
+        self.apply(fd.as_fd(), owner, true)
     }
 
     /// Finish a file we just created with `mode & 0o777`: chown only when
     /// asked, chmod only when chown ran or special bits are needed.
     pub fn apply_new_file(&self, fd: impl AsFd, chown: bool) -> io::Result<()> {
-        let fd = fd.as_fd();
+        self.apply(fd.as_fd(), chown, chown || self.mode & 0o7000 != 0)
+    }
+
+    /// Ownership, then mode, then times (chown clears setuid bits).
+    fn apply(&self, fd: BorrowedFd, chown: bool, chmod: bool) -> io::Result<()> {
         if chown {
             rustix::fs::fchown(
                 fd,
@@ -69,7 +63,7 @@ impl Attrs {
                 Some(Gid::from_raw(self.gid)),
             )?;
         }
-        if chown || self.mode & 0o7000 != 0 {
+        if chmod {
             rustix::fs::fchmod(fd, Mode::from_raw_mode(self.mode))?;
         }
         rustix::fs::futimens(fd, &self.times())?;
@@ -107,6 +101,17 @@ impl Attrs {
 /// decides a destination file is already up to date.
 pub fn same_size_and_mtime(a: &Stat, b: &Stat) -> bool {
     a.st_size == b.st_size && a.st_mtime == b.st_mtime && a.st_mtime_nsec == b.st_mtime_nsec
+}
+
+/// The quick check: `name` in `dir` has the source's type, size and mtime
+/// (never following a symlink there).
+pub fn up_to_date(dir: impl AsFd, name: &[u8], src: &Stat) -> bool {
+    let Ok(d) = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
+        return false;
+    };
+    rustix::fs::FileType::from_raw_mode(d.st_mode)
+        == rustix::fs::FileType::from_raw_mode(src.st_mode)
+        && same_size_and_mtime(&d, src)
 }
 
 /// Whether we are privileged to set ownership.

@@ -62,16 +62,10 @@ impl Copier {
             .dst_dir
             .get(&self.dst_root, parent)
             .map_err(|e| failed(&e, "open destination directory"))?;
-        if !fresh && !self.init.ignore_times {
-            if let Ok(dst) = rustix::fs::statat(ddir, name, AtFlags::SYMLINK_NOFOLLOW) {
-                let is_reg = rustix::fs::FileType::from_raw_mode(dst.st_mode)
-                    == rustix::fs::FileType::RegularFile;
-                if is_reg && same_size_and_mtime(&st, &dst) {
-                    return Ok(Some(Outcome::Skipped {
-                        bytes: st.st_size as u64,
-                    }));
-                }
-            }
+        if !fresh && !self.init.ignore_times && super::attrs::up_to_date(ddir, name, &st) {
+            return Ok(Some(Outcome::Skipped {
+                bytes: st.st_size as u64,
+            }));
         }
         let chown = self.owner && (!fresh || (st.st_uid, st.st_gid) != self.ids);
         if fresh && self.tmpfile_ok {
@@ -192,7 +186,7 @@ impl Copier {
 /// Open a regular source file beneath its (held) directory, refusing a
 /// symlink unless dereferencing, without blocking on a FIFO swapped in, and
 /// without updating its atime where permitted.
-fn open_source(
+pub(crate) fn open_source(
     sdir: &OwnedFd,
     name: &[u8],
     dereference: bool,

@@ -9,6 +9,7 @@
 pub mod attrs;
 pub mod data;
 mod file;
+pub(crate) use file::open_source;
 mod special;
 mod verify;
 pub mod xattrs;
@@ -71,6 +72,18 @@ fn open_segment(base: BorrowedFd, rel: &[u8], flags: OFlags) -> io::Result<Owned
     )?)
 }
 
+/// Open source directory `rel`. Without `follow` it is resolved beneath the
+/// root with no symlinks; with `follow` (`--dereference`) the user asked for
+/// source symlinks to be followed, wherever they point.
+pub fn open_src_dir(root: impl AsFd, rel: &[u8], follow: bool) -> io::Result<OwnedFd> {
+    if !follow {
+        return open_beneath(root, rel, OFlags::DIRECTORY | OFlags::RDONLY);
+    }
+    let rel: &[u8] = if rel.is_empty() { b"." } else { rel };
+    let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
+    Ok(rustix::fs::openat(root, rel, flags, Mode::empty())?)
+}
+
 /// Split `a/b/c` into (`a/b`, `c`); a bare name has an empty parent.
 pub fn split_rel(rel: &[u8]) -> (&[u8], &[u8]) {
     match rel.iter().rposition(|&b| b == b'/') {
@@ -104,15 +117,7 @@ impl DirCache {
         if self.fd.is_none() || self.rel != rel {
             self.fd = None;
             let fd = if self.follow {
-                // --dereference: the user asked for source symlinks to be
-                // followed, wherever they point.
-                let rel: &[u8] = if rel.is_empty() { b"." } else { rel };
-                rustix::fs::openat(
-                    root,
-                    rel,
-                    OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )?
+                open_src_dir(root, rel, true)?
             } else {
                 open_beneath(root, rel, OFlags::DIRECTORY | OFlags::RDONLY)?
             };

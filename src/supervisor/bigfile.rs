@@ -99,34 +99,14 @@ pub fn finalize(roots: &Roots, rel: &[u8], big: &Big) -> Placed {
 fn place(roots: &Roots, rel: &[u8], big: &Big) -> Placed {
     let (parent, name) = split_rel(rel);
     let fail = |what: &str, e: io::Error| Placed::Failed(format!("{what}: {e}"));
-    let sdir = if roots.dereference {
-        let p: &[u8] = if parent.is_empty() { b"." } else { parent };
-        rustix::fs::openat(
-            roots.src,
-            p,
-            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(io::Error::from)
-    } else {
-        open_beneath(roots.src, parent, OFlags::DIRECTORY | OFlags::RDONLY)
-    };
-    let sdir = match sdir {
+    let sdir = match crate::copy::open_src_dir(roots.src, parent, roots.dereference) {
         Ok(d) => d,
         Err(e) => return fail("open source directory", e),
     };
-    let mut flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
-    if !roots.dereference {
-        flags |= OFlags::NOFOLLOW;
-    }
-    let src = match rustix::fs::openat(&sdir, name, flags, Mode::empty()) {
-        Ok(s) => s,
-        Err(rustix::io::Errno::NOENT) => return Placed::Failed("vanished during the copy".into()),
-        Err(e) => return fail("open source", e.into()),
-    };
-    let st = match rustix::fs::fstat(&src) {
-        Ok(st) => st,
-        Err(e) => return fail("stat source", e.into()),
+    let (src, st) = match crate::copy::open_source(&sdir, name, roots.dereference) {
+        Ok(opened) => opened,
+        Err(Outcome::Failed { msg, .. }) => return Placed::Failed(msg),
+        Err(_) => return Placed::Failed("cannot open source".into()),
     };
     if st.st_size as u64 != big.size
         || (st.st_mtime, st.st_mtime_nsec as u32) != (big.mtime.secs, big.mtime.nanos)

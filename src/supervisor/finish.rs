@@ -57,18 +57,7 @@ pub fn hard_links(root: &OwnedFd, links: &[(RelPath, RelPath)], run_id: u64, sm:
 
 /// Extended attributes of a source directory onto its copy (best effort).
 fn dir_xattrs(src_root: &OwnedFd, rel: &[u8], dst: &OwnedFd, follow: bool, buf: &mut Vec<u8>) {
-    let src = if follow {
-        let r: &[u8] = if rel.is_empty() { b"." } else { rel };
-        rustix::fs::openat(
-            src_root,
-            r,
-            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-        .map_err(io::Error::from)
-    } else {
-        dir(src_root, rel)
-    };
+    let src = crate::copy::open_src_dir(src_root, rel, follow);
     let shown = crate::util::escape_bytes(rel);
     match src.and_then(|s| crate::copy::xattrs::copy(s.as_fd(), dst.as_fd(), buf)) {
         Ok(refused) => {

@@ -299,24 +299,21 @@ impl<'a> Dispatch<'a> {
             log::warn!("report for unknown batch {batch}");
             return;
         };
-        let mut done = Vec::with_capacity(outcomes.len());
-        {
-            let b = &mut s.inflight[pos];
-            for o in outcomes {
-                if let Some(t) = b.tasks.get(b.reported) {
-                    done.push((t.clone(), o));
-                }
-                b.reported += 1;
-            }
+        // Borrow the batch's tasks out while accounting (which needs
+        // `&mut self`), instead of cloning one per outcome.
+        let b = &mut s.inflight[pos];
+        let start = b.reported;
+        b.reported += outcomes.len();
+        let tasks = std::mem::take(&mut b.tasks);
+        for (t, o) in tasks.iter().skip(start).zip(outcomes) {
+            self.account(t, o);
         }
+        self.slots[slot].inflight[pos].tasks = tasks;
         if finished {
-            if let Some(b) = s.inflight.remove(pos) {
+            if let Some(b) = self.slots[slot].inflight.remove(pos) {
                 // Tasks a stopping worker did not reach go back in the queue.
                 self.retry.extend(b.tasks.into_iter().skip(b.reported));
             }
-        }
-        for (t, o) in done {
-            self.account(&t, o);
         }
     }
 

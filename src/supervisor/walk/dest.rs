@@ -1,9 +1,9 @@
 //! Destination-side steps of the walk: create or reuse a directory without
-//! following a symlink in its place, clear stale temporaries from reused
-//! ones, and the quick check (same type, size and mtime) for entries.
+//! following a symlink in its place, and clear stale temporaries from
+//! reused ones. (The quick check itself is `copy::attrs::up_to_date`.)
 
 use crate::copy::TEMP_PREFIX;
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use std::io;
 use std::os::fd::OwnedFd;
 
@@ -45,15 +45,6 @@ fn open_dir(parent: &OwnedFd, name: &[u8]) -> io::Result<OwnedFd> {
 /// Dry run: whether directory `name` exists (it would be created if not).
 pub fn peek_dir(parent: Option<&OwnedFd>, name: &[u8]) -> bool {
     parent.is_some_and(|p| open_dir(p, name).is_ok())
-}
-
-/// The quick check: `name` in `dir` has the source's type, size and mtime.
-pub fn up_to_date(dir: &OwnedFd, name: &[u8], src: &Stat) -> bool {
-    let Ok(d) = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
-        return false;
-    };
-    FileType::from_raw_mode(d.st_mode) == FileType::from_raw_mode(src.st_mode)
-        && crate::copy::attrs::same_size_and_mtime(&d, src)
 }
 
 /// Delete pcopy temporaries left by a killed run. Safe because the

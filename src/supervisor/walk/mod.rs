@@ -20,7 +20,6 @@ use crate::util::escape_bytes;
 use crossbeam_channel::Sender;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 use std::collections::HashMap;
-use std::io;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -103,13 +102,8 @@ impl WalkEvent {
             WalkEvent::Excluded => sm.entries_excluded += 1,
             WalkEvent::BigFile { .. } => {}
             WalkEvent::Dry {
-                kind,
-                up_to_date: true,
-                ..
-            } => {
-                let _ = kind;
-                sm.files_skipped += 1;
-            }
+                up_to_date: true, ..
+            } => sm.files_skipped += 1,
             WalkEvent::Dry { kind, bytes, .. } => sm.count_placed(&kind, bytes),
         }
     }
@@ -303,20 +297,10 @@ impl Walker {
         }
     }
 
-    fn open_src_dir(&self, src_root: &OwnedFd, rel: &[u8]) -> io::Result<OwnedFd> {
-        if self.dereference {
-            let r: &[u8] = if rel.is_empty() { b"." } else { rel };
-            let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
-            Ok(rustix::fs::openat(src_root, r, flags, Mode::empty())?)
-        } else {
-            open_beneath(src_root, rel, OFlags::DIRECTORY | OFlags::RDONLY)
-        }
-    }
-
     /// Read one directory and handle its entries. `false` when the
     /// dispatcher is gone.
     fn read_dir(&self, sh: &Shared, src_root: &OwnedFd, job: &DirJob, b: &mut Batcher) -> bool {
-        let src = match self.open_src_dir(src_root, &job.rel) {
+        let src = match crate::copy::open_src_dir(src_root, &job.rel, self.dereference) {
             Ok(fd) => fd,
             Err(e) => {
                 self.fail(&job.rel, &e.to_string(), true);
@@ -470,7 +454,10 @@ impl Walker {
                 // The rsync quick check, done right here: an up-to-date file
                 // costs one fstatat and no IPC at all.
                 let checkable = !self.dry_run && !self.ignore_times && !job.fresh;
-                if checkable && e.dst.is_some_and(|d| dest::up_to_date(d, e.name, st)) {
+                if checkable
+                    && e.dst
+                        .is_some_and(|d| crate::copy::attrs::up_to_date(d, e.name, st))
+                {
                     self.found.skipped_files.fetch_add(1, Ordering::Relaxed);
                     self.found.skipped_bytes.fetch_add(size, Ordering::Relaxed);
                     return true;
@@ -489,7 +476,9 @@ impl Walker {
             }
         };
         if self.dry_run {
-            let up_to_date = e.dst.is_some_and(|d| dest::up_to_date(d, e.name, st));
+            let up_to_date = e
+                .dst
+                .is_some_and(|d| crate::copy::attrs::up_to_date(d, e.name, st));
             let _ = self.events.send(WalkEvent::Dry {
                 kind,
                 up_to_date,

@@ -12,10 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bumped whenever a message type changes shape.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
-/// A path as raw bytes: relative to the source/destination roots inside tasks,
-/// absolute in `WorkerInit`.
+/// A path as raw bytes, relative to the source/destination roots.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RelPath(#[serde(with = "serde_bytes")] pub Vec<u8>);
 
@@ -78,12 +77,23 @@ pub struct Task {
     pub fresh: bool,
 }
 
+/// The run's root directories, as descriptors a worker inherits at spawn
+/// (their numbers in the worker), with the (device, inode) the supervisor
+/// validated. A worker never opens a root by path: a root renamed and
+/// replaced by a symlink mid-run cannot redirect a respawned worker.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootFds {
+    pub src_fd: i32,
+    pub dst_fd: i32,
+    pub src_id: (u64, u64),
+    pub dst_id: (u64, u64),
+}
+
 /// The settings a worker needs; sent once in `ToWorker::Init`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerInit {
     pub worker: u32,
-    pub source: RelPath,
-    pub destination: RelPath,
+    pub roots: RootFds,
     /// Unique per run; part of every temporary file name.
     pub run_id: u64,
     /// Copy even when size and mtime match (`--ignore-times`).

@@ -152,13 +152,9 @@ impl Copier {
             .dst_dir
             .get(&self.dst_root, parent)
             .map_err(|e| failed(&e, "open destination directory"))?;
-        let out = rustix::fs::openat(
-            ddir,
-            temp,
-            OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| failed(&e.into(), "open shared temporary file"))?;
+        // Beneath the directory, like every other path from a task.
+        let out = super::open_beneath(ddir, temp, OFlags::WRONLY)
+            .map_err(|e| failed(&e, "open shared temporary file"))?;
         let sparse = (st.st_blocks as u64).saturating_mul(512) < span.file_size;
         data::copy_span(
             src.as_fd(),

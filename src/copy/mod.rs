@@ -11,25 +11,16 @@ pub mod data;
 mod file;
 pub(crate) use file::open_source;
 mod special;
+pub mod temp;
 mod verify;
 pub mod xattrs;
 
 use crate::protocol::{ErrorKind, Outcome, Task, TaskKind, WorkerInit};
-use crate::util::{classify, escape_bytes};
+use crate::util::classify;
 use attrs::{same_size_and_mtime, Attrs};
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-
-/// Prefix of every temporary name; the walker removes stale ones (from a
-/// killed run) when it revisits a destination directory.
-pub const TEMP_PREFIX: &[u8] = b".pcopy-tmp.";
-
-/// The part of a temp name after `TEMP_PREFIX` that identifies one worker
-/// process of one run; the supervisor uses it to remove a dead worker's temp.
-pub fn temp_stem(run_id: u64, pid: u32) -> String {
-    format!("{run_id:016x}.{pid}.")
-}
 
 /// Attempts at copying a file that keeps changing under us.
 const CHANGE_RETRIES: usize = 3;
@@ -165,18 +156,13 @@ fn failed(e: &io::Error, what: &str) -> Outcome {
 }
 
 impl Copier {
-    pub fn new(init: WorkerInit) -> io::Result<Self> {
+    /// `src_root` and `dst_root` are the run's validated root directories;
+    /// every path is resolved beneath them.
+    pub fn new(src_root: OwnedFd, dst_root: OwnedFd, init: WorkerInit) -> Self {
         let deref = init.dereference;
-        let open_root = |p: &[u8]| {
-            rustix::fs::open(
-                p,
-                OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-        };
-        Ok(Copier {
-            src_root: open_root(&init.source.0)?,
-            dst_root: open_root(&init.destination.0)?,
+        Copier {
+            src_root,
+            dst_root,
             owner: init.preserve_owner && attrs::is_root(),
             init,
             pid: std::process::id(),
@@ -192,26 +178,17 @@ impl Copier {
             },
             xattr_buf: Vec::new(),
             dst_dir: DirCache::default(),
-        })
+        }
     }
 
     fn temp_name(&mut self) -> Vec<u8> {
         self.seq += 1;
-        let mut n = TEMP_PREFIX.to_vec();
-        n.extend_from_slice(
-            format!("{}{}", temp_stem(self.init.run_id, self.pid), self.seq).as_bytes(),
-        );
-        n
+        temp::worker(self.init.run_id, self.pid, self.seq)
     }
 
-    /// Place one entry. Never panics on I/O; every failure is an `Outcome`.
+    /// Place one entry (already checked by `worker::validate_task`). Never
+    /// panics on I/O; every failure is an `Outcome`.
     pub fn run(&mut self, task: &Task, tick: data::Tick) -> Outcome {
-        if !valid_rel(&task.rel.0) {
-            return Outcome::Failed {
-                kind: ErrorKind::Other,
-                msg: format!("invalid task path {}", escape_bytes(&task.rel.0)),
-            };
-        }
         crate::failpoint::hit("worker::before_task", &task.rel.0);
         match task.kind {
             TaskKind::File { .. } => self.copy_file(&task.rel.0, task.fresh, tick),

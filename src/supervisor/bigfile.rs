@@ -144,7 +144,5 @@ fn place(roots: &Roots, rel: &[u8], big: &Big) -> Placed {
 
 /// Name of the shared temp for the `seq`-th large file of a run.
 pub fn temp_name(run_id: u64, seq: u64) -> RelPath {
-    let mut n = crate::copy::TEMP_PREFIX.to_vec();
-    n.extend_from_slice(format!("{run_id:016x}.big{seq}").as_bytes());
-    RelPath(n)
+    RelPath(crate::copy::temp::big(run_id, seq))
 }

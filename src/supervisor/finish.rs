@@ -5,13 +5,12 @@
 
 use super::walk::DirMeta;
 use crate::copy::attrs::{is_root, Attrs};
-use crate::copy::{open_beneath, split_rel, TEMP_PREFIX};
+use crate::copy::{open_beneath, split_rel, temp};
 use crate::protocol::RelPath;
 use crate::stats::Summary;
 use rustix::fs::{AtFlags, OFlags};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
 
 fn dir(root: &OwnedFd, rel: &[u8]) -> io::Result<OwnedFd> {
     open_beneath(root, rel, OFlags::DIRECTORY | OFlags::RDONLY)
@@ -30,8 +29,7 @@ fn link_one(root: &OwnedFd, link: &[u8], first: &[u8], run_id: u64, seq: u64) ->
             return Ok(false);
         }
     }
-    let mut tmp = TEMP_PREFIX.to_vec();
-    tmp.extend_from_slice(format!("{run_id:016x}.s.{seq}").as_bytes());
+    let tmp = temp::link(run_id, seq);
     rustix::fs::linkat(&fdir, fname, &ldir, &tmp[..], AtFlags::empty())?;
     if let Err(e) = rustix::fs::renameat(&ldir, &tmp[..], &ldir, lname) {
         let _ = rustix::fs::unlinkat(&ldir, &tmp[..], AtFlags::empty());
@@ -74,31 +72,15 @@ fn dir_xattrs(src_root: &OwnedFd, rel: &[u8], dst: &OwnedFd, follow: bool, buf: 
 pub fn dir_attrs(
     root: &OwnedFd,
     dirs: &[DirMeta],
-    src_root: &Path,
+    src_root: &OwnedFd,
     follow: bool,
     sm: &mut Summary,
 ) {
     let owner = is_root();
     let mut buf = Vec::new();
-    let src_fd = match rustix::fs::open(
-        src_root,
-        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    ) {
-        Ok(fd) => Some(fd),
-        Err(e) => {
-            log::warn!(
-                "{}: {e}; directory extended attributes not copied",
-                src_root.display()
-            );
-            None
-        }
-    };
     for d in dirs {
         let r = dir(root, &d.rel).and_then(|fd| {
-            if let Some(s) = &src_fd {
-                dir_xattrs(s, &d.rel, &fd, follow, &mut buf);
-            }
+            dir_xattrs(src_root, &d.rel, &fd, follow, &mut buf);
             d.attrs.apply_fd(&fd, owner)
         });
         if let Err(e) = r {
@@ -108,14 +90,15 @@ pub fn dir_attrs(
             sm.push_error(path, format!("set directory attributes: {e}"));
         }
     }
-    match rustix::fs::stat(src_root) {
+    dir_xattrs(src_root, b"", root, follow, &mut buf);
+    match rustix::fs::fstat(src_root) {
         Ok(st) => {
-            let a = Attrs::from_stat(&st);
-            if let Err(e) = a.apply_fd(root, owner) {
+            if let Err(e) = Attrs::from_stat(&st).apply_fd(root, owner) {
                 log::error!("destination root: set attributes: {e}");
                 sm.dirs_failed += 1;
+                sm.push_error(".".into(), format!("set directory attributes: {e}"));
             }
         }
-        Err(e) => log::error!("{}: {e}", src_root.display()),
+        Err(e) => log::error!("source root: {e}"),
     }
 }

@@ -13,10 +13,9 @@ pub mod walk;
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::protocol::{RelPath, WorkerInit};
+use crate::protocol::{RootFds, WorkerInit};
 use crate::stats::Summary;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,15 +66,13 @@ pub fn run(settings: Settings) -> Result<Summary> {
         settings.exclude,
         settings.include,
     );
-    if let (Some(fd), false) = (&roots.dst_fd, settings.dry_run) {
-        walk::remove_stale_temps(fd).map_err(|e| Error::io(&roots.destination, e))?;
-    }
     let run_id = run_id();
     let (batch_tx, batch_rx) = crossbeam_channel::bounded(2 * settings.processes + 2);
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
     let found = Arc::new(walk::Found::default());
     let walker = walk::Walker {
         source: roots.source.clone(),
+        src_root: dup(&roots.src_fd, &roots.source)?,
         found: Arc::clone(&found),
         dst_root: roots
             .dst_fd
@@ -109,8 +106,8 @@ pub fn run(settings: Settings) -> Result<Summary> {
             };
             let init = WorkerInit {
                 worker: 0,
-                source: RelPath(roots.source.as_os_str().as_bytes().to_vec()),
-                destination: RelPath(roots.destination.as_os_str().as_bytes().to_vec()),
+                // Filled in by `Dispatch::new` from the descriptors it holds.
+                roots: RootFds::default(),
                 run_id,
                 ignore_times: settings.ignore_times,
                 preserve_owner: true,
@@ -126,6 +123,7 @@ pub fn run(settings: Settings) -> Result<Summary> {
                 batch_rx,
                 ev_rx,
                 &stop,
+                dup(&roots.src_fd, &roots.source)?,
                 dup(dst_fd, &roots.destination)?,
             )?;
             d.progress = Some(progress::Tracker::new(bar, Arc::clone(&found)));
@@ -141,7 +139,7 @@ pub fn run(settings: Settings) -> Result<Summary> {
                 finish::dir_attrs(
                     dst_fd,
                     &walked.dirs,
-                    &roots.source,
+                    &roots.src_fd,
                     settings.dereference,
                     &mut summary,
                 );

@@ -27,12 +27,27 @@ pub struct Spawned {
 pub fn spawn(exe: &Path, init: WorkerInit) -> Result<(Spawned, IpcReceiver<FromWorker>), String> {
     let (server, name) =
         IpcOneShotServer::<FromWorker>::new().map_err(|e| format!("ipc server: {e}"))?;
-    let mut child = Command::new(exe)
-        .arg("--worker")
+    let inherit = [init.roots.src_fd, init.roots.dst_fd];
+    let mut cmd = Command::new(exe);
+    cmd.arg("--worker")
         .arg(&name)
         .env(PARENT_ENV, std::process::id().to_string())
         .stdin(Stdio::null())
-        .process_group(0)
+        .process_group(0);
+    // SAFETY: runs in the forked child before exec; fcntl is
+    // async-signal-safe and touches only the child's descriptor table. The
+    // root descriptors are the only ones a worker inherits.
+    unsafe {
+        cmd.pre_exec(move || {
+            for fd in inherit {
+                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
         .spawn()
         .map_err(|e| format!("spawn {}: {e}", exe.display()))?;
     let (done_tx, done_rx) = crossbeam_channel::bounded(1);

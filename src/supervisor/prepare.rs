@@ -10,10 +10,15 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// The opened, locked destination root and the source's identity.
+/// The opened source root, the opened and locked destination root. Every
+/// later access of either tree, in the supervisor or in any worker, goes
+/// through these descriptors (or dups of them): a root renamed or replaced
+/// by a symlink during the run is never followed.
 pub struct Roots {
+    /// Canonical paths, for messages only.
     pub source: PathBuf,
     pub destination: PathBuf,
+    pub src_fd: OwnedFd,
     /// Held for the whole run: its flock is the one-run-per-destination lock.
     /// None only in a dry run whose destination does not exist.
     pub dst_fd: Option<OwnedFd>,
@@ -21,33 +26,41 @@ pub struct Roots {
     pub created: bool,
 }
 
+fn open_dir(p: &Path) -> Result<OwnedFd> {
+    rustix::fs::open(
+        p,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io(p, e.into()))
+}
+
 pub fn prepare(source: &Path, destination: &Path, dry_run: bool) -> Result<Roots> {
-    let smeta = std::fs::metadata(source).map_err(|e| Error::io(source, e))?;
-    if !smeta.is_dir() {
-        return Err(Error::io(
-            source,
-            std::io::Error::from_raw_os_error(libc::ENOTDIR),
-        ));
-    }
+    let src_fd = open_dir(source)?;
+    let sst = rustix::fs::fstat(&src_fd).map_err(|e| Error::io(source, e.into()))?;
     let source = std::fs::canonicalize(source).map_err(|e| Error::io(source, e))?;
-    check_not_inside(&source, &smeta, destination)?;
+    check_not_inside(&source, (sst.st_dev, sst.st_ino), destination)?;
     let created = !destination.exists();
     if dry_run && created {
         return Ok(Roots {
             source,
             destination: destination.to_path_buf(),
+            src_fd,
             dst_fd: None,
             created,
         });
     }
     std::fs::create_dir_all(destination).map_err(|e| Error::io(destination, e))?;
     let destination = std::fs::canonicalize(destination).map_err(|e| Error::io(destination, e))?;
-    let dst_fd = rustix::fs::open(
-        &destination,
-        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| Error::io(&destination, e.into()))?;
+    let dst_fd = open_dir(&destination)?;
+    // Re-checked on the descriptor itself: the path may have changed since.
+    let dst = rustix::fs::fstat(&dst_fd).map_err(|e| Error::io(&destination, e.into()))?;
+    if (dst.st_dev, dst.st_ino) == (sst.st_dev, sst.st_ino) {
+        return Err(Error::Fatal(format!(
+            "{}: source and destination are the same directory",
+            destination.display()
+        )));
+    }
     match rustix::fs::flock(&dst_fd, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => {}
         Err(rustix::io::Errno::WOULDBLOCK) => {
@@ -61,6 +74,7 @@ pub fn prepare(source: &Path, destination: &Path, dry_run: bool) -> Result<Roots
     Ok(Roots {
         source,
         destination,
+        src_fd,
         dst_fd: Some(dst_fd),
         created,
     })
@@ -68,8 +82,7 @@ pub fn prepare(source: &Path, destination: &Path, dry_run: bool) -> Result<Roots
 
 /// Refuse a destination equal to the source or below it. Walks up from the
 /// nearest existing ancestor of `dst` comparing (dev, ino) with the source.
-fn check_not_inside(src: &Path, smeta: &std::fs::Metadata, dst: &Path) -> Result<()> {
-    let id = (smeta.dev(), smeta.ino());
+fn check_not_inside(src: &Path, id: (u64, u64), dst: &Path) -> Result<()> {
     let mut probe = Some(dst);
     let existing = loop {
         match probe {

@@ -2,10 +2,14 @@
 //! in order, reporting outcomes in task order, until `Shutdown` or until the
 //! supervisor disappears (IPC end-of-file, or PR_SET_PDEATHSIG).
 
+mod validate;
+pub use validate::task as validate_task;
+
 use crate::copy::Copier;
 use crate::error::ExitStatus;
 use crate::protocol::{FromWorker, Outcome, Position, Task, ToWorker, PROTOCOL_VERSION};
 use ipc_channel::ipc::{self, IpcReceiver, IpcSender};
+use ipc_channel::IpcError;
 use ipc_channel::TryRecvError;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -53,31 +57,34 @@ fn serve(token: String) -> Result<(), String> {
         tasks: tasks_tx,
     })
     .map_err(|e| format!("hello: {e}"))?;
+    let fatal = |msg: String| {
+        let _ = up.send(FromWorker::Fatal { msg: msg.clone() });
+        msg
+    };
     let (init, position) = match tasks_rx.recv() {
         Ok(ToWorker::Init(init, position)) => (init, position),
-        Ok(_) => return Err("expected Init".into()),
-        Err(_) => return Ok(()), // supervisor gone before Init: nothing to do
+        Ok(_) => return Err(fatal("protocol error: expected Init first".into())),
+        Err(IpcError::Disconnected) => return Ok(()), // supervisor gone before Init
+        Err(e) => return Err(fatal(format!("undecodable Init message: {e}"))),
     };
     crate::logging::init_worker(up.clone(), init.log_level);
-    let copier = match Copier::new(init) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = up.send(FromWorker::Fatal { msg: e.to_string() });
-            return Err(e.to_string());
-        }
-    };
+    let (src, dst) = validate::adopt_roots(&init.roots).map_err(|e| fatal(e.to_string()))?;
+    let run_id = init.run_id;
+    let copier = Copier::new(src, dst, init);
     Worker {
-        up,
+        up: up.clone(),
         rx: tasks_rx,
         position,
         queue: VecDeque::new(),
         stop: false,
+        broken: None,
         last_send: Instant::now(),
         last_poll: Instant::now(),
         unreported_bytes: 0,
+        run_id,
     }
-    .main_loop(copier);
-    Ok(())
+    .main_loop(copier)
+    .map_err(fatal)
 }
 
 struct Worker {
@@ -87,23 +94,54 @@ struct Worker {
     /// Batches received while busy (read early when polling for Shutdown).
     queue: VecDeque<(u64, Vec<Task>)>,
     stop: bool,
+    /// Why the task channel can no longer be trusted (an undecodable or
+    /// out-of-protocol message): the worker stops and exits non-zero.
+    broken: Option<String>,
     last_send: Instant,
     last_poll: Instant,
     unreported_bytes: u64,
+    run_id: u64,
 }
 
 impl Worker {
-    fn main_loop(mut self, mut copier: Copier) {
+    /// `Err` when the supervisor sent something undecodable or out of
+    /// protocol; a disconnect or Shutdown ends the loop normally.
+    fn main_loop(mut self, mut copier: Copier) -> Result<(), String> {
         while !self.stop {
             let (id, tasks) = match self.queue.pop_front() {
                 Some(b) => b,
                 None => match self.rx.recv() {
-                    Ok(ToWorker::Batch { id, tasks }) => (id, tasks),
-                    Ok(_) | Err(_) => return, // Shutdown, stray Init, or disconnect
+                    Ok(msg) => match self.accept(msg) {
+                        Some(b) => b,
+                        None => break,
+                    },
+                    Err(IpcError::Disconnected) => break,
+                    Err(e) => {
+                        self.broken = Some(format!("undecodable message from supervisor: {e}"));
+                        break;
+                    }
                 },
             };
             if self.run_batch(&mut copier, id, &tasks).is_err() {
-                return; // supervisor unreachable
+                break; // supervisor unreachable
+            }
+        }
+        self.broken.take().map_or(Ok(()), Err)
+    }
+
+    /// A decoded message: a batch to run, or `None` after Shutdown or a
+    /// protocol violation (noted in `broken`).
+    fn accept(&mut self, msg: ToWorker) -> Option<(u64, Vec<Task>)> {
+        match msg {
+            ToWorker::Batch { id, tasks } => Some((id, tasks)),
+            ToWorker::Shutdown => {
+                self.stop = true;
+                None
+            }
+            ToWorker::Init(..) => {
+                self.broken = Some("protocol error: a second Init".into());
+                self.stop = true;
+                None
             }
         }
     }
@@ -116,7 +154,13 @@ impl Worker {
             if self.stop {
                 break;
             }
-            let outcome = copier.run(task, &mut |n| self.tick(n));
+            let outcome = match validate::task(task, self.run_id) {
+                Ok(()) => copier.run(task, &mut |n| self.tick(n)),
+                Err(msg) => Outcome::Failed {
+                    kind: crate::protocol::ErrorKind::Other,
+                    msg,
+                },
+            };
             if self.stop && matches!(outcome, Outcome::Failed { .. }) {
                 break; // interrupted mid-file: the temp is gone, report nothing
             }
@@ -163,10 +207,18 @@ impl Worker {
         self.last_poll = Instant::now();
         loop {
             match self.rx.try_recv() {
-                Ok(ToWorker::Batch { id, tasks }) => self.queue.push_back((id, tasks)),
-                Ok(_) => self.stop = true,
+                Ok(msg) => {
+                    if let Some(b) = self.accept(msg) {
+                        self.queue.push_back(b);
+                    }
+                }
                 Err(TryRecvError::Empty) => return,
-                Err(TryRecvError::IpcError(_)) => {
+                Err(TryRecvError::IpcError(IpcError::Disconnected)) => {
+                    self.stop = true;
+                    return;
+                }
+                Err(TryRecvError::IpcError(e)) => {
+                    self.broken = Some(format!("undecodable message from supervisor: {e}"));
                     self.stop = true;
                     return;
                 }

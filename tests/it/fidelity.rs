@@ -126,7 +126,7 @@ fn unreadable_file_and_directory_fail_alone_with_exit_1() {
             return;
         }
         let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin()]);
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", &bin()]);
         c
     } else {
         Command::new(bin())

@@ -7,6 +7,7 @@ mod copy_tree;
 #[cfg(feature = "failpoints")]
 mod faults;
 mod fidelity;
+mod hardening;
 mod operator;
 mod resume;
 mod util;

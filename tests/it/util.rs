@@ -13,8 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_pcopy")
+/// The binary under test: this build's, or `PCOPY_TEST_BIN` (used to show
+/// that a regression test fails against an older build).
+pub fn bin() -> String {
+    std::env::var("PCOPY_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_pcopy").to_string())
 }
 
 pub struct TestEnv {
@@ -250,7 +252,7 @@ pub fn temps_under(root: &Path) -> Vec<PathBuf> {
     walkdir::WalkDir::new(root)
         .into_iter()
         .filter_map(Result::ok)
-        .filter(|e| e.file_name().as_bytes().starts_with(b".pcopy-tmp."))
+        .filter(|e| pcopy::copy::temp::parse(e.file_name().as_bytes()).is_some())
         .map(|e| e.path().to_path_buf())
         .collect()
 }
@@ -260,7 +262,7 @@ pub fn count_files(root: &Path) -> usize {
         .into_iter()
         .filter_map(Result::ok)
         .filter(|e| {
-            e.file_type().is_file() && !e.file_name().as_bytes().starts_with(b".pcopy-tmp.")
+            e.file_type().is_file() && pcopy::copy::temp::parse(e.file_name().as_bytes()).is_none()
         })
         .count()
 }

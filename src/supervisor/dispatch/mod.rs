@@ -14,7 +14,7 @@ use super::walk::WalkEvent;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::logging::level_from;
-use crate::protocol::{FromWorker, Outcome, Task, TaskKind, ToWorker, WorkerInit};
+use crate::protocol::{FromWorker, Outcome, RootFds, Task, TaskKind, ToWorker, WorkerInit};
 use crate::stats::Summary;
 use crossbeam_channel::{Receiver, TryRecvError};
 use ipc_channel::ipc::{IpcReceiverSet, IpcSelectionResult};
@@ -79,16 +79,12 @@ impl<'a> Dispatch<'a> {
         batches: Receiver<Vec<Task>>,
         events: Receiver<WalkEvent>,
         stop: &'a super::signals::Signals,
+        src_root: OwnedFd,
         dst_root: OwnedFd,
     ) -> Result<Self> {
-        let src_root = rustix::fs::open(
-            &settings.source,
-            rustix::fs::OFlags::DIRECTORY
-                | rustix::fs::OFlags::RDONLY
-                | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-        .map_err(|e| Error::io(&settings.source, e.into()))?;
+        let mut init = init;
+        init.roots = root_fds(&src_root, &dst_root)
+            .map_err(|e| Error::Fatal(format!("stat root directories: {e}")))?;
         Ok(Dispatch {
             settings,
             exe,
@@ -432,4 +428,17 @@ impl<'a> Dispatch<'a> {
             }
         }
     }
+}
+
+/// The descriptors workers inherit (these very fds, held for the whole run)
+/// and the identities a worker checks them against.
+fn root_fds(src: &OwnedFd, dst: &OwnedFd) -> std::io::Result<RootFds> {
+    use std::os::fd::AsRawFd;
+    let id = |fd: &OwnedFd| rustix::fs::fstat(fd).map(|s| (s.st_dev, s.st_ino));
+    Ok(RootFds {
+        src_fd: src.as_raw_fd(),
+        dst_fd: dst.as_raw_fd(),
+        src_id: id(src)?,
+        dst_id: id(dst)?,
+    })
 }

@@ -102,15 +102,13 @@ impl Dispatch<'_> {
     /// temp, if any, sits in that entry's destination directory.
     fn remove_dead_temp(&self, culprit: &Task, pid: u32) {
         let (parent, _) = crate::copy::split_rel(&culprit.rel.0);
-        let mut prefix = crate::copy::TEMP_PREFIX.to_vec();
-        prefix.extend_from_slice(crate::copy::temp_stem(self.init.run_id, pid).as_bytes());
         let dir = crate::copy::open_beneath(
             &self.dst_root,
             parent,
             rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::RDONLY,
         );
         if let Ok(dir) = dir {
-            match crate::supervisor::walk::remove_temps_with_prefix(&dir, &prefix) {
+            match crate::supervisor::walk::remove_worker_temps(&dir, self.init.run_id, pid) {
                 Ok(n) if n > 0 => log::debug!("removed {n} temp file(s) of dead worker {pid}"),
                 Ok(_) => {}
                 Err(e) => log::warn!("cleaning up after worker {pid}: {e}"),

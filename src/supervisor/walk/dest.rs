@@ -2,14 +2,15 @@
 //! following a symlink in its place, and clear stale temporaries from
 //! reused ones. (The quick check itself is `copy::attrs::up_to_date`.)
 
-use crate::copy::TEMP_PREFIX;
+use crate::copy::temp;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use std::io;
 use std::os::fd::OwnedFd;
 
 /// Create (or reuse) directory `name` under `parent` without following a
 /// symlink in its place. Created owner-only; its real mode comes last. A
-/// reused directory is made owner-writable and cleared of stale temps.
+/// reused directory is made owner-writable (the walker clears its stale
+/// temps when it reads it).
 pub fn make_dir(parent: &OwnedFd, name: &[u8]) -> io::Result<(OwnedFd, bool)> {
     let created = match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700)) {
         Ok(()) => true,
@@ -28,7 +29,6 @@ pub fn make_dir(parent: &OwnedFd, name: &[u8]) -> io::Result<(OwnedFd, bool)> {
         if st.st_mode & 0o700 != 0o700 {
             rustix::fs::fchmod(&fd, Mode::from_raw_mode((st.st_mode | 0o700) & 0o7777))?;
         }
-        remove_stale_temps(&fd)?;
     }
     Ok((fd, created))
 }
@@ -47,24 +47,38 @@ pub fn peek_dir(parent: Option<&OwnedFd>, name: &[u8]) -> bool {
     parent.is_some_and(|p| open_dir(p, name).is_ok())
 }
 
-/// Delete pcopy temporaries left by a killed run. Safe because the
-/// destination lock guarantees no other run is writing here. Only our exact
-/// prefix is touched, and only non-directories (never followed).
-pub fn remove_stale_temps(dir: &OwnedFd) -> io::Result<usize> {
-    let n = remove_temps_with_prefix(dir, TEMP_PREFIX)?;
+/// Delete pcopy temporaries left by a killed run from the destination
+/// directory `dst`. Safe because the destination lock guarantees no other
+/// run is writing here. Only names in pcopy's exact temp grammar
+/// (`copy::temp`) are touched, never one of this run (`run_id`), never a
+/// directory, never a name the source directory `src` itself has (a source
+/// file of that name is copied like any other).
+pub fn remove_stale_temps(dst: &OwnedFd, src: Option<&OwnedFd>, run_id: u64) -> io::Result<usize> {
+    let stale = |name: &[u8]| {
+        temp::parse(name).is_some_and(|t| t.run_id != run_id)
+            && !src.is_some_and(|s| rustix::fs::statat(s, name, AtFlags::SYMLINK_NOFOLLOW).is_ok())
+    };
+    let n = remove_matching(dst, stale)?;
     if n > 0 {
         log::info!("removed {n} stale temporary file(s) from an earlier run");
     }
     Ok(n)
 }
 
-/// Unlink the non-directory entries of `dir` whose names start with `prefix`.
-pub fn remove_temps_with_prefix(dir: &OwnedFd, prefix: &[u8]) -> io::Result<usize> {
+/// Remove the temps worker `pid` of this run left in `dir` (it died).
+pub fn remove_worker_temps(dir: &OwnedFd, run_id: u64, pid: u32) -> io::Result<usize> {
+    remove_matching(dir, |name| {
+        temp::parse(name).is_some_and(|t| t.run_id == run_id && t.kind == temp::Kind::Worker(pid))
+    })
+}
+
+/// Unlink the non-directory entries of `dir` whose names `matches` accepts.
+fn remove_matching(dir: &OwnedFd, matches: impl Fn(&[u8]) -> bool) -> io::Result<usize> {
     let mut n = 0;
     for ent in rustix::fs::Dir::read_from(dir)? {
         let ent = ent?;
         let name = ent.file_name().to_bytes();
-        if name.starts_with(prefix) && ent.file_type() != FileType::Directory {
+        if ent.file_type() != FileType::Directory && matches(name) {
             match rustix::fs::unlinkat(dir, ent.file_name(), AtFlags::empty()) {
                 Ok(()) => n += 1,
                 Err(rustix::io::Errno::NOENT) => {}

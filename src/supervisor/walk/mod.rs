@@ -11,14 +11,14 @@
 mod dest;
 mod large;
 
-pub use dest::{remove_stale_temps, remove_temps_with_prefix};
+pub use dest::remove_worker_temps;
 
 use crate::copy::attrs::Attrs;
 use crate::copy::open_beneath;
 use crate::protocol::{RelPath, Task, TaskKind};
 use crate::util::escape_bytes;
 use crossbeam_channel::Sender;
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
+use rustix::fs::{AtFlags, FileType, OFlags, Stat};
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -110,7 +110,10 @@ impl WalkEvent {
 }
 
 pub struct Walker {
+    /// For messages only: every access goes through `src_root`.
     pub source: PathBuf,
+    /// The source root the supervisor validated (never re-opened by path).
+    pub src_root: OwnedFd,
     pub found: Arc<Found>,
     /// None only in a dry run whose destination does not exist yet.
     pub dst_root: Option<OwnedFd>,
@@ -207,17 +210,7 @@ fn join_rel(parent: &[u8], name: &[u8]) -> Vec<u8> {
 
 impl Walker {
     pub fn run(self) -> WalkOutput {
-        let src_root = match rustix::fs::open(
-            &self.source,
-            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(e) => {
-                self.fail(b"", &e.to_string(), true);
-                return WalkOutput::default();
-            }
-        };
+        let src_root = &self.src_root;
         let root_id = rustix::fs::fstat(&src_root).map_or((0, 0), |s| (s.st_dev, s.st_ino));
         let shared = Shared {
             queue: Mutex::new(Queue {
@@ -236,7 +229,7 @@ impl Walker {
         };
         std::thread::scope(|s| {
             for _ in 0..self.threads.max(1) {
-                s.spawn(|| self.thread(&shared, &src_root));
+                s.spawn(|| self.thread(&shared, src_root));
             }
         });
         let large = std::mem::take(&mut *lock(&shared.large));
@@ -318,6 +311,11 @@ impl Walker {
             },
             None => None,
         };
+        if let (Some(d), false, false) = (&dst, job.fresh, self.dry_run) {
+            if let Err(e) = dest::remove_stale_temps(d, Some(&src), self.run_id) {
+                self.fail(&job.rel, &format!("remove stale temporaries: {e}"), true);
+            }
+        }
         let entries = match rustix::fs::Dir::read_from(&src) {
             Ok(d) => d,
             Err(e) => {

@@ -1,0 +1,306 @@
+//! Hostile conditions: roots swapped for symlinks mid-run, a worker fed
+//! messages by a fake supervisor, temp-like user names, descriptor limits,
+//! closed output streams, colour on files, a full destination.
+
+use crate::util::*;
+use ipc_channel::ipc::{IpcOneShotServer, IpcReceiver, IpcSender};
+use pcopy::protocol::{
+    FromWorker, Outcome, Position, RelPath, RootFds, Task, TaskKind, Time, ToWorker, WorkerInit,
+};
+use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A worker process driven by the test as its supervisor.
+struct FakeSupervisor {
+    child: Child,
+    up: IpcReceiver<FromWorker>,
+    tasks: IpcSender<ToWorker>,
+    _roots: (OwnedFd, OwnedFd),
+    roots: RootFds,
+}
+
+fn open_dir(p: &std::path::Path) -> OwnedFd {
+    let f = fs::File::open(p).expect("open dir");
+    OwnedFd::from(f)
+}
+
+impl FakeSupervisor {
+    fn start(src: &std::path::Path, dst: &std::path::Path) -> Self {
+        let (server, name) = IpcOneShotServer::<FromWorker>::new().expect("server");
+        let (s, d) = (open_dir(src), open_dir(dst));
+        let id = |fd: &OwnedFd| {
+            let st = rustix::fs::fstat(fd).expect("fstat");
+            (st.st_dev, st.st_ino)
+        };
+        let roots = RootFds {
+            src_fd: s.as_raw_fd(),
+            dst_fd: d.as_raw_fd(),
+            src_id: id(&s),
+            dst_id: id(&d),
+        };
+        let inherit = [roots.src_fd, roots.dst_fd];
+        let mut cmd = Command::new(bin());
+        cmd.arg("--worker").arg(&name).stderr(Stdio::piped());
+        // SAFETY: fcntl in the forked child before exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                for fd in inherit {
+                    libc::fcntl(fd, libc::F_SETFD, 0);
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawn worker");
+        let (up, hello) = server.accept().expect("accept");
+        let FromWorker::Hello { tasks, .. } = hello else {
+            panic!("expected Hello, got {hello:?}");
+        };
+        FakeSupervisor {
+            child,
+            up,
+            tasks,
+            _roots: (s, d),
+            roots,
+        }
+    }
+
+    fn init(&self, run_id: u64) {
+        let init = WorkerInit {
+            worker: 0,
+            roots: self.roots,
+            run_id,
+            ignore_times: false,
+            preserve_owner: false,
+            fsync: false,
+            dereference: false,
+            verify: false,
+            log_level: 2,
+        };
+        self.tasks
+            .send(ToWorker::Init(init, Position::new()))
+            .expect("send Init");
+    }
+
+    /// The next Report's outcomes (logs and progress skipped).
+    fn outcomes(&self) -> Vec<Outcome> {
+        loop {
+            match self
+                .up
+                .try_recv_timeout(Duration::from_secs(20))
+                .expect("report")
+            {
+                FromWorker::Report { outcomes, .. } => return outcomes,
+                FromWorker::Fatal { msg } => panic!("worker fatal: {msg}"),
+                _ => {}
+            }
+        }
+    }
+}
+
+#[test]
+fn a_chunk_temp_naming_a_path_outside_the_destination_is_refused() {
+    let env = TestEnv::new();
+    fs::write(env.src.join("big"), vec![7u8; 8192]).unwrap();
+    fs::create_dir(&env.dst).unwrap();
+    let outside = env.path("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("v"), b"untouched").unwrap();
+    let st = fs::metadata(env.src.join("big")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let w = FakeSupervisor::start(&env.src, &env.dst);
+    w.init(1);
+    let chunk = |temp: &[u8]| Task {
+        rel: RelPath(b"big".to_vec()),
+        kind: TaskKind::Chunk {
+            offset: 0,
+            len: 8192,
+            file_size: 8192,
+            mtime: Time {
+                secs: st.mtime(),
+                nanos: st.mtime_nsec() as u32,
+            },
+            temp: RelPath(temp.to_vec()),
+        },
+        fresh: false,
+    };
+    let tasks = vec![
+        chunk(b"../outside/v"),
+        chunk(b"/tmp/pcopy-evil"),
+        chunk(b".pcopy-tmp.0000000000000001.big1/../../outside/v"),
+    ];
+    w.tasks
+        .send(ToWorker::Batch { id: 0, tasks })
+        .expect("send");
+    let outcomes = w.outcomes();
+    assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+    for o in &outcomes {
+        assert!(
+            matches!(o, Outcome::Failed { msg, .. } if msg.contains("invalid chunk temp")),
+            "{o:?}"
+        );
+    }
+    assert_eq!(fs::read(outside.join("v")).unwrap(), b"untouched");
+    assert!(!std::path::Path::new("/tmp/pcopy-evil").exists());
+    w.tasks.send(ToWorker::Shutdown).unwrap();
+}
+
+#[test]
+fn a_worker_refuses_root_descriptors_that_are_not_the_validated_ones() {
+    let env = TestEnv::new();
+    fs::create_dir(&env.dst).unwrap();
+    let mut w = FakeSupervisor::start(&env.src, &env.dst);
+    w.roots.dst_id.1 += 1; // claims another inode
+    w.init(1);
+    let msg = loop {
+        match w.up.try_recv_timeout(Duration::from_secs(20)).expect("msg") {
+            FromWorker::Fatal { msg } => break msg,
+            _ => continue,
+        }
+    };
+    assert!(msg.contains("destination root"), "{msg}");
+    let st = w.child.wait().unwrap();
+    assert_ne!(st.code(), Some(0), "refusal must exit non-zero");
+}
+
+#[test]
+fn an_undecodable_message_makes_the_worker_say_why_and_exit_non_zero() {
+    let env = TestEnv::new();
+    fs::create_dir(&env.dst).unwrap();
+    let mut w = FakeSupervisor::start(&env.src, &env.dst);
+    w.init(1);
+    // Same channel, another type: a variant index no ToWorker has.
+    let raw = retype(w.tasks.clone());
+    raw.send(u64::MAX).expect("send garbage");
+    let msg = loop {
+        match w.up.try_recv_timeout(Duration::from_secs(20)).expect("msg") {
+            FromWorker::Fatal { msg } => break msg,
+            _ => continue,
+        }
+    };
+    assert!(msg.contains("undecodable"), "{msg}");
+    let st = w.child.wait().unwrap();
+    assert_ne!(st.code(), Some(0));
+    let mut err = String::new();
+    use std::io::Read;
+    w.child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains("undecodable"), "worker stderr: {err}");
+}
+
+/// An `IpcSender<ToWorker>` as an `IpcSender<u64>`: sent through a channel
+/// and received as the other type (a sender's wire form carries no type).
+fn retype(tx: IpcSender<ToWorker>) -> IpcSender<u64> {
+    let (a, b) = ipc_channel::ipc::channel::<IpcSender<ToWorker>>().unwrap();
+    a.send(tx).unwrap();
+    b.to_opaque().to::<IpcSender<u64>>().recv().unwrap()
+}
+
+#[cfg(feature = "failpoints")]
+mod swapped_roots {
+    use crate::util::*;
+    use std::fs;
+    use std::process::{Child, Stdio};
+
+    fn slow_copy(env: &TestEnv) -> Child {
+        for i in 0..60 {
+            fs::write(env.src.join(format!("f{i:03}")), format!("content {i}")).unwrap();
+        }
+        let mut c = env.cmd();
+        c.args(["--json", "-j", "2"])
+            .arg(&env.src)
+            .arg(&env.dst)
+            .env("FAILPOINTS", "worker::before_task=sleep(30)")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c.spawn().expect("spawn")
+    }
+
+    fn kill_workers(sup: u32) {
+        let workers: Vec<u32> = children(sup)
+            .into_iter()
+            .filter(|&p| cmdline(p).windows(8).any(|w| w == b"--worker"))
+            .collect();
+        assert!(!workers.is_empty());
+        for w in workers {
+            // SAFETY: kill(2) on a worker pid we just listed.
+            unsafe { libc::kill(w as i32, libc::SIGKILL) };
+        }
+    }
+
+    /// The source root is renamed and replaced by a symlink to another tree
+    /// with the same names, then every worker is killed: the replacements
+    /// must keep reading the original source, never the other tree.
+    #[test]
+    fn respawned_workers_keep_the_original_source_root() {
+        let env = TestEnv::new();
+        let decoy = env.path("decoy");
+        fs::create_dir(&decoy).unwrap();
+        for i in 0..60 {
+            fs::write(decoy.join(format!("f{i:03}")), "SECRET").unwrap();
+        }
+        let child = slow_copy(&env);
+        wait_for(20, "some files copied", || count_files(&env.dst) >= 4);
+        let real = env.path("src.real");
+        fs::rename(&env.src, &real).unwrap();
+        std::os::unix::fs::symlink(&decoy, &env.src).unwrap();
+        kill_workers(child.id());
+        let out = child.wait_with_output().unwrap();
+        assert_code(&out, 0);
+        for e in fs::read_dir(&env.dst).unwrap() {
+            let p = e.unwrap().path();
+            assert_ne!(fs::read(&p).unwrap(), b"SECRET", "{} came from the decoy", p.display());
+        }
+        assert_trees_equal(&real, &env.dst);
+    }
+
+    /// The destination root is swapped for a symlink to an outside
+    /// directory mid-run: nothing may be written there.
+    #[test]
+    fn respawned_workers_keep_the_original_destination_root() {
+        let env = TestEnv::new();
+        let outside = env.path("outside");
+        fs::create_dir(&outside).unwrap();
+        let child = slow_copy(&env);
+        wait_for(20, "some files copied", || count_files(&env.dst) >= 4);
+        let real = env.path("dst.real");
+        fs::rename(&env.dst, &real).unwrap();
+        std::os::unix::fs::symlink(&outside, &env.dst).unwrap();
+        kill_workers(child.id());
+        let out = child.wait_with_output().unwrap();
+        assert_code(&out, 0);
+        let written: Vec<_> = fs::read_dir(&outside).unwrap().collect();
+        assert!(written.is_empty(), "wrote outside the destination: {written:?}");
+        assert_trees_equal(&env.src, &real);
+    }
+}
+
+#[test]
+fn names_that_only_look_like_temps_are_user_files() {
+    let env = TestEnv::new();
+    fs::write(env.src.join(".pcopy-tmp.notes"), b"source file").unwrap();
+    fs::write(env.src.join(".pcopy-tmp.0123456789abcdef.12.3"), b"odd source").unwrap();
+    fs::create_dir_all(&env.dst).unwrap();
+    fs::write(env.dst.join(".pcopy-tmp.mine"), b"user file").unwrap();
+    fs::write(env.dst.join(".pcopy-tmp.00000000deadbeef.7.1"), b"stale").unwrap();
+    let (out, v) = env.copy_json(&[]);
+    assert_code(&out, 0);
+    assert_eq!(v["files_copied"], 2, "{v}");
+    assert_eq!(fs::read(env.dst.join(".pcopy-tmp.mine")).unwrap(), b"user file");
+    assert!(!env.dst.join(".pcopy-tmp.00000000deadbeef.7.1").exists());
+    // A re-run neither deletes nor recopies the source's temp-like names.
+    let (out, v) = env.copy_json(&[]);
+    assert_code(&out, 0);
+    assert_eq!(v["files_copied"], 0, "{v}");
+    assert_eq!(v["files_skipped"], 2, "{v}");
+    assert_eq!(fs::read(env.dst.join(".pcopy-tmp.mine")).unwrap(), b"user file");
+    for n in [".pcopy-tmp.notes", ".pcopy-tmp.0123456789abcdef.12.3"] {
+        assert_eq!(fs::read(env.src.join(n)).unwrap(), fs::read(env.dst.join(n)).unwrap());
+    }
+}

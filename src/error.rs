@@ -51,6 +51,12 @@ pub enum ExitStatus {
     Partial,
     /// 2: usage, config or fatal error; nothing (more) was written.
     Fatal,
+    /// 11: the destination filled up (ENOSPC/EDQUOT); what fits was
+    /// copied, the rest is counted, nothing is left half-written.
+    DiskFull,
+    /// 70: an internal error (a bug; sysexits' EX_SOFTWARE). One line on
+    /// stderr says where; please report it.
+    Internal,
     /// 128 + signal: interrupted by SIGINT (130) or SIGTERM (143).
     Interrupted(i32),
 }
@@ -61,6 +67,8 @@ impl ExitStatus {
             ExitStatus::Success => 0,
             ExitStatus::Partial => 1,
             ExitStatus::Fatal => 2,
+            ExitStatus::DiskFull => 11,
+            ExitStatus::Internal => 70,
             ExitStatus::Interrupted(sig) => (128 + sig).clamp(0, 255) as u8,
         }
     }
@@ -72,6 +80,27 @@ impl From<ExitStatus> for std::process::ExitCode {
     }
 }
 
+/// Replace Rust's multi-line panic report (and backtrace) with one line on
+/// stderr naming the place; `main` turns the unwound panic into exit 70.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let what = what.replace('\n', " ");
+        crate::report::err_line(&format!(
+            "pcopy: internal error: {what}{at} (exit 70; please report this)"
+        ));
+    }));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +110,8 @@ mod tests {
         assert_eq!(ExitStatus::Success.code(), 0);
         assert_eq!(ExitStatus::Partial.code(), 1);
         assert_eq!(ExitStatus::Fatal.code(), 2);
+        assert_eq!(ExitStatus::DiskFull.code(), 11);
+        assert_eq!(ExitStatus::Internal.code(), 70);
         assert_eq!(ExitStatus::Interrupted(libc::SIGINT).code(), 130);
         assert_eq!(ExitStatus::Interrupted(libc::SIGTERM).code(), 143);
     }

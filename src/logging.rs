@@ -22,6 +22,19 @@ fn console_level(s: &Settings) -> LevelFilter {
     }
 }
 
+/// Colour only on a terminal, and never when `NO_COLOR` is set to anything
+/// non-empty (no-color.org). termcolor's `Auto` looks at `TERM` alone, so
+/// `2>err.txt` would get escape codes.
+fn color_choice() -> ColorChoice {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    if !no_color && std::io::stderr().is_terminal() {
+        ColorChoice::Auto
+    } else {
+        ColorChoice::Never
+    }
+}
+
 /// Log-file level: run lifecycle and errors by default; -v adds a line per
 /// entry, -vv debug detail.
 pub fn file_level(s: &Settings) -> LevelFilter {
@@ -48,7 +61,7 @@ pub fn init_supervisor(s: &Settings, bar: Option<indicatif::MultiProgress>) -> R
             .set_thread_level(LevelFilter::Off)
             .build(),
         TerminalMode::Stderr,
-        ColorChoice::Auto,
+        color_choice(),
     )];
     if let Some(path) = &s.log_file {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

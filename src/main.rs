@@ -2,16 +2,27 @@
 
 use pcopy::cli::{self, Mode};
 use pcopy::config::Settings;
+use pcopy::error::ExitStatus;
+use pcopy::report::err_line;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    pcopy::error::install_panic_hook();
+    // A panic is a bug: the hook has printed one line; unwinding has run
+    // every destructor on the way (temps, children); exit with its code.
+    std::panic::catch_unwind(run).unwrap_or_else(|_| ExitStatus::Internal.into())
+}
+
+fn run() -> ExitCode {
     match cli::parse() {
         Mode::Worker(token) => pcopy::worker::run(token).into(),
         Mode::Print(text) => {
             use std::io::Write;
+            // A closed pipe (`pcopy --man | head`) is not a failure.
             match std::io::stdout().write_all(&text) {
                 Ok(()) => ExitCode::SUCCESS,
-                Err(_) => ExitCode::from(2),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(_) => ExitStatus::Fatal.into(),
             }
         }
         Mode::Supervisor(cli) => {
@@ -23,7 +34,7 @@ fn main() -> ExitCode {
             match result {
                 Ok((summary, json, quiet)) => pcopy::report::print(&summary, json, quiet).into(),
                 Err(e) => {
-                    eprintln!("pcopy: {e}");
+                    err_line(&format!("pcopy: {e}"));
                     e.exit_status().into()
                 }
             }

@@ -4,16 +4,32 @@ use crate::error::ExitStatus;
 use crate::stats::Summary;
 
 /// Print the summary (JSON object or text on stdout) and return the status.
+/// A closed stdout (`pcopy ... | head -1`) is not an error: the copy is
+/// done and the exit status still says how it went.
 pub fn print(s: &Summary, json: bool, quiet: bool) -> ExitStatus {
     if json {
         match serde_json::to_string(s) {
-            Ok(j) => println!("{j}"),
-            Err(e) => eprintln!("pcopy: cannot encode summary: {e}"),
+            Ok(j) => out_line(&j),
+            Err(e) => err_line(&format!("pcopy: cannot encode summary: {e}")),
         }
     } else if !quiet {
-        println!("{}", s.human());
+        out_line(&s.human());
     }
     exit_status(s)
+}
+
+/// One line on stdout; a write error (a closed pipe) is ignored, never a
+/// panic as `println!` would make it.
+pub fn out_line(text: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let _ = writeln!(o, "{text}").and_then(|()| o.flush());
+}
+
+/// One line on stderr, likewise.
+pub fn err_line(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
 pub fn exit_status(s: &Summary) -> ExitStatus {

@@ -41,7 +41,7 @@ pub fn run(token: String) -> ExitStatus {
     match serve(token) {
         Ok(()) => ExitStatus::Success,
         Err(e) => {
-            eprintln!("pcopy worker {}: {e}", std::process::id());
+            crate::report::err_line(&format!("pcopy worker {}: {e}", std::process::id()));
             ExitStatus::Fatal
         }
     }

@@ -304,3 +304,75 @@ fn names_that_only_look_like_temps_are_user_files() {
         assert_eq!(fs::read(env.src.join(n)).unwrap(), fs::read(env.dst.join(n)).unwrap());
     }
 }
+
+/// `pcopy ... | head -1`: the reader is gone before pcopy writes its
+/// summary. Made deterministic by closing the pipe before pcopy starts
+/// writing: the copy's own status is kept, no panic text appears.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    let env = TestEnv::new();
+    gen_tree(&env.src, 3, 40);
+    for json in [false, true] {
+        let mut c = env.cmd();
+        if json {
+            c.arg("--json");
+        }
+        c.arg("-I")
+            .arg(&env.src)
+            .arg(&env.dst)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_code(&out, 0);
+        assert!(!stderr(&out).contains("panicked"), "{}", explain(&out));
+    }
+    // Closed stderr too, on a run that has an error to print.
+    let mut c = env.cmd();
+    c.arg(env.path("missing")).arg(&env.dst).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    drop(child.stderr.take());
+    assert_eq!(child.wait().unwrap().code(), Some(2));
+}
+
+fn socket_in(dir: &std::path::Path) -> std::os::unix::net::UnixListener {
+    std::os::unix::net::UnixListener::bind(dir.join("sock")).unwrap()
+}
+
+/// A warning printed to a file carries no escape codes; on a terminal it
+/// is coloured unless NO_COLOR is set.
+#[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    let env = TestEnv::new();
+    fs::write(env.src.join("f"), b"x").unwrap();
+    let _sock = socket_in(&env.src);
+    let out = env.copy(&["-I"]);
+    assert_code(&out, 0);
+    let err = stderr(&out);
+    assert!(err.contains("socket"), "{err}");
+    assert!(!err.contains('\x1b'), "escape codes in a file: {err:?}");
+    if Command::new("script").arg("--version").output().is_err() {
+        panic!("script(1) (util-linux) is needed for the terminal half of this test");
+    }
+    let on_tty = |no_color: Option<&str>| {
+        let line = format!(
+            "{} -I --no-progress {} {}",
+            bin(),
+            env.src.display(),
+            env.dst.display()
+        );
+        let mut c = Command::new("script");
+        c.args(["-qfec", &line, "/dev/null"]).env("TERM", "xterm");
+        c.env_remove("NO_COLOR");
+        if let Some(v) = no_color {
+            c.env("NO_COLOR", v);
+        }
+        let out = c.output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let tty = on_tty(None);
+    assert!(tty.contains("socket") && tty.contains('\x1b'), "{tty:?}");
+    let tty = on_tty(Some("1"));
+    assert!(tty.contains("socket") && !tty.contains('\x1b'), "{tty:?}");
+}

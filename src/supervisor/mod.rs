@@ -5,6 +5,7 @@
 mod bigfile;
 mod dispatch;
 mod finish;
+mod limits;
 mod pool;
 mod prepare;
 pub mod progress;
@@ -43,15 +44,23 @@ fn dup(fd: &OwnedFd, what: &std::path::Path) -> Result<OwnedFd> {
     fd.try_clone().map_err(|e| Error::io(what, e))
 }
 
-pub fn run(settings: Settings) -> Result<Summary> {
+pub fn run(mut settings: Settings) -> Result<Summary> {
+    let walk_threads = cpus().min(8);
     let stop = signals::Signals::install().map_err(|e| Error::Fatal(format!("signals: {e}")))?;
     let start = Instant::now();
     let filter =
         crate::filter::Filter::new(&settings.include, &settings.exclude).map_err(Error::Usage)?;
+    let mut shrunk = None;
+    if !settings.dry_run {
+        (settings.processes, shrunk) = limits::fit_workers(settings.processes, walk_threads)?;
+    }
     let roots = prepare::prepare(&settings.source, &settings.destination, settings.dry_run)?;
     let bar = progress::Bar::new(&settings);
     crate::logging::init_supervisor(&settings, bar.multi())?;
     short_tmpdir();
+    if let Some(why) = shrunk {
+        log::warn!("{why}");
+    }
     log::info!(
         "pcopy {} starting: {} -> {} with {} workers (ignore_times={}, fsync={}, dereference={}, verify={}, dry_run={}, exclude={:?}, include={:?})",
         env!("CARGO_PKG_VERSION"),
@@ -88,7 +97,7 @@ pub fn run(settings: Settings) -> Result<Summary> {
         chunk_bytes: (settings.processes > 1 && !settings.verify).then_some(settings.chunk_bytes),
         parallel: settings.processes.min(cpus()),
         // The quick check and the walk are stat-bound: one thread per CPU.
-        threads: cpus().min(8),
+        threads: walk_threads,
         dereference: settings.dereference,
         batch_files: settings.batch_files,
         batch_bytes: settings.batch_bytes,

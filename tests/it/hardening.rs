@@ -376,3 +376,54 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     let tty = on_tty(Some("1"));
     assert!(tty.contains("socket") && !tty.contains('\x1b'), "{tty:?}");
 }
+
+/// Run pcopy with RLIMIT_NOFILE set to (soft, hard).
+fn with_nofile(env: &TestEnv, soft: u64, hard: u64, args: &[&str]) -> std::process::Output {
+    let mut c = env.cmd();
+    c.arg("--json").args(args).arg(&env.src).arg(&env.dst);
+    // SAFETY: setrlimit in the forked child before exec.
+    unsafe {
+        c.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    run(c)
+}
+
+#[test]
+fn descriptor_limits_lower_the_worker_count_or_refuse_in_one_line() {
+    let env = TestEnv::new();
+    gen_tree(&env.src, 11, 300);
+    let out = with_nofile(&env, 16, 16, &["-j", "8"]);
+    assert_code(&out, 2);
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("file descriptors") && err.contains("16"), "{err}");
+    assert!(!env.dst.exists(), "refused before anything was written");
+    for limit in [32, 64] {
+        let _ = fs::remove_dir_all(&env.dst);
+        let out = with_nofile(&env, limit, limit, &["-j", "8"]);
+        assert_code(&out, 0);
+        let v = parse_json(&out);
+        let workers = v["workers"].as_u64().unwrap();
+        assert!((1..=8).contains(&workers), "{v}");
+        if workers < 8 {
+            assert!(stderr(&out).contains("file-descriptor limit"), "{}", explain(&out));
+        }
+        assert!(!stderr(&out).contains("internal error"), "{}", explain(&out));
+        assert_trees_equal(&env.src, &env.dst);
+    }
+    // A low soft limit under a high hard one is raised, not obeyed.
+    let _ = fs::remove_dir_all(&env.dst);
+    let out = with_nofile(&env, 16, 4096, &["-j", "8"]);
+    assert_code(&out, 0);
+    assert_eq!(parse_json(&out)["workers"], 8, "{}", explain(&out));
+    assert_trees_equal(&env.src, &env.dst);
+}

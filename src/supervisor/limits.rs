@@ -1,0 +1,84 @@
+//! File-descriptor budget. Every worker costs the supervisor a few
+//! descriptors (its IPC socket pair, its shared-memory position word, a
+//! transient handshake socket and spawn pipe), and each walker thread holds a
+//! source and a destination directory open. Running out mid-run makes
+//! ipc-channel fail deep inside (it asserts on a failed mmap), so the budget
+//! is settled before anything starts: raise the soft limit to the hard one,
+//! as most servers do, then fit the worker count inside it.
+
+use crate::error::{Error, Result};
+use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+
+/// Descriptors the supervisor holds regardless of workers: stdio, roots and
+/// their dups, the log file, the IPC receiver set, the lock, and one
+/// worker's spawn in progress (handshake socket, exec pipe, memfd).
+const BASE: u64 = 16;
+/// Per walker thread: a source and a destination directory, plus a segment
+/// of a long path being resolved.
+const PER_WALKER: u64 = 2;
+/// Per worker, held by the supervisor for the worker's life (measured: 3:
+/// the results socket, the task sender, the position memfd).
+const PER_WORKER: u64 = 3;
+/// What one worker process needs itself (measured: 12 while copying, plus
+/// source, temp and a long-path segment).
+const WORKER_NEEDS: u64 = 20;
+
+/// Raise the soft descriptor limit to the hard limit; return the soft
+/// limit now in force.
+pub fn raise_nofile() -> u64 {
+    let lim = getrlimit(Resource::Nofile);
+    let hard = lim.maximum.unwrap_or(1 << 20);
+    if lim.current.is_some_and(|c| c < hard) {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(hard),
+                maximum: lim.maximum,
+            },
+        );
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
+/// How many of the `requested` workers fit in `limit` descriptors with
+/// `walkers` walker threads. `Err` when not even one does.
+pub fn workers_within(limit: u64, requested: usize, walkers: usize) -> Result<usize> {
+    let base = BASE + PER_WALKER * walkers as u64;
+    let need_one = (base + PER_WORKER).max(WORKER_NEEDS);
+    if limit < need_one {
+        return Err(Error::Fatal(format!(
+            "too few file descriptors: the limit is {limit} (ulimit -n) and one worker \
+             needs at least {need_one}; raise the limit"
+        )));
+    }
+    let fit = ((limit - base) / PER_WORKER).max(1) as usize;
+    Ok(requested.min(fit))
+}
+
+/// Settle the worker count for this run; the message says why it shrank
+/// (logged as a warning once logging is up).
+pub fn fit_workers(requested: usize, walkers: usize) -> Result<(usize, Option<String>)> {
+    let limit = raise_nofile();
+    let n = workers_within(limit, requested, walkers)?;
+    let why = (n < requested).then(|| {
+        format!(
+            "only {n} of {requested} workers fit in the file-descriptor limit of {limit} \
+             (ulimit -n); running with {n}"
+        )
+    });
+    Ok((n, why))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_worker_count_shrinks_to_fit_and_refuses_below_one() {
+        assert_eq!(workers_within(1 << 20, 8, 2).unwrap(), 8);
+        let lowered = workers_within(48, 8, 2).unwrap();
+        assert!((1..8).contains(&lowered), "{lowered}");
+        let e = workers_within(16, 8, 2).unwrap_err().to_string();
+        assert!(e.contains("ulimit -n") && e.contains("16"), "{e}");
+    }
+}

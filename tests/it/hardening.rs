@@ -427,3 +427,57 @@ fn descriptor_limits_lower_the_worker_count_or_refuse_in_one_line() {
     assert_eq!(parse_json(&out)["workers"], 8, "{}", explain(&out));
     assert_trees_equal(&env.src, &env.dst);
 }
+
+#[cfg(feature = "failpoints")]
+mod paused_job {
+    use crate::util::*;
+    use std::fs;
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    fn signal(pids: &[u32], sig: i32) {
+        for &p in pids {
+            // SAFETY: kill(2) on pids of this test's process tree.
+            unsafe { libc::kill(p as i32, sig) };
+        }
+    }
+
+    /// The whole job is frozen three times for 2.5 s (as a cgroup freezer,
+    /// `docker pause` or a suspended VM would), the supervisor thawing
+    /// 300 ms before its workers. With a 1 s stall timeout, no healthy worker
+    /// may be killed and nothing quarantined.
+    #[test]
+    fn a_paused_job_is_not_taken_for_hung_workers() {
+        let env = TestEnv::new();
+        for i in 0..150 {
+            fs::write(env.src.join(format!("f{i:03}")), format!("c{i}")).unwrap();
+        }
+        let mut c = env.cmd();
+        c.args(["--json", "-j", "2", "--stall-timeout", "1"])
+            .arg(&env.src)
+            .arg(&env.dst)
+            .env("FAILPOINTS", "worker::before_task=sleep(40)")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = c.spawn().unwrap();
+        let sup = child.id();
+        for round in 0..3 {
+            wait_for(20, "copying in progress", || count_files(&env.dst) >= 5 + 20 * round);
+            let workers: Vec<u32> = children(sup)
+                .into_iter()
+                .filter(|&p| cmdline(p).windows(8).any(|w| w == b"--worker"))
+                .collect();
+            signal(&[sup], libc::SIGSTOP);
+            signal(&workers, libc::SIGSTOP);
+            std::thread::sleep(Duration::from_millis(2500));
+            signal(&[sup], libc::SIGCONT);
+            std::thread::sleep(Duration::from_millis(300));
+            signal(&workers, libc::SIGCONT);
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_code(&out, 0);
+        let v = parse_json(&out);
+        assert_eq!(v["worker_restarts"], 0, "{}", explain(&out));
+        assert_trees_equal(&env.src, &env.dst);
+    }
+}

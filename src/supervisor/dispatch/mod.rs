@@ -69,6 +69,8 @@ pub struct Dispatch<'a> {
     restarts: VecDeque<Instant>,
     next_batch: u64,
     shutting_down: bool,
+    /// When the stall watchdog last ran (to notice the supervisor paused).
+    last_check: Option<Instant>,
 }
 
 impl<'a> Dispatch<'a> {
@@ -106,6 +108,7 @@ impl<'a> Dispatch<'a> {
             restarts: VecDeque::new(),
             next_batch: 0,
             shutting_down: false,
+            last_check: None,
         })
     }
 

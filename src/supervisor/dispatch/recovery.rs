@@ -10,6 +10,10 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
+/// The dispatch loop wakes at least every 100 ms; a longer gap between two
+/// stall checks means the supervisor itself was not running.
+const PAUSE_GAP: Duration = Duration::from_secs(1);
+
 impl Dispatch<'_> {
     pub(super) fn kill_bad(&mut self, set_id: u64, why: &str) {
         if let Some(&slot) = self.set_ids.get(&set_id) {
@@ -20,7 +24,26 @@ impl Dispatch<'_> {
         }
     }
 
+    /// Kill a worker that holds work but has reported nothing for
+    /// `--stall-timeout` of the supervisor's own running time. A gap in the
+    /// supervisor's loop longer than `PAUSE_GAP` (the whole job frozen,
+    /// `docker pause`, a suspended VM, or the loop busy) says nothing about
+    /// the workers, so it restarts every stall clock instead of counting.
     pub(super) fn check_stalls(&mut self) {
+        let now = Instant::now();
+        let gap = self.last_check.replace(now).map(|t| now - t);
+        if let Some(gap) = gap.filter(|g| *g > PAUSE_GAP) {
+            log::debug!(
+                "supervisor did not run for {:.1} s; stall clocks restarted",
+                gap.as_secs_f64()
+            );
+            for s in &mut self.slots {
+                if s.last_activity.is_some() {
+                    s.last_activity = Some(now);
+                }
+            }
+            return;
+        }
         let limit = self.settings.stall_timeout;
         for s in &mut self.slots {
             let stalled = !s.inflight.is_empty()

@@ -192,21 +192,17 @@ pub enum ErrorKind {
 pub enum Outcome {
     /// Placed at its final name; `bytes` of file data written; `verified`
     /// when `--verify` re-read both and the checksums matched.
-    Copied {
-        bytes: u64,
-        verified: bool,
-    },
+    Copied { bytes: u64, verified: bool },
     /// Destination already up to date (size and mtime match).
-    Skipped {
-        bytes: u64,
-    },
+    Skipped { bytes: u64 },
     /// Intentionally not copied (e.g. a socket); the message says why.
-    Ignored {
-        msg: String,
-    },
+    Ignored { msg: String },
     Failed {
         kind: ErrorKind,
         msg: String,
+        /// The failing operation was on the destination side: messages name
+        /// the destination path, not the source.
+        dst: bool,
     },
 }
 
@@ -282,6 +278,7 @@ mod tests {
                 Outcome::Failed {
                     kind: ErrorKind::Changed,
                     msg: "x".into(),
+                    dst: false,
                 },
             ],
             finished: true,

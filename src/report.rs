@@ -35,6 +35,8 @@ pub fn err_line(text: &str) {
 pub fn exit_status(s: &Summary) -> ExitStatus {
     if let Some(sig) = s.signal.filter(|_| s.interrupted) {
         ExitStatus::Interrupted(sig)
+    } else if s.disk_full {
+        ExitStatus::DiskFull
     } else if s.any_failed() {
         ExitStatus::Partial
     } else {

@@ -40,6 +40,12 @@ pub struct Summary {
     pub entries_excluded: u64,
     /// Files whose copy was re-read and matched the source (`--verify`).
     pub files_verified: u64,
+    /// The destination filled up (ENOSPC/EDQUOT): reported once, no new
+    /// data dispatched after it; exit code 11.
+    pub disk_full: bool,
+    /// Files (and bytes) left uncopied because the destination was full.
+    pub files_not_copied: u64,
+    pub bytes_not_copied: u64,
     pub errors: Vec<ErrorEntry>,
     pub errors_truncated: u64,
     /// Signal that interrupted the run, if any (exit code 128 + signal).
@@ -112,6 +118,13 @@ impl Summary {
             s += &format!(
                 "\nexcluded: {}, verified: {}",
                 self.entries_excluded, self.files_verified
+            );
+        }
+        if self.disk_full {
+            s += &format!(
+                "\ndestination full: {} files ({}) not copied; free space and re-run to finish",
+                self.files_not_copied,
+                human_bytes(self.bytes_not_copied)
             );
         }
         if self.interrupted {

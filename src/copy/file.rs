@@ -39,6 +39,7 @@ impl Copier {
         Outcome::Failed {
             kind: ErrorKind::Changed,
             msg: format!("source changed while being copied ({CHANGE_RETRIES} attempts)"),
+            dst: false,
         }
     }
 
@@ -140,6 +141,7 @@ impl Copier {
         let changed = || Outcome::Failed {
             kind: ErrorKind::Changed,
             msg: "source changed since the walk".into(),
+            dst: false,
         };
         let as_walked = |st: &rustix::fs::Stat| {
             st.st_size as u64 == span.file_size
@@ -200,10 +202,12 @@ pub(crate) fn open_source(
         rustix::io::Errno::NOENT => Outcome::Failed {
             kind: ErrorKind::NotFound,
             msg: "vanished since the walk (not copied)".into(),
+            dst: false,
         },
         rustix::io::Errno::LOOP => Outcome::Failed {
             kind: ErrorKind::Changed,
             msg: "became a symlink since the walk (not followed)".into(),
+            dst: false,
         },
         e => failed(&e.into(), "open source"),
     })?;
@@ -212,6 +216,7 @@ pub(crate) fn open_source(
         return Err(Outcome::Failed {
             kind: ErrorKind::Changed,
             msg: "source is no longer a regular file".into(),
+            dst: false,
         });
     }
     Ok((src, st))

@@ -141,17 +141,33 @@ pub struct Copier {
     dst_dir: DirCache,
 }
 
-/// Failure while placing an entry, with the protocol's kind.
+/// Failure while placing an entry, with the protocol's kind. The side is
+/// the operation's (`what`), or the destination whatever the operation for
+/// errors only a destination can raise (full, quota, read-only, too big).
 fn failed(e: &io::Error, what: &str) -> Outcome {
     if e.kind() == io::ErrorKind::InvalidData && e.to_string() == verify::MISMATCH {
         return Outcome::Failed {
             kind: ErrorKind::VerifyMismatch,
             msg: format!("{}: {e}", "verify"),
+            dst: true,
         };
     }
+    let dst_op = matches!(
+        what,
+        "open destination directory"
+            | "create temporary file"
+            | "open shared temporary file"
+            | "rename into place"
+            | "link into place"
+    );
+    let dst_errno = matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSPC | libc::EDQUOT | libc::EROFS | libc::EFBIG)
+    );
     Outcome::Failed {
         kind: classify(e),
         msg: format!("{what}: {e}"),
+        dst: dst_op || dst_errno,
     }
 }
 

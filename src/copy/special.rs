@@ -50,6 +50,7 @@ pub fn make_node(
             return Ok(Outcome::Failed {
                 kind: ErrorKind::PermissionDenied,
                 msg: "device node not recreated: needs root (CAP_MKNOD)".into(),
+                dst: false,
             })
         }
         Err(e) => return Err(e.into()),

@@ -132,10 +132,13 @@ pub fn run(mut settings: Settings) -> Result<Summary> {
                 batch_rx,
                 ev_rx,
                 &stop,
-                dup(&roots.src_fd, &roots.source)?,
-                dup(dst_fd, &roots.destination)?,
+                (
+                    dup(&roots.src_fd, &roots.source)?,
+                    dup(dst_fd, &roots.destination)?,
+                ),
             )?;
             d.progress = Some(progress::Tracker::new(bar, Arc::clone(&found)));
+            d.found = Arc::clone(&found);
             let result = d.run();
             summary = std::mem::take(&mut d.summary);
             drop(d); // closes the batch channel so a still-running walker stops
@@ -144,7 +147,11 @@ pub fn run(mut settings: Settings) -> Result<Summary> {
                 .map_err(|_| Error::Fatal("walker thread panicked".into()))?;
             result?;
             if !summary.interrupted {
-                finish::hard_links(dst_fd, &walked.links, run_id, &mut summary);
+                if summary.disk_full {
+                    summary.files_not_copied += walked.links.len() as u64;
+                } else {
+                    finish::hard_links(dst_fd, &walked.links, run_id, &mut summary);
+                }
                 finish::dir_attrs(
                     dst_fd,
                     &walked.dirs,
@@ -176,6 +183,8 @@ pub fn run(mut settings: Settings) -> Result<Summary> {
     }
     summary.files_skipped += found.skipped_files.load(Ordering::Relaxed);
     summary.bytes_skipped += found.skipped_bytes.load(Ordering::Relaxed);
+    summary.files_not_copied += found.unsent_files.load(Ordering::Relaxed);
+    summary.bytes_not_copied += found.unsent_bytes.load(Ordering::Relaxed);
     summary.files_found = found.files.load(Ordering::Relaxed);
     summary.bytes_found = found.bytes.load(Ordering::Relaxed);
     summary.elapsed_seconds = start.elapsed().as_secs_f64();

@@ -159,6 +159,7 @@ impl Worker {
                 Err(msg) => Outcome::Failed {
                     kind: crate::protocol::ErrorKind::Other,
                     msg,
+                    dst: false,
                 },
             };
             if self.stop && matches!(outcome, Outcome::Failed { .. }) {

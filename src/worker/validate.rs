@@ -20,8 +20,11 @@ pub fn adopt_roots(r: &RootFds) -> io::Result<(OwnedFd, OwnedFd)> {
 }
 
 fn adopt(fd: i32, id: (u64, u64), what: &str) -> io::Result<OwnedFd> {
-    let refused =
-        |why: &str| io::Error::other(format!("{what} root descriptor {fd}: {why}; refusing to run"));
+    let refused = |why: &str| {
+        io::Error::other(format!(
+            "{what} root descriptor {fd}: {why}; refusing to run"
+        ))
+    };
     // SAFETY: F_GETFD only queries the descriptor table; any number is fine.
     if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
         return Err(refused("not open (not inherited)"));
@@ -61,8 +64,8 @@ pub fn task(t: &Task, run_id: u64) -> Result<(), String> {
         ..
     } = t.kind
     {
-        let ours = temp::parse(&temp.0)
-            .is_some_and(|p| p.run_id == run_id && p.kind == temp::Kind::Big);
+        let ours =
+            temp::parse(&temp.0).is_some_and(|p| p.run_id == run_id && p.kind == temp::Kind::Big);
         if !ours {
             return Err(format!(
                 "invalid chunk temp name {}",

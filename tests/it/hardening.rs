@@ -255,7 +255,12 @@ mod swapped_roots {
         assert_code(&out, 0);
         for e in fs::read_dir(&env.dst).unwrap() {
             let p = e.unwrap().path();
-            assert_ne!(fs::read(&p).unwrap(), b"SECRET", "{} came from the decoy", p.display());
+            assert_ne!(
+                fs::read(&p).unwrap(),
+                b"SECRET",
+                "{} came from the decoy",
+                p.display()
+            );
         }
         assert_trees_equal(&real, &env.dst);
     }
@@ -276,7 +281,10 @@ mod swapped_roots {
         let out = child.wait_with_output().unwrap();
         assert_code(&out, 0);
         let written: Vec<_> = fs::read_dir(&outside).unwrap().collect();
-        assert!(written.is_empty(), "wrote outside the destination: {written:?}");
+        assert!(
+            written.is_empty(),
+            "wrote outside the destination: {written:?}"
+        );
         assert_trees_equal(&env.src, &real);
     }
 }
@@ -285,23 +293,36 @@ mod swapped_roots {
 fn names_that_only_look_like_temps_are_user_files() {
     let env = TestEnv::new();
     fs::write(env.src.join(".pcopy-tmp.notes"), b"source file").unwrap();
-    fs::write(env.src.join(".pcopy-tmp.0123456789abcdef.12.3"), b"odd source").unwrap();
+    fs::write(
+        env.src.join(".pcopy-tmp.0123456789abcdef.12.3"),
+        b"odd source",
+    )
+    .unwrap();
     fs::create_dir_all(&env.dst).unwrap();
     fs::write(env.dst.join(".pcopy-tmp.mine"), b"user file").unwrap();
     fs::write(env.dst.join(".pcopy-tmp.00000000deadbeef.7.1"), b"stale").unwrap();
     let (out, v) = env.copy_json(&[]);
     assert_code(&out, 0);
     assert_eq!(v["files_copied"], 2, "{v}");
-    assert_eq!(fs::read(env.dst.join(".pcopy-tmp.mine")).unwrap(), b"user file");
+    assert_eq!(
+        fs::read(env.dst.join(".pcopy-tmp.mine")).unwrap(),
+        b"user file"
+    );
     assert!(!env.dst.join(".pcopy-tmp.00000000deadbeef.7.1").exists());
     // A re-run neither deletes nor recopies the source's temp-like names.
     let (out, v) = env.copy_json(&[]);
     assert_code(&out, 0);
     assert_eq!(v["files_copied"], 0, "{v}");
     assert_eq!(v["files_skipped"], 2, "{v}");
-    assert_eq!(fs::read(env.dst.join(".pcopy-tmp.mine")).unwrap(), b"user file");
+    assert_eq!(
+        fs::read(env.dst.join(".pcopy-tmp.mine")).unwrap(),
+        b"user file"
+    );
     for n in [".pcopy-tmp.notes", ".pcopy-tmp.0123456789abcdef.12.3"] {
-        assert_eq!(fs::read(env.src.join(n)).unwrap(), fs::read(env.dst.join(n)).unwrap());
+        assert_eq!(
+            fs::read(env.src.join(n)).unwrap(),
+            fs::read(env.dst.join(n)).unwrap()
+        );
     }
 }
 
@@ -330,7 +351,9 @@ fn a_closed_stdout_is_not_a_panic() {
     }
     // Closed stderr too, on a run that has an error to print.
     let mut c = env.cmd();
-    c.arg(env.path("missing")).arg(&env.dst).stderr(Stdio::piped());
+    c.arg(env.path("missing"))
+        .arg(&env.dst)
+        .stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
     drop(child.stderr.take());
     assert_eq!(child.wait().unwrap().code(), Some(2));
@@ -405,7 +428,10 @@ fn descriptor_limits_lower_the_worker_count_or_refuse_in_one_line() {
     assert_code(&out, 2);
     let err = stderr(&out);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("file descriptors") && err.contains("16"), "{err}");
+    assert!(
+        err.contains("file descriptors") && err.contains("16"),
+        "{err}"
+    );
     assert!(!env.dst.exists(), "refused before anything was written");
     for limit in [32, 64] {
         let _ = fs::remove_dir_all(&env.dst);
@@ -415,9 +441,17 @@ fn descriptor_limits_lower_the_worker_count_or_refuse_in_one_line() {
         let workers = v["workers"].as_u64().unwrap();
         assert!((1..=8).contains(&workers), "{v}");
         if workers < 8 {
-            assert!(stderr(&out).contains("file-descriptor limit"), "{}", explain(&out));
+            assert!(
+                stderr(&out).contains("file-descriptor limit"),
+                "{}",
+                explain(&out)
+            );
         }
-        assert!(!stderr(&out).contains("internal error"), "{}", explain(&out));
+        assert!(
+            !stderr(&out).contains("internal error"),
+            "{}",
+            explain(&out)
+        );
         assert_trees_equal(&env.src, &env.dst);
     }
     // A low soft limit under a high hard one is raised, not obeyed.
@@ -462,7 +496,9 @@ mod paused_job {
         let child = c.spawn().unwrap();
         let sup = child.id();
         for round in 0..3 {
-            wait_for(20, "copying in progress", || count_files(&env.dst) >= 5 + 20 * round);
+            wait_for(20, "copying in progress", || {
+                count_files(&env.dst) >= 5 + 20 * round
+            });
             let workers: Vec<u32> = children(sup)
                 .into_iter()
                 .filter(|&p| cmdline(p).windows(8).any(|w| w == b"--worker"))
@@ -480,4 +516,96 @@ mod paused_job {
         assert_eq!(v["worker_restarts"], 0, "{}", explain(&out));
         assert_trees_equal(&env.src, &env.dst);
     }
+}
+
+/// A tmpfs of `size` mounted at `dir` for the life of the guard.
+struct SmallFs(std::path::PathBuf);
+impl SmallFs {
+    fn mount(dir: &std::path::Path, size: &str) -> Option<SmallFs> {
+        fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| SmallFs(dir.to_path_buf()))
+    }
+    fn resize(&self, size: &str) {
+        let st = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+}
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+#[ignore = "needs root to mount a small tmpfs; .ci/run runs it as root (--ignored)"]
+fn a_full_destination_is_one_event_with_its_own_exit_code() {
+    let env = TestEnv::new();
+    for d in ["a", "b", "c"] {
+        let dir = env.src.join(d);
+        fs::create_dir(&dir).unwrap();
+        let mut r = Lcg::new(d.as_bytes()[0] as u64);
+        for i in 0..40 {
+            let data: Vec<u8> = (0..65536).map(|_| r.next() as u8).collect();
+            fs::write(dir.join(format!("f{i}")), data).unwrap();
+        }
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o750)).unwrap();
+    }
+    let Some(small) = SmallFs::mount(&env.path("small"), "2m") else {
+        eprintln!("SKIP: mounting a tmpfs was refused (not root, or no CAP_SYS_ADMIN)");
+        return;
+    };
+    let dst = env.path("small/dst");
+    let mut c = env.cmd();
+    c.arg("--json").arg(&env.src).arg(&dst);
+    let out = run(c);
+    assert_code(&out, 11);
+    let v = parse_json(&out);
+    assert_eq!(v["disk_full"], true, "{v}");
+    assert_eq!(v["files_failed"], 0, "{v}");
+    let errors = v["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{v}");
+    let path = errors[0]["path"].as_str().unwrap();
+    assert!(
+        path.starts_with(dst.to_str().unwrap()),
+        "names the destination: {path}"
+    );
+    assert_eq!(
+        stderr(&out).matches("No space left").count(),
+        1,
+        "{}",
+        explain(&out)
+    );
+    let (found, copied, left) = (
+        v["files_found"].as_u64().unwrap(),
+        v["files_copied"].as_u64().unwrap(),
+        v["files_not_copied"].as_u64().unwrap(),
+    );
+    assert!(left > 0 && copied + left == found, "{v}");
+    assert!(
+        v["bytes_not_copied"].as_u64().unwrap() >= left * 65536,
+        "{v}"
+    );
+    assert!(temps_under(&dst).is_empty(), "{:?}", temps_under(&dst));
+    use std::os::unix::fs::PermissionsExt;
+    for d in ["a", "b", "c"] {
+        let mode = fs::metadata(dst.join(d)).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o750, "directory attributes applied to {d}");
+    }
+    // Free space and re-run: the copy finishes exactly.
+    small.resize("32m");
+    let mut c = env.cmd();
+    c.arg("--json").arg(&env.src).arg(&dst);
+    let out = run(c);
+    assert_code(&out, 0);
+    assert_trees_equal(&env.src, &dst);
 }

@@ -14,7 +14,9 @@ use super::walk::WalkEvent;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::logging::level_from;
-use crate::protocol::{FromWorker, Outcome, RootFds, Task, TaskKind, ToWorker, WorkerInit};
+use crate::protocol::{
+    ErrorKind, FromWorker, Outcome, RootFds, Task, TaskKind, ToWorker, WorkerInit,
+};
 use crate::stats::Summary;
 use crossbeam_channel::{Receiver, TryRecvError};
 use ipc_channel::ipc::{IpcReceiverSet, IpcSelectionResult};
@@ -55,6 +57,8 @@ pub struct Dispatch<'a> {
     pub summary: Summary,
     pub stop: &'a super::signals::Signals,
     pub progress: Option<super::progress::Tracker>,
+    /// The walk's shared counters; also where "destination full" is raised.
+    pub found: std::sync::Arc<super::walk::Found>,
     /// Destination root, to remove the temp a dead worker left behind.
     pub dst_root: OwnedFd,
     /// Source root, to re-check a chunked file before placing it.
@@ -81,8 +85,7 @@ impl<'a> Dispatch<'a> {
         batches: Receiver<Vec<Task>>,
         events: Receiver<WalkEvent>,
         stop: &'a super::signals::Signals,
-        src_root: OwnedFd,
-        dst_root: OwnedFd,
+        (src_root, dst_root): (OwnedFd, OwnedFd),
     ) -> Result<Self> {
         let mut init = init;
         init.roots = root_fds(&src_root, &dst_root)
@@ -96,6 +99,7 @@ impl<'a> Dispatch<'a> {
             summary: Summary::default(),
             stop,
             progress: None,
+            found: Default::default(),
             dst_root,
             src_root,
             big: bigfile::Registry::default(),
@@ -153,7 +157,7 @@ impl<'a> Dispatch<'a> {
         }
         self.drain_events();
         self.stop_all();
-        if self.shutting_down {
+        if self.shutting_down || self.summary.disk_full {
             self.big.abandon(&self.dst_root);
         }
         if let Some(p) = &self.progress {
@@ -236,6 +240,13 @@ impl<'a> Dispatch<'a> {
     /// Give every worker one batch before any gets a second, so a few large
     /// files spread over all workers.
     fn fill(&mut self) {
+        if self.summary.disk_full {
+            // Nothing more is sent; what the walk still produces is counted.
+            while let Some(tasks) = self.next_tasks() {
+                tasks.iter().for_each(|t| self.count_unsent(t));
+            }
+            return;
+        }
         for depth in 1..=WINDOW {
             for i in 0..self.slots.len() {
                 if self.slots[i].worker.is_some() && self.slots[i].inflight.len() < depth {
@@ -321,6 +332,40 @@ impl<'a> Dispatch<'a> {
         format!("{}/{}", root.trim_end_matches('/'), t.rel.display())
     }
 
+    fn dst_path_of(&self, t: &Task) -> String {
+        let root = self.settings.destination.display().to_string();
+        format!("{}/{}", root.trim_end_matches('/'), t.rel.display())
+    }
+
+    /// The destination is full: say so once, stop dispatching data, and let
+    /// the walk go on only counting what is left.
+    fn no_space(&mut self, path: String, msg: String) {
+        if !self.summary.disk_full {
+            self.summary.disk_full = true;
+            self.found
+                .no_space
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            log::error!("{path}: {msg}; destination full: no more data is dispatched");
+            self.summary
+                .push_error(path, format!("{msg} (destination full)"));
+        }
+    }
+
+    /// A task not copied because the destination is full.
+    fn count_unsent(&mut self, t: &Task) {
+        match t.kind {
+            TaskKind::File { size } => {
+                self.summary.files_not_copied += 1;
+                self.summary.bytes_not_copied += size;
+            }
+            TaskKind::Chunk { offset, len, .. } => {
+                self.summary.files_not_copied += u64::from(offset == 0);
+                self.summary.bytes_not_copied += len;
+            }
+            _ => self.summary.files_not_copied += 1,
+        }
+    }
+
     fn account(&mut self, t: &Task, o: Outcome) {
         if let TaskKind::Chunk { file_size, .. } = t.kind {
             return self.account_chunk(t, file_size, o);
@@ -341,8 +386,21 @@ impl<'a> Dispatch<'a> {
                 sm.entries_ignored += 1;
                 log::warn!("{}: {msg}", t.rel.display());
             }
-            Outcome::Failed { msg, .. } => {
-                let path = self.path_of(t);
+            Outcome::Failed {
+                kind: ErrorKind::NoSpace,
+                msg,
+                ..
+            } => {
+                let path = self.dst_path_of(t);
+                self.no_space(path, msg);
+                self.count_unsent(t);
+            }
+            Outcome::Failed { msg, dst, .. } => {
+                let path = if dst {
+                    self.dst_path_of(t)
+                } else {
+                    self.path_of(t)
+                };
                 log::error!("{path}: {msg}");
                 self.summary.files_failed += 1;
                 self.summary.push_error(path, msg);
@@ -353,6 +411,15 @@ impl<'a> Dispatch<'a> {
     /// A chunk of a large file: count its bytes; when it was the last one,
     /// place the file (or report it, or recopy it whole if it changed).
     fn account_chunk(&mut self, t: &Task, file_size: u64, o: Outcome) {
+        if let Outcome::Failed {
+            kind: ErrorKind::NoSpace,
+            msg,
+            ..
+        } = &o
+        {
+            let path = self.dst_path_of(t);
+            self.no_space(path, msg.clone());
+        }
         if let Outcome::Copied { bytes, .. } = o {
             self.summary.bytes_copied += bytes;
         }
@@ -392,6 +459,10 @@ impl<'a> Dispatch<'a> {
                     fresh: false,
                 });
             }
+            bigfile::Placed::Failed(_) if self.summary.disk_full => {
+                self.summary.files_not_copied += 1;
+                self.summary.bytes_not_copied += file_size;
+            }
             bigfile::Placed::Failed(msg) => {
                 let path = self.path_of(t);
                 log::error!("{path}: {msg}");
@@ -405,6 +476,10 @@ impl<'a> Dispatch<'a> {
         while let Ok(ev) = self.events.try_recv() {
             match ev {
                 WalkEvent::BigFile { rel, big } => self.big.add(rel, big),
+                WalkEvent::NoSpace { path, msg } => {
+                    let root = self.settings.destination.display().to_string();
+                    self.no_space(format!("{}/{path}", root.trim_end_matches('/')), msg)
+                }
                 ev => ev.apply(&mut self.summary),
             }
         }

@@ -110,6 +110,7 @@ impl Dispatch<'_> {
                     Outcome::Failed {
                         kind: crate::protocol::ErrorKind::Other,
                         msg,
+                        dst: false,
                     },
                 );
             } else {

@@ -56,7 +56,7 @@ pub fn peek_dir(parent: Option<&OwnedFd>, name: &[u8]) -> bool {
 pub fn remove_stale_temps(dst: &OwnedFd, src: Option<&OwnedFd>, run_id: u64) -> io::Result<usize> {
     let stale = |name: &[u8]| {
         temp::parse(name).is_some_and(|t| t.run_id != run_id)
-            && !src.is_some_and(|s| rustix::fs::statat(s, name, AtFlags::SYMLINK_NOFOLLOW).is_ok())
+            && src.is_none_or(|s| rustix::fs::statat(s, name, AtFlags::SYMLINK_NOFOLLOW).is_err())
     };
     let n = remove_matching(dst, stale)?;
     if n > 0 {

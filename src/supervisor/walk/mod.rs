@@ -58,6 +58,11 @@ pub enum WalkEvent {
     },
     /// An entry skipped by --exclude.
     Excluded,
+    /// The destination is full (ENOSPC/EDQUOT creating a directory).
+    NoSpace {
+        path: String,
+        msg: String,
+    },
     /// A large file split into chunks (consumed by the dispatcher).
     BigFile {
         rel: Vec<u8>,
@@ -79,6 +84,18 @@ pub struct Found {
     /// Regular files the walker found up to date (never dispatched).
     pub skipped_files: AtomicU64,
     pub skipped_bytes: AtomicU64,
+    /// The destination is full: the walk goes on only to count what is
+    /// left, creating and dispatching nothing more.
+    pub no_space: AtomicBool,
+    /// Files (and their bytes) found after that, never dispatched.
+    pub unsent_files: AtomicU64,
+    pub unsent_bytes: AtomicU64,
+}
+
+impl Found {
+    pub fn no_space(&self) -> bool {
+        self.no_space.load(Ordering::Relaxed)
+    }
 }
 
 impl WalkEvent {
@@ -100,7 +117,7 @@ impl WalkEvent {
                 sm.entries_ignored += 1;
             }
             WalkEvent::Excluded => sm.entries_excluded += 1,
-            WalkEvent::BigFile { .. } => {}
+            WalkEvent::BigFile { .. } | WalkEvent::NoSpace { .. } => {}
             WalkEvent::Dry {
                 up_to_date: true, ..
             } => sm.files_skipped += 1,
@@ -211,7 +228,7 @@ fn join_rel(parent: &[u8], name: &[u8]) -> Vec<u8> {
 impl Walker {
     pub fn run(self) -> WalkOutput {
         let src_root = &self.src_root;
-        let root_id = rustix::fs::fstat(&src_root).map_or((0, 0), |s| (s.st_dev, s.st_ino));
+        let root_id = rustix::fs::fstat(src_root).map_or((0, 0), |s| (s.st_dev, s.st_ino));
         let shared = Shared {
             queue: Mutex::new(Queue {
                 jobs: vec![DirJob {
@@ -303,7 +320,7 @@ impl Walker {
         let dst = match &self.dst_root {
             Some(root) => match open_beneath(root, &job.rel, OFlags::DIRECTORY | OFlags::RDONLY) {
                 Ok(fd) => Some(fd),
-                Err(_) if self.dry_run => None,
+                Err(_) if self.dry_run || self.found.no_space() => None,
                 Err(e) => {
                     self.fail(&job.rel, &format!("open destination directory: {e}"), true);
                     return true;
@@ -390,12 +407,26 @@ impl Walker {
             );
             return;
         }
+        // Destination full: only count, but keep the attributes of a
+        // directory that exists (it may hold files copied before).
+        let counting = !self.dry_run && self.found.no_space();
+        let exists = counting && dest::peek_dir(e.dst, e.name);
         let created = if self.dry_run {
             !dest::peek_dir(e.dst, e.name)
+        } else if counting {
+            false
         } else {
             let Some(parent) = e.dst else { return };
             match dest::make_dir(parent, e.name) {
                 Ok((_, created)) => created,
+                Err(err) if is_no_space(&err) => {
+                    self.found.no_space.store(true, Ordering::Relaxed);
+                    let _ = self.events.send(WalkEvent::NoSpace {
+                        path: escape_bytes(&e.rel),
+                        msg: format!("create directory: {err}"),
+                    });
+                    return self.dir_entry(sh, job, e, st);
+                }
                 Err(err) => {
                     self.fail(&e.rel, &format!("create directory: {err}"), true);
                     return;
@@ -405,10 +436,12 @@ impl Walker {
         if created {
             let _ = self.events.send(WalkEvent::DirCreated);
         }
-        lock(&sh.out).dirs.push(DirMeta {
-            rel: e.rel.clone(),
-            attrs: Attrs::from_stat(st),
-        });
+        if !counting || exists {
+            lock(&sh.out).dirs.push(DirMeta {
+                rel: e.rel.clone(),
+                attrs: Attrs::from_stat(st),
+            });
+        }
         let ancestors = if self.dereference {
             let mut a = (*job.ancestors).clone();
             a.push(id);
@@ -473,6 +506,11 @@ impl Walker {
                 return true;
             }
         };
+        if !self.dry_run && self.found.no_space() {
+            self.found.unsent_files.fetch_add(1, Ordering::Relaxed);
+            self.found.unsent_bytes.fetch_add(size, Ordering::Relaxed);
+            return true;
+        }
         if self.dry_run {
             let up_to_date = e
                 .dst
@@ -528,4 +566,9 @@ struct Entry<'a> {
     rel: Vec<u8>,
     src: &'a OwnedFd,
     dst: Option<&'a OwnedFd>,
+}
+
+/// The destination is full (or over quota): one event for the whole run.
+pub fn is_no_space(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
 }

@@ -2,6 +2,8 @@
 //! in order, reporting outcomes in task order, until `Shutdown` or until the
 //! supervisor disappears (IPC end-of-file, or PR_SET_PDEATHSIG).
 
+#[cfg(test)]
+mod fuzz;
 mod validate;
 pub use validate::task as validate_task;
 

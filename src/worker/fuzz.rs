@@ -175,7 +175,7 @@ fn fuzzed_messages_never_panic_nor_write_outside_the_destination() {
     };
     let mut copier = Copier::new(open_dir(&src), open_dir(&dst), init);
     let mut r = Rng(0x5eed_1234_abcd_ef01);
-    let st = rustix::fs::stat(&src.join("big")).expect("stat");
+    let st = rustix::fs::stat(src.join("big")).expect("stat");
     let big_mtime = Time {
         secs: st.st_mtime,
         nanos: st.st_mtime_nsec as u32,

@@ -99,7 +99,8 @@ Examples:
   pcopy --json src dst | jq .files_failed
   pcopy                                use ./config.json (source, destination, processes, log_file)
 
-Exit codes: 0 done, 1 some entries failed, 2 usage/config/fatal error, 130 SIGINT, 143 SIGTERM.";
+Exit codes: 0 done, 1 some entries failed, 2 usage/config/fatal error, 11 destination full,
+70 internal error, 130 SIGINT, 143 SIGTERM.";
 
 /// What this process is: decided first, before any other setup.
 pub enum Mode {

@@ -84,6 +84,16 @@ impl FakeSupervisor {
             .expect("send Init");
     }
 
+    /// The reason of the `Fatal` the worker sends before it exits.
+    fn fatal(&self) -> String {
+        loop {
+            let msg = self.up.try_recv_timeout(Duration::from_secs(20));
+            if let FromWorker::Fatal { msg } = msg.expect("msg") {
+                return msg;
+            }
+        }
+    }
+
     /// The next Report's outcomes (logs and progress skipped).
     fn outcomes(&self) -> Vec<Outcome> {
         loop {
@@ -154,12 +164,7 @@ fn a_worker_refuses_root_descriptors_that_are_not_the_validated_ones() {
     let mut w = FakeSupervisor::start(&env.src, &env.dst);
     w.roots.dst_id.1 += 1; // claims another inode
     w.init(1);
-    let msg = loop {
-        match w.up.try_recv_timeout(Duration::from_secs(20)).expect("msg") {
-            FromWorker::Fatal { msg } => break msg,
-            _ => continue,
-        }
-    };
+    let msg = w.fatal();
     assert!(msg.contains("destination root"), "{msg}");
     let st = w.child.wait().unwrap();
     assert_ne!(st.code(), Some(0), "refusal must exit non-zero");
@@ -174,12 +179,7 @@ fn an_undecodable_message_makes_the_worker_say_why_and_exit_non_zero() {
     // Same channel, another type: a variant index no ToWorker has.
     let raw = retype(w.tasks.clone());
     raw.send(u64::MAX).expect("send garbage");
-    let msg = loop {
-        match w.up.try_recv_timeout(Duration::from_secs(20)).expect("msg") {
-            FromWorker::Fatal { msg } => break msg,
-            _ => continue,
-        }
-    };
+    let msg = w.fatal();
     assert!(msg.contains("undecodable"), "{msg}");
     let st = w.child.wait().unwrap();
     assert_ne!(st.code(), Some(0));

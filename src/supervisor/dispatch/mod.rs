@@ -333,8 +333,13 @@ impl<'a> Dispatch<'a> {
     }
 
     fn dst_path_of(&self, t: &Task) -> String {
+        self.dst_path(&t.rel.display())
+    }
+
+    /// A destination path for messages, from an escaped relative path.
+    fn dst_path(&self, shown: &str) -> String {
         let root = self.settings.destination.display().to_string();
-        format!("{}/{}", root.trim_end_matches('/'), t.rel.display())
+        format!("{}/{shown}", root.trim_end_matches('/'))
     }
 
     /// The destination is full: say so once, stop dispatching data, and let
@@ -476,10 +481,7 @@ impl<'a> Dispatch<'a> {
         while let Ok(ev) = self.events.try_recv() {
             match ev {
                 WalkEvent::BigFile { rel, big } => self.big.add(rel, big),
-                WalkEvent::NoSpace { path, msg } => {
-                    let root = self.settings.destination.display().to_string();
-                    self.no_space(format!("{}/{path}", root.trim_end_matches('/')), msg)
-                }
+                WalkEvent::NoSpace { path, msg } => self.no_space(self.dst_path(&path), msg),
                 ev => ev.apply(&mut self.summary),
             }
         }

@@ -12,7 +12,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bumped whenever a message type changes shape.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
+
+/// Environment variable the supervisor sets on each worker: its own pid, so
+/// a worker whose parent died before PR_SET_PDEATHSIG was armed exits.
+pub const PARENT_ENV: &str = "PCOPY_SUPERVISOR_PID";
 
 /// A path as raw bytes, relative to the source/destination roots.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -72,9 +76,17 @@ pub struct Task {
     /// Path relative to the source root (and the destination root).
     pub rel: RelPath,
     pub kind: TaskKind,
-    /// The destination directory was created by this run, so nothing can be
-    /// there yet: the worker skips the up-to-date check.
-    pub fresh: bool,
+    /// Whether this run created the entry's destination directory (a fact;
+    /// the worker derives its policies from it). Kept on retried and
+    /// large-file tasks.
+    pub dir: DestDir,
+}
+
+/// Whether this run created a task's destination directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DestDir {
+    Created,
+    Existing,
 }
 
 /// The run's root directories, as descriptors a worker inherits at spawn
@@ -253,7 +265,7 @@ mod tests {
         let task = Task {
             rel: name.clone(),
             kind: TaskKind::File { size: 42 },
-            fresh: true,
+            dir: DestDir::Created,
         };
         tx.send(ToWorker::Batch {
             id: 7,

@@ -92,7 +92,7 @@ impl Summary {
 
     /// The end-of-run summary for humans (stdout, and the log file).
     pub fn human(&self) -> String {
-        use crate::util::human_bytes;
+        use indicatif::HumanBytes;
         let mut s = String::new();
         if self.dry_run {
             s += "dry run: nothing was written; counts say what would be done\n";
@@ -107,10 +107,10 @@ impl Summary {
         );
         s += &format!(
             "total size: {} found, {} copied in {:.2} s ({}/s) with {} workers, {} restarts",
-            human_bytes(self.bytes_found),
-            human_bytes(self.bytes_copied),
+            HumanBytes(self.bytes_found),
+            HumanBytes(self.bytes_copied),
             self.elapsed_seconds,
-            human_bytes(self.throughput() as u64),
+            HumanBytes(self.throughput() as u64),
             self.workers,
             self.worker_restarts
         );
@@ -124,7 +124,7 @@ impl Summary {
             s += &format!(
                 "\ndestination full: {} files ({}) not copied; free space and re-run to finish",
                 self.files_not_copied,
-                human_bytes(self.bytes_not_copied)
+                HumanBytes(self.bytes_not_copied)
             );
         }
         if self.interrupted {

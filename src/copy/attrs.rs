@@ -48,14 +48,10 @@ impl Attrs {
         self.apply(fd.as_fd(), owner, true)
     }
 
-    /// Finish a file we just created with `mode & 0o777`: chown only when
-    /// asked, chmod only when chown ran or special bits are needed.
-    pub fn apply_new_file(&self, fd: impl AsFd, chown: bool) -> io::Result<()> {
-        self.apply(fd.as_fd(), chown, chown || self.mode & 0o7000 != 0)
-    }
-
-    /// Ownership, then mode, then times (chown clears setuid bits).
-    fn apply(&self, fd: BorrowedFd, chown: bool, chmod: bool) -> io::Result<()> {
+    /// Ownership, then mode, then times (chown clears setuid bits). A
+    /// caller that created the inode with the right permission bits may
+    /// skip `chmod`.
+    pub fn apply(&self, fd: BorrowedFd, chown: bool, chmod: bool) -> io::Result<()> {
         if chown {
             rustix::fs::fchown(
                 fd,
@@ -97,10 +93,30 @@ impl Attrs {
     }
 }
 
+/// What tells one version of a file from another for the quick check and
+/// every "changed since" check: size and mtime to the nanosecond (rsync's
+/// rule). One definition, so the walk, the worker and the chunk finish agree.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stamp {
+    pub size: u64,
+    pub mtime_secs: i64,
+    pub mtime_nanos: u32,
+}
+
+impl Stamp {
+    pub fn of(st: &Stat) -> Self {
+        Stamp {
+            size: st.st_size as u64,
+            mtime_secs: st.st_mtime,
+            mtime_nanos: st.st_mtime_nsec as u32,
+        }
+    }
+}
+
 /// Same size and mtime (to the nanosecond): the rsync "quick check" that
 /// decides a destination file is already up to date.
 pub fn same_size_and_mtime(a: &Stat, b: &Stat) -> bool {
-    a.st_size == b.st_size && a.st_mtime == b.st_mtime && a.st_mtime_nsec == b.st_mtime_nsec
+    Stamp::of(a) == Stamp::of(b)
 }
 
 /// The quick check: `name` in `dir` has the source's type, size and mtime

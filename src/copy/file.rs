@@ -1,30 +1,35 @@
-//! Regular files: open the source safely, write an unnamed `O_TMPFILE` (fresh
-//! directories) or a named temp, check the source did not change, set
-//! metadata, optionally verify, and only then link or rename it into place.
-//! Also the chunks of large files, written into a temp the supervisor owns.
+//! Regular files: open the source safely, write an unnamed `O_TMPFILE` (new
+//! directories) or a named temp, check the source did not change, finish the
+//! copy (`finish_file`: owner, mode, times, xattrs, verify, fsync), and only
+//! then link or rename it into place. Also the chunks of large files, and
+//! placing a large file once all its chunks are in.
 
-use super::attrs::{same_size_and_mtime, Attrs};
-use super::{close_checked, data, failed, split_rel, verify, xattrs, Copier, CHANGE_RETRIES};
-use crate::protocol::{ErrorKind, Outcome};
+use super::attrs::{Attrs, Stamp};
+use super::{
+    close_checked, data, split_rel, verify, xattrs, Copier, CopyError, DestDir, Op, Placed, Span,
+    CHANGE_RETRIES,
+};
 use crate::util::escape_bytes;
-use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::fs::{AtFlags, Mode, OFlags, Stat};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
 impl Copier {
-    pub(super) fn copy_file(&mut self, rel: &[u8], fresh: bool, tick: data::Tick) -> Outcome {
+    pub(super) fn copy_file(
+        &mut self,
+        rel: &[u8],
+        dir: DestDir,
+        tick: data::Tick,
+    ) -> Result<Placed, CopyError> {
         let (parent, name) = split_rel(rel);
         let mut mismatches = 0;
         let mut attempts = 0;
         while attempts < CHANGE_RETRIES {
             attempts += 1;
-            match self.try_copy_file(parent, name, fresh, tick) {
-                Ok(Some(outcome)) => return outcome,
+            match self.try_copy_file(parent, name, dir, tick) {
+                Ok(Some(placed)) => return Ok(placed),
                 Ok(None) => continue, // changed while copying: try again
-                Err(Outcome::Failed {
-                    kind: ErrorKind::VerifyMismatch,
-                    ..
-                }) if mismatches == 0 => {
+                Err(CopyError::VerifyMismatch) if mismatches == 0 => {
                     // --verify: copy once more before giving up.
                     mismatches += 1;
                     attempts -= 1;
@@ -33,75 +38,81 @@ impl Copier {
                         escape_bytes(rel)
                     );
                 }
-                Err(outcome) => return outcome,
+                Err(e) => return Err(e),
             }
         }
-        Outcome::Failed {
-            kind: ErrorKind::Changed,
-            msg: format!("source changed while being copied ({CHANGE_RETRIES} attempts)"),
-            dst: false,
-        }
+        Err(CopyError::KeptChanging {
+            attempts: CHANGE_RETRIES,
+        })
     }
 
     /// One attempt. `Ok(None)` means the source changed during the copy.
-    /// `fresh`: the destination directory was created by this run, so there
-    /// is nothing to compare against (saves a stat per file).
     fn try_copy_file(
         &mut self,
         parent: &[u8],
         name: &[u8],
-        fresh: bool,
+        dir: DestDir,
         tick: data::Tick,
-    ) -> Result<Option<Outcome>, Outcome> {
+    ) -> Result<Option<Placed>, CopyError> {
         let tmp = self.temp_name();
-        let sdir = self
-            .src_dir
-            .get(&self.src_root, parent)
-            .map_err(|e| failed(&e, "open source directory"))?;
-        let (src, st) = open_source(sdir, name, self.init.dereference)?;
+        let (src, st) = self.open_source(parent, name)?;
+        self.dst_dir
+            .get(&self.dst_root, parent)
+            .map_err(CopyError::at(Op::OpenDestDir))?;
+        let plan = self
+            .plan(dir, &st)
+            .map_err(CopyError::at(Op::OpenDestDir))?;
         let ddir = self
             .dst_dir
             .get(&self.dst_root, parent)
-            .map_err(|e| failed(&e, "open destination directory"))?;
-        if !fresh && !self.init.ignore_times && super::attrs::up_to_date(ddir, name, &st) {
-            return Ok(Some(Outcome::Skipped {
+            .map_err(CopyError::at(Op::OpenDestDir))?;
+        if plan.quick_check && super::attrs::up_to_date(ddir, name, &st) {
+            return Ok(Some(Placed::UpToDate {
                 bytes: st.st_size as u64,
             }));
         }
-        let chown = self.owner && (!fresh || (st.st_uid, st.st_gid) != self.ids);
-        if fresh && self.tmpfile_ok {
-            let opts = Finish {
-                chown,
-                fsync: self.init.fsync,
-                verify: self.init.verify,
-                xattrs: &mut self.xattr_buf,
-            };
-            match place_unnamed(ddir, &src, &st, name, opts, tick) {
+        // Created with its final permission bits (the worker's umask is 0),
+        // so fchmod is only needed for setuid/setgid/sticky or after chown.
+        let finish = Finish {
+            op: Op::Copy,
+            chown: plan.chown,
+            chmod: plan.chown || st.st_mode & 0o7000 != 0,
+            fsync: self.opts.fsync,
+            verify: self.opts.verify,
+        };
+        if plan.unnamed {
+            match place_unnamed(ddir, &src, &st, name, &finish, &mut self.xattr_buf, tick) {
                 Err(Unnamed::Unsupported) => self.tmpfile_ok = false,
-                Err(Unnamed::Failed(o)) => return Err(o),
+                // An earlier attempt at this entry placed it: replace it
+                // through a named temp; O_TMPFILE stays on for the rest.
+                Err(Unnamed::Exists) => {}
+                Err(Unnamed::Failed(e)) => return Err(e),
                 Ok(r) => return Ok(r),
             }
         }
-        // Created with its final permission bits (the worker's umask is 0),
-        // so fchmod is only needed for setuid/setgid/sticky or after chown.
         let out = rustix::fs::openat(
             ddir,
             &tmp[..],
             OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(st.st_mode & 0o777),
         )
-        .map_err(|e| failed(&e.into(), "create temporary file"))?;
-        let opts = Finish {
-            chown,
-            fsync: self.init.fsync,
-            verify: self.init.verify,
-            xattrs: &mut self.xattr_buf,
-        };
-        let result = fill_temp(&src, out, &st, name, opts, tick);
+        .map_err(CopyError::at(Op::CreateTemp))?;
         let unlink_tmp = || {
             let _ = rustix::fs::unlinkat(ddir, &tmp[..], AtFlags::empty());
         };
-        match result {
+        let filled = copy_unchanged(&src, &out, &st, name, tick)
+            .map_err(CopyError::at(Op::Copy))
+            .and_then(|same| {
+                if same {
+                    finish_file(&src, &out, &st, name, &finish, &mut self.xattr_buf)?;
+                }
+                Ok(same)
+            })
+            .and_then(|same| {
+                close_checked(out).map_err(CopyError::at(Op::Copy))?;
+                Ok(same)
+            });
+        match filled {
             Ok(true) => {}
             Ok(false) => {
                 unlink_tmp();
@@ -109,18 +120,17 @@ impl Copier {
             }
             Err(e) => {
                 unlink_tmp();
-                return Err(failed(&e, "copy"));
+                return Err(e);
             }
         }
         crate::failpoint::hit("worker::before_rename", name);
         if let Err(e) = rustix::fs::renameat(ddir, &tmp[..], ddir, name) {
             unlink_tmp();
-            let e: io::Error = e.into();
-            return Err(failed(&e, "rename into place"));
+            return Err(CopyError::io(Op::Rename, e));
         }
-        Ok(Some(Outcome::Copied {
+        Ok(Some(Placed::Copied {
             bytes: st.st_size as u64,
-            verified: self.init.verify,
+            verified: self.opts.verify,
         }))
     }
 
@@ -131,33 +141,21 @@ impl Copier {
         temp: &[u8],
         span: Span,
         tick: data::Tick,
-    ) -> Result<Outcome, Outcome> {
+    ) -> Result<Placed, CopyError> {
         let (parent, name) = split_rel(rel);
-        let sdir = self
-            .src_dir
-            .get(&self.src_root, parent)
-            .map_err(|e| failed(&e, "open source directory"))?;
-        let (src, st) = open_source(sdir, name, self.init.dereference)?;
-        let changed = || Outcome::Failed {
-            kind: ErrorKind::Changed,
-            msg: "source changed since the walk".into(),
-            dst: false,
-        };
-        let as_walked = |st: &rustix::fs::Stat| {
-            st.st_size as u64 == span.file_size
-                && (st.st_mtime, st.st_mtime_nsec as u32) == (span.mtime.secs, span.mtime.nanos)
-        };
-        if !as_walked(&st) {
-            return Err(changed());
+        let (src, st) = self.open_source(parent, name)?;
+        let changed = CopyError::Changed("source changed since the walk");
+        if Stamp::of(&st) != span.file {
+            return Err(changed);
         }
         let ddir = self
             .dst_dir
             .get(&self.dst_root, parent)
-            .map_err(|e| failed(&e, "open destination directory"))?;
+            .map_err(CopyError::at(Op::OpenDestDir))?;
         // Beneath the directory, like every other path from a task.
         let out = super::open_beneath(ddir, temp, OFlags::WRONLY)
-            .map_err(|e| failed(&e, "open shared temporary file"))?;
-        let sparse = (st.st_blocks as u64).saturating_mul(512) < span.file_size;
+            .map_err(CopyError::at(Op::OpenSharedTemp))?;
+        let sparse = (st.st_blocks as u64).saturating_mul(512) < span.file.size;
         data::copy_span(
             src.as_fd(),
             out.as_fd(),
@@ -166,29 +164,88 @@ impl Copier {
             sparse,
             tick,
         )
-        .map_err(|e| failed(&e, "copy chunk"))?;
+        .map_err(CopyError::at(Op::CopyChunk))?;
         crate::failpoint::mutate_hook("worker::chunk_done", src.as_fd(), name);
-        let after = rustix::fs::fstat(&src).map_err(|e| failed(&e.into(), "stat source"))?;
-        if !as_walked(&after) {
-            return Err(changed());
+        let after = rustix::fs::fstat(&src).map_err(CopyError::at(Op::StatSource))?;
+        if Stamp::of(&after) != span.file {
+            return Err(changed);
         }
-        close_checked(out).map_err(|e| failed(&e, "copy chunk"))?;
+        close_checked(out).map_err(CopyError::at(Op::CopyChunk))?;
         // Logical bytes, as for whole files (holes included).
-        Ok(Outcome::Copied {
+        Ok(Placed::Copied {
             bytes: span.len,
             verified: false,
         })
+    }
+
+    /// Every chunk of `rel` is in its shared temp `temp` (created mode 0600
+    /// by the walk): check the source is still the version `file` the walk
+    /// saw, finish the temp like any copy, and rename it into place. The
+    /// temp is removed unless placed.
+    pub fn place_chunked(&mut self, rel: &[u8], temp: &[u8], file: Stamp) -> Result<(), CopyError> {
+        let r = self.try_place_chunked(rel, temp, file);
+        if r.is_err() {
+            self.discard(rel, temp);
+        }
+        r
+    }
+
+    fn try_place_chunked(&mut self, rel: &[u8], temp: &[u8], file: Stamp) -> Result<(), CopyError> {
+        let (parent, name) = split_rel(rel);
+        let (src, st) = self.open_source(parent, name)?;
+        if Stamp::of(&st) != file {
+            return Err(CopyError::Changed("source changed since the walk"));
+        }
+        let ddir = self
+            .dst_dir
+            .get(&self.dst_root, parent)
+            .map_err(CopyError::at(Op::OpenDestDir))?;
+        let out = rustix::fs::openat(
+            ddir,
+            temp,
+            OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(CopyError::at(Op::Place))?;
+        let finish = Finish {
+            op: Op::Place,
+            chown: self.owner,
+            chmod: true,
+            fsync: self.opts.fsync,
+            verify: false,
+        };
+        finish_file(&src, &out, &st, name, &finish, &mut self.xattr_buf)?;
+        close_checked(out).map_err(CopyError::at(Op::Place))?;
+        rustix::fs::renameat(ddir, temp, ddir, name).map_err(CopyError::at(Op::Place))
+    }
+
+    /// Open source file `name` in directory `parent` (see `open_source`).
+    fn open_source(&mut self, parent: &[u8], name: &[u8]) -> Result<(OwnedFd, Stat), CopyError> {
+        let sdir = self
+            .src_dir
+            .get(&self.src_root, parent)
+            .map_err(CopyError::at(Op::OpenSourceDir))?;
+        open_source(sdir, name, self.opts.dereference)
+    }
+
+    /// Remove a large file's shared temp (best effort: a later run's stale
+    /// temp cleanup removes anything left).
+    pub fn discard(&mut self, rel: &[u8], temp: &[u8]) {
+        let (parent, _) = split_rel(rel);
+        if let Ok(dir) = self.dst_dir.get(&self.dst_root, parent) {
+            let _ = rustix::fs::unlinkat(dir, temp, AtFlags::empty());
+        }
     }
 }
 
 /// Open a regular source file beneath its (held) directory, refusing a
 /// symlink unless dereferencing, without blocking on a FIFO swapped in, and
 /// without updating its atime where permitted.
-pub(crate) fn open_source(
+fn open_source(
     sdir: &OwnedFd,
     name: &[u8],
     dereference: bool,
-) -> Result<(OwnedFd, rustix::fs::Stat), Outcome> {
+) -> Result<(OwnedFd, Stat), CopyError> {
     crate::failpoint::swap_hook("worker::before_open", sdir.as_fd(), name);
     let mut flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
     if !dereference {
@@ -199,25 +256,15 @@ pub(crate) fn open_source(
         r => r,
     }
     .map_err(|e| match e {
-        rustix::io::Errno::NOENT => Outcome::Failed {
-            kind: ErrorKind::NotFound,
-            msg: "vanished since the walk (not copied)".into(),
-            dst: false,
-        },
-        rustix::io::Errno::LOOP => Outcome::Failed {
-            kind: ErrorKind::Changed,
-            msg: "became a symlink since the walk (not followed)".into(),
-            dst: false,
-        },
-        e => failed(&e.into(), "open source"),
+        rustix::io::Errno::NOENT => CopyError::Vanished,
+        rustix::io::Errno::LOOP => {
+            CopyError::Changed("became a symlink since the walk (not followed)")
+        }
+        e => CopyError::io(Op::OpenSource, e),
     })?;
-    let st = rustix::fs::fstat(&src).map_err(|e| failed(&e.into(), "stat source"))?;
+    let st = rustix::fs::fstat(&src).map_err(CopyError::at(Op::StatSource))?;
     if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
-        return Err(Outcome::Failed {
-            kind: ErrorKind::Changed,
-            msg: "source is no longer a regular file".into(),
-            dst: false,
-        });
+        return Err(CopyError::Changed("source is no longer a regular file"));
     }
     Ok((src, st))
 }
@@ -227,7 +274,7 @@ pub(crate) fn open_source(
 fn copy_unchanged(
     src: &OwnedFd,
     out: &OwnedFd,
-    st: &rustix::fs::Stat,
+    st: &Stat,
     name: &[u8],
     tick: data::Tick,
 ) -> io::Result<bool> {
@@ -241,40 +288,22 @@ fn copy_unchanged(
     crate::failpoint::hit("worker::after_data", name);
     crate::failpoint::mutate_hook("worker::source_changes", src.as_fd(), name);
     let after = rustix::fs::fstat(src)?;
-    Ok(same_size_and_mtime(st, &after))
+    Ok(Stamp::of(st) == Stamp::of(&after))
 }
 
-/// Write data and metadata into the temp file and close it. `Ok(false)`
-/// when the source changed (size or mtime) during the copy.
-fn fill_temp(
-    src: &OwnedFd,
-    out: OwnedFd,
-    st: &rustix::fs::Stat,
-    name: &[u8],
-    opts: Finish,
-    tick: data::Tick,
-) -> io::Result<bool> {
-    if !copy_unchanged(src, &out, st, name, tick)? {
-        return Ok(false);
-    }
-    opts.finish(src, &out, st, name)?;
-    close_checked(out)?;
-    Ok(true)
-}
-
-/// Fresh directory: write an unnamed O_TMPFILE and link it in when it is
+/// New directory: write an unnamed O_TMPFILE and link it in when it is
 /// complete. Nothing is ever visible before that, and a crash leaves no
-/// temp behind. `linkat` cannot replace, which is fine: in a directory
-/// this run created only a retry of this very task can have put the name
-/// there, and then EEXIST falls back to the rename path.
+/// temp behind. `linkat` cannot replace: a name in the way (an earlier
+/// attempt at this entry) sends the caller to the rename path.
 fn place_unnamed(
     ddir: &OwnedFd,
     src: &OwnedFd,
-    st: &rustix::fs::Stat,
+    st: &Stat,
     name: &[u8],
-    opts: Finish,
+    finish: &Finish,
+    buf: &mut Vec<u8>,
     tick: data::Tick,
-) -> Result<Option<Outcome>, Unnamed> {
+) -> Result<Option<Placed>, Unnamed> {
     let out = match rustix::fs::openat(
         ddir,
         ".",
@@ -285,92 +314,83 @@ fn place_unnamed(
         Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR | rustix::io::Errno::INVAL) => {
             return Err(Unnamed::Unsupported)
         }
-        Err(e) => return Err(Unnamed::Failed(failed(&e.into(), "create temporary file"))),
+        Err(e) => return Err(Unnamed::Failed(CopyError::io(Op::CreateTemp, e))),
     };
-    let fin = |e: io::Error| Unnamed::Failed(failed(&e, "copy"));
-    if !copy_unchanged(src, &out, st, name, tick).map_err(fin)? {
+    let same = copy_unchanged(src, &out, st, name, tick)
+        .map_err(|e| Unnamed::Failed(CopyError::io(Op::Copy, e)))?;
+    if !same {
         return Ok(None);
     }
-    let verified = opts.verify;
-    opts.finish(src, &out, st, name).map_err(fin)?;
+    finish_file(src, &out, st, name, finish, buf).map_err(Unnamed::Failed)?;
     crate::failpoint::hit("worker::before_rename", name);
     match rustix::fs::linkat(&out, "", ddir, name, AtFlags::EMPTY_PATH) {
         Ok(()) => {}
-        Err(rustix::io::Errno::PERM | rustix::io::Errno::NOENT | rustix::io::Errno::EXIST) => {
+        Err(rustix::io::Errno::EXIST) => return Err(Unnamed::Exists),
+        // No CAP_DAC_READ_SEARCH (older kernels), or no AT_EMPTY_PATH.
+        Err(rustix::io::Errno::PERM | rustix::io::Errno::NOENT) => {
             return Err(Unnamed::Unsupported)
         }
-        Err(e) => return Err(Unnamed::Failed(failed(&e.into(), "link into place"))),
+        Err(e) => return Err(Unnamed::Failed(CopyError::io(Op::Link, e))),
     }
     if let Err(e) = close_checked(out) {
         // A deferred write error: take the name back out.
         let _ = rustix::fs::unlinkat(ddir, name, AtFlags::empty());
-        return Err(fin(e));
+        return Err(Unnamed::Failed(CopyError::io(Op::Copy, e)));
     }
-    Ok(Some(Outcome::Copied {
+    Ok(Some(Placed::Copied {
         bytes: st.st_size as u64,
-        verified,
+        verified: finish.verify,
     }))
 }
 
-/// How to finish a written temp file: metadata, xattrs, durability.
-struct Finish<'a> {
+/// How to finish a written temp file.
+struct Finish {
+    /// The step named if it fails.
+    op: Op,
     chown: bool,
+    /// The inode does not already have the source's permission bits.
+    chmod: bool,
     fsync: bool,
     verify: bool,
-    xattrs: &'a mut Vec<u8>,
 }
 
-impl Finish<'_> {
-    /// Owner → mode → times on the descriptor, then extended attributes
-    /// (best effort), then fsync if asked.
-    fn finish(
-        self,
-        src: &OwnedFd,
-        out: &OwnedFd,
-        st: &rustix::fs::Stat,
-        name: &[u8],
-    ) -> io::Result<()> {
-        Attrs::from_stat(st).apply_new_file(out, self.chown)?;
-        match xattrs::copy(src.as_fd(), out.as_fd(), self.xattrs) {
-            Ok(refused) => {
-                for r in refused {
-                    log::warn!("{}: extended attribute not copied: {r}", escape_bytes(name));
-                }
-            }
-            Err(e) => log::warn!(
-                "{}: extended attributes not copied: {e}",
-                escape_bytes(name)
-            ),
+/// The one finish of every copied file, whole or assembled from chunks:
+/// owner → mode → times on the descriptor, extended attributes (best
+/// effort), the `--verify` read-back, then fsync if asked.
+fn finish_file(
+    src: &OwnedFd,
+    out: &OwnedFd,
+    st: &Stat,
+    name: &[u8],
+    f: &Finish,
+    buf: &mut Vec<u8>,
+) -> Result<(), CopyError> {
+    let at = CopyError::at(f.op);
+    Attrs::from_stat(st)
+        .apply(out.as_fd(), f.chown, f.chmod)
+        .map_err(&at)?;
+    xattrs::copy_or_warn(src.as_fd(), out.as_fd(), buf, &escape_bytes(name));
+    if f.verify {
+        crate::failpoint::corrupt_hook("worker::before_verify", out.as_fd(), name);
+        let len = st.st_size as u64;
+        let a = verify::hash_fd(src.as_fd(), len, buf).map_err(&at)?;
+        let b = verify::hash_fd(out.as_fd(), len, buf).map_err(&at)?;
+        if a != b {
+            return Err(CopyError::VerifyMismatch);
         }
-        if self.verify {
-            crate::failpoint::corrupt_hook("worker::before_verify", out.as_fd(), name);
-            let len = st.st_size as u64;
-            let a = verify::hash_fd(src.as_fd(), len, self.xattrs)?;
-            let b = verify::hash_fd(out.as_fd(), len, self.xattrs)?;
-            if a != b {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, verify::MISMATCH));
-            }
-        }
-        if self.fsync {
-            rustix::fs::fsync(out)?;
-        }
-        Ok(())
     }
-}
-
-/// A chunk's byte range and the source identity the walk saw.
-#[derive(Clone, Copy)]
-pub(super) struct Span {
-    pub offset: u64,
-    pub len: u64,
-    pub file_size: u64,
-    pub mtime: crate::protocol::Time,
+    if f.fsync {
+        rustix::fs::fsync(out).map_err(CopyError::at(f.op))?;
+    }
+    Ok(())
 }
 
 /// Why the unnamed-temp path did not place a file.
 enum Unnamed {
-    /// O_TMPFILE or linkat(AT_EMPTY_PATH) not available here (or the name
-    /// exists): use a named temp and rename instead.
+    /// O_TMPFILE or linkat(AT_EMPTY_PATH) not available here: use named
+    /// temps from now on.
     Unsupported,
-    Failed(Outcome),
+    /// The name already exists (`linkat` cannot replace): rename this one.
+    Exists,
+    Failed(CopyError),
 }

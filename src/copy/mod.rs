@@ -8,17 +8,18 @@
 
 pub mod attrs;
 pub mod data;
+mod error;
 mod file;
-pub(crate) use file::open_source;
 mod special;
 pub mod temp;
 mod verify;
 pub mod xattrs;
 
-use crate::protocol::{ErrorKind, Outcome, Task, TaskKind, WorkerInit};
-use crate::util::classify;
-use attrs::{same_size_and_mtime, Attrs};
-use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+pub use attrs::Stamp;
+pub use error::{CopyError, Op};
+
+use attrs::Attrs;
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Stat};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
@@ -101,12 +102,16 @@ struct DirCache {
     fd: Option<OwnedFd>,
     /// Follow symlinks (source side with --dereference only).
     follow: bool,
+    /// Owner and group a new inode gets in this directory (computed once
+    /// per directory, only when ownership is preserved).
+    new_owner: Option<(u32, u32)>,
 }
 
 impl DirCache {
     fn get(&mut self, root: &OwnedFd, rel: &[u8]) -> io::Result<&OwnedFd> {
         if self.fd.is_none() || self.rel != rel {
             self.fd = None;
+            self.new_owner = None;
             let fd = if self.follow {
                 open_src_dir(root, rel, true)?
             } else {
@@ -119,68 +124,158 @@ impl DirCache {
             .as_ref()
             .ok_or_else(|| io::Error::other("directory cache empty"))
     }
+
+    /// Who owns an inode this process creates in the cached directory: our
+    /// euid, and the directory's group when it is setgid, else our egid.
+    fn new_owner(&mut self, (uid, gid): (u32, u32)) -> io::Result<(u32, u32)> {
+        if let Some(o) = self.new_owner {
+            return Ok(o);
+        }
+        let fd = self
+            .fd
+            .as_ref()
+            .ok_or_else(|| io::Error::other("directory cache empty"))?;
+        let st = rustix::fs::fstat(fd)?;
+        let o = if st.st_mode & libc::S_ISGID != 0 {
+            (uid, st.st_gid)
+        } else {
+            (uid, gid)
+        };
+        self.new_owner = Some(o);
+        Ok(o)
+    }
 }
 
-/// A worker's copying state: root descriptors, caches, temp-name sequence.
+/// Whether this run created the directory an entry goes into: a fact the
+/// walker knows. Every policy that depends on it is derived in `Plan`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DestDir {
+    Created,
+    Existing,
+}
+
+/// Whether to compare with what the destination has before copying (the
+/// quick check): never with `--ignore-times`, and not in a directory this run
+/// created (only a crashed attempt at the very same entry can have left
+/// something there, and copying again is right then too). The walker and
+/// the copier both ask here.
+pub fn quick_check(dir: DestDir, ignore_times: bool) -> bool {
+    dir == DestDir::Existing && !ignore_times
+}
+
+/// What to preserve and how carefully; the same for every entry of a run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Unique per run; part of every temporary file name.
+    pub run_id: u64,
+    /// Copy even when size and mtime match (`--ignore-times`).
+    pub ignore_times: bool,
+    /// Preserve uid/gid (only attempted when running as root).
+    pub preserve_owner: bool,
+    /// fsync each file before placing it.
+    pub fsync: bool,
+    /// Follow symlinks in the source (`-L`).
+    pub dereference: bool,
+    /// Re-read source and copy and compare BLAKE3 hashes before placing.
+    pub verify: bool,
+}
+
+/// One entry to place: its path relative to both roots, what it is, and
+/// whether its destination directory is new.
+#[derive(Clone, Copy, Debug)]
+pub struct Job<'a> {
+    pub rel: &'a [u8],
+    pub what: What<'a>,
+    pub dir: DestDir,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum What<'a> {
+    File,
+    Symlink,
+    /// A FIFO or device node.
+    Special,
+    /// Bytes of a large file, written into the shared temp `temp` (a name
+    /// in the entry's destination directory) that the supervisor owns.
+    Chunk {
+        temp: &'a [u8],
+        span: Span,
+    },
+}
+
+/// A chunk's byte range and the source version the walk saw.
+#[derive(Clone, Copy, Debug)]
+pub struct Span {
+    pub offset: u64,
+    pub len: u64,
+    pub file: Stamp,
+}
+
+/// What placing an entry did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placed {
+    /// Placed at its final name; `bytes` of data written; `verified` when
+    /// `--verify` read both back and they matched.
+    Copied { bytes: u64, verified: bool },
+    /// The destination already had it (quick check).
+    UpToDate { bytes: u64 },
+}
+
+/// The choices for one entry, derived in this one place from the facts
+/// (`DestDir`, the options, the source's and the directory's owners).
+struct Plan {
+    /// Compare with what the destination has (`quick_check`).
+    quick_check: bool,
+    /// Write an unnamed `O_TMPFILE` and link it in: only where nothing is
+    /// expected in the way, because `linkat` cannot replace.
+    unnamed: bool,
+    /// chown the copy: preserving owners (as root) and a new inode here
+    /// would not already have the source's owner and group (a setgid
+    /// directory gives new files its group, whoever created it).
+    chown: bool,
+}
+
+impl Plan {
+    fn new(dir: DestDir, opts: &Options, new_owner: Option<(u32, u32)>, src: &Stat) -> Self {
+        Plan {
+            quick_check: quick_check(dir, opts.ignore_times),
+            unnamed: dir == DestDir::Created,
+            chown: new_owner.is_some_and(|o| o != (src.st_uid, src.st_gid)),
+        }
+    }
+}
+
+/// A copier's state: root descriptors, caches, temp-name sequence. Workers
+/// hold one; the supervisor holds one to finish files copied in chunks.
 pub struct Copier {
     src_root: OwnedFd,
     dst_root: OwnedFd,
-    init: WorkerInit,
+    opts: Options,
+    /// Ownership is preserved (asked for, and we are root).
     owner: bool,
     /// Cached: part of every temp name.
     pid: u32,
-    /// Our (euid, egid): what a file we create is owned by in a directory
-    /// this run created (no setgid bit), so chown can be skipped.
+    /// Our (euid, egid): the owner of what we create, setgid aside.
     ids: (u32, u32),
     seq: u64,
     /// Scratch space for extended attribute lists and values.
     xattr_buf: Vec<u8>,
-    /// O_TMPFILE + linkat works on this destination (cleared on first refusal).
+    /// O_TMPFILE + linkat works on this destination (cleared on the first
+    /// "unsupported"; a name already in the way does not clear it).
     tmpfile_ok: bool,
     src_dir: DirCache,
     dst_dir: DirCache,
 }
 
-/// Failure while placing an entry, with the protocol's kind. The side is
-/// the operation's (`what`), or the destination whatever the operation for
-/// errors only a destination can raise (full, quota, read-only, too big).
-fn failed(e: &io::Error, what: &str) -> Outcome {
-    if e.kind() == io::ErrorKind::InvalidData && e.to_string() == verify::MISMATCH {
-        return Outcome::Failed {
-            kind: ErrorKind::VerifyMismatch,
-            msg: format!("{}: {e}", "verify"),
-            dst: true,
-        };
-    }
-    let dst_op = matches!(
-        what,
-        "open destination directory"
-            | "create temporary file"
-            | "open shared temporary file"
-            | "rename into place"
-            | "link into place"
-    );
-    let dst_errno = matches!(
-        e.raw_os_error(),
-        Some(libc::ENOSPC | libc::EDQUOT | libc::EROFS | libc::EFBIG)
-    );
-    Outcome::Failed {
-        kind: classify(e),
-        msg: format!("{what}: {e}"),
-        dst: dst_op || dst_errno,
-    }
-}
-
 impl Copier {
     /// `src_root` and `dst_root` are the run's validated root directories;
     /// every path is resolved beneath them.
-    pub fn new(src_root: OwnedFd, dst_root: OwnedFd, init: WorkerInit) -> Self {
-        let deref = init.dereference;
+    pub fn new(src_root: OwnedFd, dst_root: OwnedFd, opts: Options) -> Self {
         Copier {
             src_root,
             dst_root,
-            owner: init.preserve_owner && attrs::is_root(),
-            init,
+            owner: opts.preserve_owner && attrs::is_root(),
+            opts,
             pid: std::process::id(),
             ids: (
                 rustix::process::geteuid().as_raw(),
@@ -189,7 +284,7 @@ impl Copier {
             seq: 0,
             tmpfile_ok: true,
             src_dir: DirCache {
-                follow: deref,
+                follow: opts.dereference,
                 ..DirCache::default()
             },
             xattr_buf: Vec::new(),
@@ -199,76 +294,78 @@ impl Copier {
 
     fn temp_name(&mut self) -> Vec<u8> {
         self.seq += 1;
-        temp::worker(self.init.run_id, self.pid, self.seq)
+        temp::worker(self.opts.run_id, self.pid, self.seq)
     }
 
-    /// Place one entry (already checked by `worker::validate_task`). Never
-    /// panics on I/O; every failure is an `Outcome`.
-    pub fn run(&mut self, task: &Task, tick: data::Tick) -> Outcome {
-        crate::failpoint::hit("worker::before_task", &task.rel.0);
-        match task.kind {
-            TaskKind::File { .. } => self.copy_file(&task.rel.0, task.fresh, tick),
-            TaskKind::Symlink => self.copy_symlink(&task.rel.0),
-            TaskKind::Fifo | TaskKind::Device => self.copy_special(&task.rel.0),
-            TaskKind::Chunk {
-                offset,
-                len,
-                file_size,
-                mtime,
-                ref temp,
-            } => {
-                let span = file::Span {
-                    offset,
-                    len,
-                    file_size,
-                    mtime,
-                };
-                self.copy_chunk(&task.rel.0, &temp.0, span, tick)
-                    .unwrap_or_else(|o| o)
-            }
+    /// The plan for `src` going into the cached destination directory.
+    /// (Its only error is a failed `fstat` of the destination directory.)
+    fn plan(&mut self, dir: DestDir, src: &Stat) -> io::Result<Plan> {
+        let new_owner = if self.owner {
+            Some(self.dst_dir.new_owner(self.ids)?)
+        } else {
+            None
+        };
+        let mut plan = Plan::new(dir, &self.opts, new_owner, src);
+        plan.unnamed &= self.tmpfile_ok;
+        Ok(plan)
+    }
+
+    /// Place one entry (the caller has checked its path with `valid_rel`).
+    /// Never panics on I/O; every failure is a `CopyError`.
+    pub fn run(&mut self, job: &Job, tick: data::Tick) -> Result<Placed, CopyError> {
+        crate::failpoint::hit("worker::before_task", job.rel);
+        match job.what {
+            What::File => self.copy_file(job.rel, job.dir, tick),
+            What::Symlink => self.copy_symlink(job.rel, job.dir),
+            What::Special => self.copy_special(job.rel, job.dir),
+            What::Chunk { temp, span } => self.copy_chunk(job.rel, temp, span, tick),
         }
     }
 
-    fn copy_symlink(&mut self, rel: &[u8]) -> Outcome {
+    fn copy_symlink(&mut self, rel: &[u8], dir: DestDir) -> Result<Placed, CopyError> {
         let (parent, name) = split_rel(rel);
-        let r = (|| -> io::Result<Outcome> {
+        let r = (|| -> io::Result<Placed> {
             let sdir = self.src_dir.get(&self.src_root, parent)?;
             let st = rustix::fs::statat(sdir, name, AtFlags::SYMLINK_NOFOLLOW)?;
             let target = rustix::fs::readlinkat(sdir, name, Vec::new())?;
+            self.dst_dir.get(&self.dst_root, parent)?;
+            let plan = self.plan(dir, &st)?;
             let ddir = self.dst_dir.get(&self.dst_root, parent)?.try_clone()?;
-            if !self.init.ignore_times {
+            if plan.quick_check {
                 if let Ok(dst) = rustix::fs::statat(&ddir, name, AtFlags::SYMLINK_NOFOLLOW) {
                     if rustix::fs::FileType::from_raw_mode(dst.st_mode)
                         == rustix::fs::FileType::Symlink
-                        && same_size_and_mtime(&st, &dst)
+                        && attrs::same_size_and_mtime(&st, &dst)
                         && rustix::fs::readlinkat(&ddir, name, Vec::new())? == target
                     {
-                        return Ok(Outcome::Skipped { bytes: 0 });
+                        return Ok(Placed::UpToDate { bytes: 0 });
                     }
                 }
             }
             let tmp = self.temp_name();
             rustix::fs::symlinkat(&*target, &ddir, &tmp[..])?;
-            special::finish(&ddir, &tmp, name, &Attrs::from_stat(&st), self.owner, true)?;
-            Ok(Outcome::Copied {
+            special::finish(&ddir, &tmp, name, &Attrs::from_stat(&st), plan.chown, true)?;
+            Ok(Placed::Copied {
                 bytes: 0,
                 verified: false,
             })
         })();
-        r.unwrap_or_else(|e| failed(&e, "symlink"))
+        r.map_err(CopyError::at(Op::Symlink))
     }
 
-    fn copy_special(&mut self, rel: &[u8]) -> Outcome {
+    fn copy_special(&mut self, rel: &[u8], dir: DestDir) -> Result<Placed, CopyError> {
         let (parent, name) = split_rel(rel);
         let tmp = self.temp_name();
-        let owner = self.owner;
-        let r = (|| -> io::Result<Outcome> {
+        let (ddir, st, plan) = (|| -> io::Result<_> {
             let sdir = self.src_dir.get(&self.src_root, parent)?;
             let st = rustix::fs::statat(sdir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+            self.dst_dir.get(&self.dst_root, parent)?;
+            let plan = self.plan(dir, &st)?;
             let ddir = self.dst_dir.get(&self.dst_root, parent)?.try_clone()?;
-            special::make_node(&ddir, &tmp, name, &st, owner)
-        })();
-        r.unwrap_or_else(|e| failed(&e, "special file"))
+            Ok((ddir, st, plan))
+        })()
+        .map_err(CopyError::at(Op::Special))?;
+        special::make_node(&ddir, &tmp, name, &st, &plan)
     }
 }
 
@@ -292,6 +389,78 @@ mod tests {
     fn splits_parent_and_name() {
         assert_eq!(split_rel(b"a/b/c"), (&b"a/b"[..], &b"c"[..]));
         assert_eq!(split_rel(b"c"), (&b""[..], &b"c"[..]));
+    }
+
+    fn dir_fd(p: &std::path::Path) -> OwnedFd {
+        OwnedFd::from(std::fs::File::open(p).unwrap())
+    }
+
+    fn file_job(rel: &[u8], dir: DestDir) -> Job<'_> {
+        Job {
+            rel,
+            what: What::File,
+            dir,
+        }
+    }
+
+    #[test]
+    fn a_name_in_the_way_of_linkat_is_replaced_and_keeps_o_tmpfile_on() {
+        let t = tempfile::tempdir().unwrap();
+        let (src, dst) = (t.path().join("s"), t.path().join("d"));
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::create_dir_all(&dst).unwrap();
+        std::fs::write(src.join("a"), b"new data").unwrap();
+        std::fs::write(src.join("b"), b"more").unwrap();
+        // What a crashed earlier attempt at this entry left in a new directory.
+        std::fs::write(dst.join("a"), b"old").unwrap();
+        let mut c = Copier::new(dir_fd(&src), dir_fd(&dst), Options::default());
+        let r = c.run(&file_job(b"a", DestDir::Created), &mut |_| true);
+        assert!(matches!(r, Ok(Placed::Copied { bytes: 8, .. })), "{r:?}");
+        assert_eq!(std::fs::read(dst.join("a")).unwrap(), b"new data");
+        assert!(c.tmpfile_ok, "EEXIST is not 'unsupported'");
+        let r = c.run(&file_job(b"b", DestDir::Created), &mut |_| true);
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(std::fs::read(dst.join("b")).unwrap(), b"more");
+        let names: Vec<_> = std::fs::read_dir(&dst).unwrap().collect();
+        assert_eq!(names.len(), 2, "no temp left behind");
+    }
+
+    #[test]
+    fn new_inodes_in_a_setgid_directory_get_its_group() {
+        let t = tempfile::tempdir().unwrap();
+        let ids = (
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
+        );
+        let mut cache = DirCache::default();
+        let root = dir_fd(t.path());
+        cache.get(&root, b"").unwrap();
+        let dir_gid = rustix::fs::fstat(&root).unwrap().st_gid;
+        // Not setgid: our own group, whatever the directory's.
+        assert_eq!(cache.new_owner((ids.0, 4242)).unwrap(), (ids.0, 4242));
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o2775)).unwrap();
+        let mut cache = DirCache::default();
+        cache.get(&root, b"").unwrap();
+        assert_eq!(cache.new_owner((ids.0, 4242)).unwrap(), (ids.0, dir_gid));
+    }
+
+    #[test]
+    fn chown_is_planned_only_when_a_new_inode_would_differ() {
+        let t = tempfile::tempdir().unwrap();
+        let mut st = rustix::fs::stat(t.path()).unwrap();
+        st.st_uid = 0;
+        st.st_gid = 0;
+        let opts = Options::default();
+        let p = Plan::new(DestDir::Created, &opts, Some((0, 4242)), &st);
+        assert!(p.chown, "setgid parent gave group 4242; the source's is 0");
+        let p = Plan::new(DestDir::Created, &opts, Some((0, 0)), &st);
+        assert!(!p.chown);
+        assert!(!Plan::new(DestDir::Existing, &opts, None, &st).chown);
+        let p = Plan::new(DestDir::Existing, &opts, None, &st);
+        assert!(p.quick_check && !p.unnamed);
+        let p = Plan::new(DestDir::Created, &opts, None, &st);
+        assert!(!p.quick_check && p.unnamed);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! nodes recreated with mknod (never opened, so a FIFO cannot hang a worker).
 
 use super::attrs::Attrs;
-use crate::protocol::{ErrorKind, Outcome};
+use super::{CopyError, Op, Placed, Plan};
 use rustix::fs::{AtFlags, FileType, Mode, Stat};
 use std::io;
 use std::os::fd::OwnedFd;
@@ -28,35 +28,36 @@ pub fn finish(
 
 /// Recreate a FIFO or device node. Devices need CAP_MKNOD; without it the
 /// entry is reported, not silently dropped.
-pub fn make_node(
+pub(super) fn make_node(
     dir: &OwnedFd,
     tmp: &[u8],
     name: &[u8],
     st: &Stat,
-    owner: bool,
-) -> io::Result<Outcome> {
+    plan: &Plan,
+) -> Result<Placed, CopyError> {
     let ft = FileType::from_raw_mode(st.st_mode);
-    if let Ok(dst) = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        if FileType::from_raw_mode(dst.st_mode) == ft
-            && dst.st_rdev == st.st_rdev
-            && super::attrs::same_size_and_mtime(st, &dst)
-        {
-            return Ok(Outcome::Skipped { bytes: 0 });
+    if plan.quick_check {
+        if let Ok(dst) = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            if FileType::from_raw_mode(dst.st_mode) == ft
+                && dst.st_rdev == st.st_rdev
+                && super::attrs::same_size_and_mtime(st, &dst)
+            {
+                return Ok(Placed::UpToDate { bytes: 0 });
+            }
         }
     }
     match rustix::fs::mknodat(dir, tmp, ft, Mode::from_raw_mode(0o600), st.st_rdev) {
         Ok(()) => {}
         Err(rustix::io::Errno::PERM) if ft != FileType::Fifo => {
-            return Ok(Outcome::Failed {
-                kind: ErrorKind::PermissionDenied,
-                msg: "device node not recreated: needs root (CAP_MKNOD)".into(),
-                dst: false,
-            })
+            return Err(CopyError::NeedsPrivilege(
+                "device node not recreated: needs root (CAP_MKNOD)",
+            ))
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(CopyError::io(Op::Special, e)),
     }
-    finish(dir, tmp, name, &Attrs::from_stat(st), owner, false)?;
-    Ok(Outcome::Copied {
+    finish(dir, tmp, name, &Attrs::from_stat(st), plan.chown, false)
+        .map_err(CopyError::at(Op::Special))?;
+    Ok(Placed::Copied {
         bytes: 0,
         verified: false,
     })

@@ -4,9 +4,6 @@
 use std::io;
 use std::os::fd::BorrowedFd;
 
-/// The error text that marks a checksum mismatch (retried once).
-pub const MISMATCH: &str = "checksum mismatch: copy differs from source";
-
 /// Hash the first `len` bytes of `fd` (positional reads; the offset of the
 /// descriptor is untouched).
 pub fn hash_fd(fd: BorrowedFd, len: u64, buf: &mut Vec<u8>) -> io::Result<blake3::Hash> {

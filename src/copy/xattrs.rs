@@ -38,3 +38,16 @@ pub fn copy(src: BorrowedFd, dst: BorrowedFd, buf: &mut Vec<u8>) -> io::Result<V
     }
     Ok(refused)
 }
+
+/// `copy`, with every attribute not copied logged as a warning naming
+/// `shown` (the copy is kept: attributes are best effort).
+pub fn copy_or_warn(src: BorrowedFd, dst: BorrowedFd, buf: &mut Vec<u8>, shown: &str) {
+    match copy(src, dst, buf) {
+        Ok(refused) => {
+            for r in refused {
+                log::warn!("{shown}: extended attribute not copied: {r}");
+            }
+        }
+        Err(e) => log::warn!("{shown}: extended attributes not copied: {e}"),
+    }
+}

@@ -1,22 +1,24 @@
 //! Large files split into chunks copied by several workers. The walker
-//! creates one named temp per file, pre-sized; workers fill byte ranges; this
-//! registry counts the chunks in and, when the last one arrives, checks the
-//! source is unchanged, sets metadata on the temp and renames it into place —
-//! the same "final name only when complete" rule as whole files.
+//! creates one named temp per file, pre-sized, and registers it in the same
+//! batch as its chunks, so no chunk can be reported before its file is
+//! known. This registry counts the chunks in; when the last one arrives the
+//! dispatcher has the copier place the file (`Copier::place_chunked`: the
+//! same checks and finish as a whole file). At the end of a run the registry
+//! must be empty: a file left in it is an error that names it.
 
-use crate::copy::attrs::{is_root, Attrs};
-use crate::copy::{open_beneath, split_rel};
-use crate::protocol::{Outcome, RelPath, Time};
-use rustix::fs::{AtFlags, Mode, OFlags};
+use crate::copy::{Copier, CopyError, Stamp};
+use crate::protocol::{DestDir, ErrorKind, Outcome};
 use std::collections::HashMap;
-use std::io;
-use std::os::fd::{AsFd, OwnedFd};
 
 /// One large file in flight.
+#[derive(Debug)]
 pub struct Big {
     pub temp: Vec<u8>,
-    pub size: u64,
-    pub mtime: Time,
+    /// The source version the walk saw.
+    pub file: Stamp,
+    /// Whether this run created its destination directory (kept for the
+    /// whole-file retry when the source changes mid-copy).
+    pub dir: DestDir,
     pub parts_left: u32,
     /// First chunk failure, reported once for the whole file.
     pub failed: Option<String>,
@@ -24,12 +26,22 @@ pub struct Big {
     pub changed: bool,
 }
 
-/// What finalizing found.
+/// What finishing a file whose chunks are all in came to.
 pub enum Placed {
     Done,
     /// The source changed since the walk: copy it again as a whole file.
     Changed,
     Failed(String),
+}
+
+/// What one chunk's outcome did to its file.
+pub enum Counted {
+    /// More chunks to come.
+    Pending,
+    /// That was the last: the file, for `finish`.
+    Complete(Big),
+    /// No such file registered (a bug: reported, never dropped silently).
+    Unknown,
 }
 
 #[derive(Default)]
@@ -42,12 +54,14 @@ impl Registry {
         self.files.insert(rel, big);
     }
 
-    /// Count one chunk's outcome; returns the file once all chunks are in.
-    pub fn chunk_done(&mut self, rel: &[u8], o: &Outcome) -> Option<Big> {
-        let big = self.files.get_mut(rel)?;
+    /// Count one chunk's outcome.
+    pub fn chunk_done(&mut self, rel: &[u8], o: &Outcome) -> Counted {
+        let Some(big) = self.files.get_mut(rel) else {
+            return Counted::Unknown;
+        };
         match o {
             Outcome::Failed {
-                kind: crate::protocol::ErrorKind::Changed,
+                kind: ErrorKind::Changed,
                 ..
             } => big.changed = true,
             Outcome::Failed { msg, .. } => {
@@ -56,93 +70,35 @@ impl Registry {
             _ => {}
         }
         big.parts_left = big.parts_left.saturating_sub(1);
-        if big.parts_left == 0 {
-            self.files.remove(rel)
-        } else {
-            None
+        if big.parts_left > 0 {
+            return Counted::Pending;
         }
+        self.files
+            .remove(rel)
+            .map_or(Counted::Unknown, Counted::Complete)
     }
 
-    /// Interrupted or fatal: remove the temps of files not yet complete.
-    pub fn abandon(&mut self, dst_root: &OwnedFd) {
-        for (rel, big) in self.files.drain() {
-            discard(dst_root, &rel, &big.temp);
-        }
-    }
-}
-
-pub fn discard(dst_root: &OwnedFd, rel: &[u8], temp: &[u8]) {
-    let (parent, _) = split_rel(rel);
-    if let Ok(dir) = open_beneath(dst_root, parent, OFlags::DIRECTORY | OFlags::RDONLY) {
-        let _ = rustix::fs::unlinkat(&dir, temp, AtFlags::empty());
+    /// Take every file still registered (the run is over: interrupted,
+    /// out of space, or something was lost).
+    pub fn drain(&mut self) -> Vec<(Vec<u8>, Big)> {
+        self.files.drain().collect()
     }
 }
 
-/// Everything `finalize` needs besides the file itself.
-pub struct Roots<'a> {
-    pub src: &'a OwnedFd,
-    pub dst: &'a OwnedFd,
-    pub dereference: bool,
-    pub fsync: bool,
-}
-
-/// All chunks are in: check, set metadata, place. The temp is removed on
-/// any outcome but `Done`.
-pub fn finalize(roots: &Roots, rel: &[u8], big: &Big) -> Placed {
-    let r = place(roots, rel, big);
-    if !matches!(r, Placed::Done) {
-        discard(roots.dst, rel, &big.temp);
+/// All chunks of `rel` are in: place it, or say why not. The temp is gone
+/// afterwards unless the file was placed.
+pub fn finish(copier: &mut Copier, rel: &[u8], big: &Big) -> Placed {
+    if let Some(msg) = &big.failed {
+        copier.discard(rel, &big.temp);
+        return Placed::Failed(msg.clone());
     }
-    r
-}
-
-fn place(roots: &Roots, rel: &[u8], big: &Big) -> Placed {
-    let (parent, name) = split_rel(rel);
-    let fail = |what: &str, e: io::Error| Placed::Failed(format!("{what}: {e}"));
-    let sdir = match crate::copy::open_src_dir(roots.src, parent, roots.dereference) {
-        Ok(d) => d,
-        Err(e) => return fail("open source directory", e),
-    };
-    let (src, st) = match crate::copy::open_source(&sdir, name, roots.dereference) {
-        Ok(opened) => opened,
-        Err(Outcome::Failed { msg, .. }) => return Placed::Failed(msg),
-        Err(_) => return Placed::Failed("cannot open source".into()),
-    };
-    if st.st_size as u64 != big.size
-        || (st.st_mtime, st.st_mtime_nsec as u32) != (big.mtime.secs, big.mtime.nanos)
-    {
+    if big.changed {
+        copier.discard(rel, &big.temp);
         return Placed::Changed;
     }
-    let r = (|| -> io::Result<()> {
-        let ddir = open_beneath(roots.dst, parent, OFlags::DIRECTORY | OFlags::RDONLY)?;
-        let out = rustix::fs::openat(
-            &ddir,
-            &big.temp[..],
-            OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        Attrs::from_stat(&st).apply_fd(&out, is_root())?;
-        let mut buf = Vec::new();
-        for r in crate::copy::xattrs::copy(src.as_fd(), out.as_fd(), &mut buf)? {
-            log::warn!(
-                "{}: extended attribute not copied: {r}",
-                crate::util::escape_bytes(rel)
-            );
-        }
-        if roots.fsync {
-            rustix::fs::fsync(&out)?;
-        }
-        drop(out);
-        rustix::fs::renameat(&ddir, &big.temp[..], &ddir, name)?;
-        Ok(())
-    })();
-    match r {
+    match copier.place_chunked(rel, &big.temp, big.file) {
         Ok(()) => Placed::Done,
-        Err(e) => fail("place", e),
+        Err(CopyError::Changed(_)) => Placed::Changed,
+        Err(e) => Placed::Failed(e.to_string()),
     }
-}
-
-/// Name of the shared temp for the `seq`-th large file of a run.
-pub fn temp_name(run_id: u64, seq: u64) -> RelPath {
-    RelPath(crate::copy::temp::big(run_id, seq))
 }

@@ -2,7 +2,7 @@
 //! thread and the worker pool, run the dispatch loop, then finish hard links
 //! and directory attributes and return the summary.
 
-mod bigfile;
+pub mod bigfile;
 mod dispatch;
 mod finish;
 mod limits;

@@ -3,8 +3,9 @@
 //! complete the ipc-channel handshake with a deadline (`accept()` has none),
 //! and send `Init`.
 
-use crate::protocol::{abort_hello, FromWorker, Position, ToWorker, WorkerInit, PROTOCOL_VERSION};
-use crate::worker::PARENT_ENV;
+use crate::protocol::{
+    abort_hello, FromWorker, Position, ToWorker, WorkerInit, PARENT_ENV, PROTOCOL_VERSION,
+};
 use ipc_channel::ipc::{IpcOneShotServer, IpcReceiver, IpcSender};
 use std::os::unix::process::CommandExt;
 use std::path::Path;

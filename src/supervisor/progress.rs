@@ -6,7 +6,7 @@
 use super::walk::Found;
 use crate::config::Settings;
 use crate::stats::Summary;
-use crate::util::human_bytes;
+use indicatif::HumanBytes;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
@@ -121,9 +121,9 @@ impl Tracker {
         };
         format!(
             "{files_done}/{files_found}{more} files  {}/{}{more}  {}/s  ETA {eta}  workers {}  restarts {}",
-            human_bytes(bytes_done),
-            human_bytes(bytes_found),
-            human_bytes(rate as u64),
+            HumanBytes(bytes_done),
+            HumanBytes(bytes_found),
+            HumanBytes(rate as u64),
             live.workers_alive,
             sm.worker_restarts
         )

@@ -6,7 +6,7 @@
 
 use super::validate;
 use crate::copy::{temp, Copier};
-use crate::protocol::{RelPath, RootFds, Task, TaskKind, Time, ToWorker, WorkerInit};
+use crate::protocol::{DestDir, RelPath, RootFds, Task, TaskKind, Time, ToWorker, WorkerInit};
 use ipc_channel::ipc::IpcMessage;
 use std::collections::BTreeMap;
 use std::fs;
@@ -118,7 +118,11 @@ fn task(r: &mut Rng, big_mtime: Time) -> Task {
             rel(r)
         },
         kind,
-        fresh: r.below(2) == 0,
+        dir: if r.below(2) == 0 {
+            DestDir::Created
+        } else {
+            DestDir::Existing
+        },
     }
 }
 
@@ -131,7 +135,7 @@ fn handle(copier: &mut Copier, msg: ToWorker) {
     if let ToWorker::Batch { tasks, .. } = msg {
         for t in &tasks {
             if validate::task(t, RUN_ID).is_ok() {
-                let _ = copier.run(t, &mut |_| true);
+                let _ = super::translate::run(copier, t, &mut |_| true);
             }
         }
     }
@@ -173,7 +177,7 @@ fn fuzzed_messages_never_panic_nor_write_outside_the_destination() {
         verify: false,
         log_level: 0,
     };
-    let mut copier = Copier::new(open_dir(&src), open_dir(&dst), init);
+    let mut copier = Copier::new(open_dir(&src), open_dir(&dst), (&init).into());
     let mut r = Rng(0x5eed_1234_abcd_ef01);
     let st = rustix::fs::stat(src.join("big")).expect("stat");
     let big_mtime = Time {

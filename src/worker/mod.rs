@@ -4,12 +4,15 @@
 
 #[cfg(test)]
 mod fuzz;
+mod translate;
 mod validate;
 pub use validate::task as validate_task;
 
 use crate::copy::Copier;
 use crate::error::ExitStatus;
-use crate::protocol::{FromWorker, Outcome, Position, Task, ToWorker, PROTOCOL_VERSION};
+use crate::protocol::{
+    ErrorKind, FromWorker, Outcome, Position, Task, ToWorker, PARENT_ENV, PROTOCOL_VERSION,
+};
 use ipc_channel::ipc::{self, IpcReceiver, IpcSender};
 use ipc_channel::IpcError;
 use ipc_channel::TryRecvError;
@@ -21,10 +24,6 @@ use std::time::{Duration, Instant};
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
 /// How often the worker peeks at its task channel for `Shutdown` mid-batch.
 const POLL_EVERY: Duration = Duration::from_millis(50);
-
-/// Environment variable carrying the supervisor's pid, to detect a parent
-/// that died before PR_SET_PDEATHSIG was armed.
-pub const PARENT_ENV: &str = "PCOPY_SUPERVISOR_PID";
 
 pub fn run(token: String) -> ExitStatus {
     // Die with the supervisor: no orphan keeps copying.
@@ -72,7 +71,7 @@ fn serve(token: String) -> Result<(), String> {
     crate::logging::init_worker(up.clone(), init.log_level);
     let (src, dst) = validate::adopt_roots(&init.roots).map_err(|e| fatal(e.to_string()))?;
     let run_id = init.run_id;
-    let copier = Copier::new(src, dst, init);
+    let copier = Copier::new(src, dst, (&init).into());
     Worker {
         up: up.clone(),
         rx: tasks_rx,
@@ -157,9 +156,9 @@ impl Worker {
                 break;
             }
             let outcome = match validate::task(task, self.run_id) {
-                Ok(()) => copier.run(task, &mut |n| self.tick(n)),
+                Ok(()) => translate::run(copier, task, &mut |n| self.tick(n)),
                 Err(msg) => Outcome::Failed {
-                    kind: crate::protocol::ErrorKind::Other,
+                    kind: ErrorKind::Other,
                     msg,
                     dst: false,
                 },

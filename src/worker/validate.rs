@@ -96,7 +96,7 @@ mod tests {
                 mtime: Time::default(),
                 temp: RelPath(temp.to_vec()),
             },
-            fresh: false,
+            dir: crate::protocol::DestDir::Existing,
         }
     }
 

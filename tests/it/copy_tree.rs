@@ -50,7 +50,7 @@ fn text_summary_reports_counts_size_and_time() {
     assert_code(&out, 0);
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.contains("files found: 1, copied: 1"), "{s}");
-    assert!(s.contains("2.9 KiB"), "{s}");
+    assert!(s.contains("2.93 KiB"), "{s}");
     assert!(s.contains("/s)"), "{s}");
 }
 

@@ -134,7 +134,7 @@ fn a_chunk_temp_naming_a_path_outside_the_destination_is_refused() {
             },
             temp: RelPath(temp.to_vec()),
         },
-        fresh: false,
+        dir: pcopy::protocol::DestDir::Existing,
     };
     let tasks = vec![
         chunk(b"../outside/v"),

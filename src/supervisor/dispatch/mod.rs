@@ -10,8 +10,9 @@ mod recovery;
 
 use super::bigfile;
 use super::pool::{self, Spawned};
-use super::walk::WalkEvent;
+use super::walk::{Batch, WalkEvent};
 use crate::config::Settings;
+use crate::copy::Copier;
 use crate::error::{Error, Result};
 use crate::logging::level_from;
 use crate::protocol::{
@@ -52,7 +53,7 @@ pub struct Dispatch<'a> {
     pub settings: &'a Settings,
     pub exe: PathBuf,
     pub init: WorkerInit,
-    pub batches: Receiver<Vec<Task>>,
+    pub batches: Receiver<Batch>,
     pub events: Receiver<WalkEvent>,
     pub summary: Summary,
     pub stop: &'a super::signals::Signals,
@@ -61,8 +62,8 @@ pub struct Dispatch<'a> {
     pub found: std::sync::Arc<super::walk::Found>,
     /// Destination root, to remove the temp a dead worker left behind.
     pub dst_root: OwnedFd,
-    /// Source root, to re-check a chunked file before placing it.
-    src_root: OwnedFd,
+    /// Places large files once all their chunks are in (same roots).
+    finisher: Copier,
     big: bigfile::Registry,
     set: IpcReceiverSet,
     slots: Vec<Slot>,
@@ -82,7 +83,7 @@ impl<'a> Dispatch<'a> {
         settings: &'a Settings,
         exe: PathBuf,
         init: WorkerInit,
-        batches: Receiver<Vec<Task>>,
+        batches: Receiver<Batch>,
         events: Receiver<WalkEvent>,
         stop: &'a super::signals::Signals,
         (src_root, dst_root): (OwnedFd, OwnedFd),
@@ -90,6 +91,11 @@ impl<'a> Dispatch<'a> {
         let mut init = init;
         init.roots = root_fds(&src_root, &dst_root)
             .map_err(|e| Error::Fatal(format!("stat root directories: {e}")))?;
+        let dup = |fd: &OwnedFd| {
+            fd.try_clone()
+                .map_err(|e| Error::Fatal(format!("duplicate root descriptor: {e}")))
+        };
+        let finisher = Copier::new(src_root, dup(&dst_root)?, (&init).into());
         Ok(Dispatch {
             settings,
             exe,
@@ -101,7 +107,7 @@ impl<'a> Dispatch<'a> {
             progress: None,
             found: Default::default(),
             dst_root,
-            src_root,
+            finisher,
             big: bigfile::Registry::default(),
             set: IpcReceiverSet::new().map_err(|e| Error::Fatal(format!("ipc: {e}")))?,
             slots: Vec::new(),
@@ -157,9 +163,7 @@ impl<'a> Dispatch<'a> {
         }
         self.drain_events();
         self.stop_all();
-        if self.shutting_down || self.summary.disk_full {
-            self.big.abandon(&self.dst_root);
-        }
+        self.left_registered();
         if let Some(p) = &self.progress {
             p.finish();
         }
@@ -227,12 +231,22 @@ impl<'a> Dispatch<'a> {
             }
             return Some(tasks);
         }
-        match self.batches.try_recv() {
-            Ok(b) => Some(b),
-            Err(TryRecvError::Empty) => None,
-            Err(TryRecvError::Disconnected) => {
-                self.walker_done = true;
-                None
+        loop {
+            match self.batches.try_recv() {
+                Ok(b) => {
+                    // Registered before any of their chunks can be sent.
+                    for (rel, big) in b.big {
+                        self.big.add(rel, big);
+                    }
+                    if !b.tasks.is_empty() {
+                        return Some(b.tasks);
+                    }
+                }
+                Err(TryRecvError::Empty) => return None,
+                Err(TryRecvError::Disconnected) => {
+                    self.walker_done = true;
+                    return None;
+                }
             }
         }
     }
@@ -328,8 +342,16 @@ impl<'a> Dispatch<'a> {
     }
 
     fn path_of(&self, t: &Task) -> String {
+        self.path_of_rel(&t.rel.0)
+    }
+
+    fn path_of_rel(&self, rel: &[u8]) -> String {
         let root = self.settings.source.display().to_string();
-        format!("{}/{}", root.trim_end_matches('/'), t.rel.display())
+        format!(
+            "{}/{}",
+            root.trim_end_matches('/'),
+            crate::util::escape_bytes(rel)
+        )
     }
 
     fn dst_path_of(&self, t: &Task) -> String {
@@ -428,27 +450,21 @@ impl<'a> Dispatch<'a> {
         if let Outcome::Copied { bytes, .. } = o {
             self.summary.bytes_copied += bytes;
         }
-        let Some(big) = self.big.chunk_done(&t.rel.0, &o) else {
-            return;
-        };
-        let roots = bigfile::Roots {
-            src: &self.src_root,
-            dst: &self.dst_root,
-            dereference: self.init.dereference,
-            fsync: self.init.fsync,
-        };
-        let placed = match (&big.failed, big.changed) {
-            (Some(msg), _) => {
-                bigfile::discard(&self.dst_root, &t.rel.0, &big.temp);
-                bigfile::Placed::Failed(msg.clone())
+        let big = match self.big.chunk_done(&t.rel.0, &o) {
+            bigfile::Counted::Complete(big) => big,
+            bigfile::Counted::Pending => return,
+            bigfile::Counted::Unknown => {
+                let path = self.path_of(t);
+                let msg = "internal error: a chunk of a large file that was never registered; \
+                           the file was not placed"
+                    .to_string();
+                log::error!("{path}: {msg}");
+                self.summary.files_failed += 1;
+                self.summary.push_error(path, msg);
+                return;
             }
-            (None, true) => {
-                bigfile::discard(&self.dst_root, &t.rel.0, &big.temp);
-                bigfile::Placed::Changed
-            }
-            (None, false) => bigfile::finalize(&roots, &t.rel.0, &big),
         };
-        match placed {
+        match bigfile::finish(&mut self.finisher, &t.rel.0, &big) {
             bigfile::Placed::Done => {
                 self.summary.files_copied += 1;
                 log::debug!("copied {} (in chunks)", t.rel.display());
@@ -461,7 +477,7 @@ impl<'a> Dispatch<'a> {
                 self.retry.push_back(Task {
                     rel: t.rel.clone(),
                     kind: TaskKind::File { size: file_size },
-                    fresh: false,
+                    dir: big.dir,
                 });
             }
             bigfile::Placed::Failed(_) if self.summary.disk_full => {
@@ -480,10 +496,31 @@ impl<'a> Dispatch<'a> {
     fn drain_events(&mut self) {
         while let Ok(ev) = self.events.try_recv() {
             match ev {
-                WalkEvent::BigFile { rel, big } => self.big.add(rel, big),
                 WalkEvent::NoSpace { path, msg } => self.no_space(self.dst_path(&path), msg),
                 ev => ev.apply(&mut self.summary),
             }
+        }
+    }
+
+    /// The run is over: every large file must have been placed or
+    /// reported. After an interrupt or a full disk the rest are expected
+    /// (their temps are removed); otherwise a file still registered is a
+    /// lost outcome, reported by name so the run cannot exit 0.
+    fn left_registered(&mut self) {
+        let expected = self.shutting_down || self.summary.disk_full;
+        for (rel, big) in self.big.drain() {
+            self.finisher.discard(&rel, &big.temp);
+            if expected {
+                continue;
+            }
+            let path = self.path_of_rel(&rel);
+            let msg = format!(
+                "internal error: large file left unplaced ({} of its chunks never reported)",
+                big.parts_left
+            );
+            log::error!("{path}: {msg}");
+            self.summary.files_failed += 1;
+            self.summary.push_error(path, msg);
         }
     }
 

@@ -4,24 +4,28 @@
 //! tmpfs: one 1 GiB file 0.57 s whole, 0.43 s in 2 chunks; three such files
 //! 0.84 s whole but 1.69 s chunked). Otherwise each goes whole to a worker.
 
-use super::{Batcher, WalkEvent, Walker};
-use crate::protocol::{RelPath, Task, TaskKind, Time};
+use super::{Batcher, Walker};
+use crate::copy::Stamp;
+use crate::protocol::{DestDir, RelPath, Task, TaskKind, Time};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use std::io;
 
 /// A large file held back until the end of the walk.
 pub struct Large {
     pub rel: RelPath,
-    pub size: u64,
-    pub mtime: Time,
+    /// The version the walk saw (its size decides the split).
+    pub file: Stamp,
+    pub dir: DestDir,
 }
 
 impl Large {
     fn whole(&self) -> Task {
         Task {
             rel: self.rel.clone(),
-            kind: TaskKind::File { size: self.size },
-            fresh: false,
+            kind: TaskKind::File {
+                size: self.file.size,
+            },
+            dir: self.dir,
         }
     }
 }
@@ -29,11 +33,12 @@ impl Large {
 /// Queue the large files, split or whole. `false` when the dispatcher is gone.
 pub fn place(w: &Walker, large: Vec<Large>, b: &mut Batcher) -> bool {
     let Some(min_chunk) = w.chunk_bytes else {
-        return large.into_iter().all(|l| b.push(l.whole(), l.size));
+        return large.into_iter().all(|l| b.push(l.whole(), l.file.size));
     };
     let parts = (w.parallel / large.len().max(1)).max(1) as u64;
     for (seq, l) in large.into_iter().enumerate() {
         let chunk = l
+            .file
             .size
             .div_ceil(parts)
             .max(min_chunk)
@@ -45,60 +50,62 @@ pub fn place(w: &Walker, large: Vec<Large>, b: &mut Batcher) -> bool {
                 Err(e) => log::debug!("{}: not split ({e}); copying whole", l.rel.display()),
             }
         }
-        if !b.push(l.whole(), l.size) {
+        if !b.push(l.whole(), l.file.size) {
             return false;
         }
     }
     true
 }
 
-/// Create the shared, pre-sized temp for a large file, announce it, and queue
-/// its chunks. `Ok(false)` when the dispatcher is gone.
+/// Create the shared, pre-sized temp for a large file, register it, and
+/// queue its chunks behind the registration. `Ok(false)` when the dispatcher is gone.
 fn split(w: &Walker, l: &Large, chunk: u64, seq: u64, b: &mut Batcher) -> io::Result<bool> {
     let Some(root) = &w.dst_root else {
         return Err(io::Error::other("no destination"));
     };
     let (parent, _) = crate::copy::split_rel(&l.rel.0);
     let dir = crate::copy::open_beneath(root, parent, OFlags::DIRECTORY | OFlags::RDONLY)?;
-    let temp = super::super::bigfile::temp_name(w.run_id, seq);
+    let temp = RelPath(crate::copy::temp::big(w.run_id, seq));
+    let size = l.file.size;
     let fd = rustix::fs::openat(
         &dir,
         &temp.0[..],
         OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o600),
     )?;
-    if let Err(e) = rustix::fs::ftruncate(&fd, l.size) {
+    if let Err(e) = rustix::fs::ftruncate(&fd, size) {
         let _ = rustix::fs::unlinkat(&dir, &temp.0[..], AtFlags::empty());
         return Err(e.into());
     }
     drop(fd);
-    let parts = l.size.div_ceil(chunk);
+    let parts = size.div_ceil(chunk);
     let big = super::super::bigfile::Big {
         temp: temp.0.clone(),
-        size: l.size,
-        mtime: l.mtime,
+        file: l.file,
+        dir: l.dir,
         parts_left: parts as u32,
         failed: None,
         changed: false,
     };
-    let _ = w.events.send(WalkEvent::BigFile {
-        rel: l.rel.0.clone(),
-        big,
-    });
+    b.register(l.rel.0.clone(), big);
+    let mtime = Time {
+        secs: l.file.mtime_secs,
+        nanos: l.file.mtime_nanos,
+    };
     for i in 0..parts {
         let offset = i * chunk;
-        let len = chunk.min(l.size - offset);
+        let len = chunk.min(size - offset);
         let kind = TaskKind::Chunk {
             offset,
             len,
-            file_size: l.size,
-            mtime: l.mtime,
+            file_size: size,
+            mtime,
             temp: temp.clone(),
         };
         let task = Task {
             rel: l.rel.clone(),
             kind,
-            fresh: false,
+            dir: l.dir,
         };
         if !b.push(task, len) {
             return Ok(false);

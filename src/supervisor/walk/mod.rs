@@ -15,7 +15,7 @@ pub use dest::remove_worker_temps;
 
 use crate::copy::attrs::Attrs;
 use crate::copy::open_beneath;
-use crate::protocol::{RelPath, Task, TaskKind};
+use crate::protocol::{DestDir, RelPath, Task, TaskKind};
 use crate::util::escape_bytes;
 use crossbeam_channel::Sender;
 use rustix::fs::{AtFlags, FileType, OFlags, Stat};
@@ -62,11 +62,6 @@ pub enum WalkEvent {
     NoSpace {
         path: String,
         msg: String,
-    },
-    /// A large file split into chunks (consumed by the dispatcher).
-    BigFile {
-        rel: Vec<u8>,
-        big: super::bigfile::Big,
     },
     /// Dry run: what would happen to a non-directory entry.
     Dry {
@@ -117,7 +112,7 @@ impl WalkEvent {
                 sm.entries_ignored += 1;
             }
             WalkEvent::Excluded => sm.entries_excluded += 1,
-            WalkEvent::BigFile { .. } | WalkEvent::NoSpace { .. } => {}
+            WalkEvent::NoSpace { .. } => {}
             WalkEvent::Dry {
                 up_to_date: true, ..
             } => sm.files_skipped += 1,
@@ -152,36 +147,57 @@ pub struct Walker {
     pub threads: usize,
     pub batch_files: usize,
     pub batch_bytes: u64,
-    pub batches: Sender<Vec<Task>>,
+    pub batches: Sender<Batch>,
     pub events: Sender<WalkEvent>,
+}
+
+/// Tasks for the dispatcher, and the large files whose chunks are among
+/// them or in later batches: registration travels in band, so the
+/// dispatcher knows a file before it can send any of its chunks.
+#[derive(Default)]
+pub struct Batch {
+    pub tasks: Vec<Task>,
+    pub big: Vec<(Vec<u8>, super::bigfile::Big)>,
 }
 
 /// Groups tasks into batches; one per walker thread.
 pub struct Batcher<'a> {
-    tasks: Vec<Task>,
+    batch: Batch,
     bytes: u64,
     w: &'a Walker,
 }
 
-impl Batcher<'_> {
+impl<'a> Batcher<'a> {
     /// Add a task; send the batch when full, or early when the dispatcher is
     /// waiting (channel empty), so workers never idle behind a half batch.
     fn push(&mut self, task: Task, bytes: u64) -> bool {
-        self.tasks.push(task);
+        let tasks = &mut self.batch.tasks;
+        tasks.push(task);
         self.bytes += bytes;
-        let full = self.tasks.len() >= self.w.batch_files || self.bytes >= self.w.batch_bytes;
-        let starving = self.tasks.len() >= 16 && self.w.batches.is_empty();
+        let full = tasks.len() >= self.w.batch_files || self.bytes >= self.w.batch_bytes;
+        let starving = tasks.len() >= 16 && self.w.batches.is_empty();
         if full || starving {
             return self.flush();
         }
         true
     }
+    /// A large file, registered ahead of its chunks (pushed next).
+    fn register(&mut self, rel: Vec<u8>, big: super::bigfile::Big) {
+        self.batch.big.push((rel, big));
+    }
     fn flush(&mut self) -> bool {
         self.bytes = 0;
-        if self.tasks.is_empty() {
+        if self.batch.tasks.is_empty() && self.batch.big.is_empty() {
             return true;
         }
-        self.w.batches.send(std::mem::take(&mut self.tasks)).is_ok()
+        self.w.batches.send(std::mem::take(&mut self.batch)).is_ok()
+    }
+    fn new(w: &'a Walker) -> Self {
+        Batcher {
+            batch: Batch::default(),
+            bytes: 0,
+            w,
+        }
     }
 }
 
@@ -189,7 +205,7 @@ impl Batcher<'_> {
 /// created its destination, and (with `-L`) its ancestors' identities.
 struct DirJob {
     rel: Vec<u8>,
-    fresh: bool,
+    dir: DestDir,
     ancestors: Arc<Vec<(u64, u64)>>,
 }
 
@@ -233,7 +249,11 @@ impl Walker {
             queue: Mutex::new(Queue {
                 jobs: vec![DirJob {
                     rel: Vec::new(),
-                    fresh: self.root_created,
+                    dir: if self.root_created {
+                        DestDir::Created
+                    } else {
+                        DestDir::Existing
+                    },
                     ancestors: Arc::new(vec![root_id]),
                 }],
                 active: 0,
@@ -251,11 +271,7 @@ impl Walker {
         });
         let large = std::mem::take(&mut *lock(&shared.large));
         if !shared.stop.load(Ordering::Relaxed) {
-            let mut b = Batcher {
-                tasks: Vec::new(),
-                bytes: 0,
-                w: &self,
-            };
+            let mut b = Batcher::new(&self);
             if large::place(&self, large, &mut b) {
                 b.flush();
             }
@@ -268,11 +284,7 @@ impl Walker {
 
     /// One walker thread: take directory jobs until none are left anywhere.
     fn thread(&self, sh: &Shared, src_root: &OwnedFd) {
-        let mut b = Batcher {
-            tasks: Vec::new(),
-            bytes: 0,
-            w: self,
-        };
+        let mut b = Batcher::new(self);
         while let Some(job) = self.next_job(sh) {
             if !self.read_dir(sh, src_root, &job, &mut b) {
                 sh.stop.store(true, Ordering::Relaxed);
@@ -328,7 +340,7 @@ impl Walker {
             },
             None => None,
         };
-        if let (Some(d), false, false) = (&dst, job.fresh, self.dry_run) {
+        if let (Some(d), DestDir::Existing, false) = (&dst, job.dir, self.dry_run) {
             if let Err(e) = dest::remove_stale_temps(d, Some(&src), self.run_id) {
                 self.fail(&job.rel, &format!("remove stale temporaries: {e}"), true);
             }
@@ -452,7 +464,11 @@ impl Walker {
         let mut q = lock(&sh.queue);
         q.jobs.push(DirJob {
             rel: e.rel.clone(),
-            fresh: created,
+            dir: if created {
+                DestDir::Created
+            } else {
+                DestDir::Existing
+            },
             ancestors,
         });
         sh.wake.notify_one();
@@ -484,7 +500,8 @@ impl Walker {
                 }
                 // The rsync quick check, done right here: an up-to-date file
                 // costs one fstatat and no IPC at all.
-                let checkable = !self.dry_run && !self.ignore_times && !job.fresh;
+                let checkable =
+                    !self.dry_run && crate::copy::quick_check(job.dir.into(), self.ignore_times);
                 if checkable
                     && e.dst
                         .is_some_and(|d| crate::copy::attrs::up_to_date(d, e.name, st))
@@ -526,11 +543,8 @@ impl Walker {
             if size >= 2 * chunk {
                 lock(&sh.large).push(large::Large {
                     rel,
-                    size,
-                    mtime: crate::protocol::Time {
-                        secs: st.st_mtime,
-                        nanos: st.st_mtime_nsec as u32,
-                    },
+                    file: crate::copy::Stamp::of(st),
+                    dir: job.dir,
                 });
                 return true;
             }
@@ -539,7 +553,7 @@ impl Walker {
             Task {
                 rel,
                 kind,
-                fresh: job.fresh,
+                dir: job.dir,
             },
             size,
         )

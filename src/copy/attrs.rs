@@ -3,10 +3,11 @@
 //! time step may touch the inode. Applied to open descriptors (files,
 //! directories) or, for symlinks and FIFOs, with `*at(AT_SYMLINK_NOFOLLOW)`.
 
-use rustix::fs::Timespec;
-use rustix::fs::{AtFlags, Gid, Mode, Stat, Timestamps, Uid};
+use filetime::FileTime;
+use rustix::fs::{AtFlags, Gid, Mode, Stat, Timespec, Timestamps, Uid};
+use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::AsFd;
 
 /// The attributes we carry from a source `stat` to its copy.
 #[derive(Clone, Copy, Debug)]
@@ -14,8 +15,8 @@ pub struct Attrs {
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
-    pub atime: Timespec,
-    pub mtime: Timespec,
+    pub atime: FileTime,
+    pub mtime: FileTime,
 }
 
 impl Attrs {
@@ -24,46 +25,45 @@ impl Attrs {
             mode: st.st_mode & 0o7777,
             uid: st.st_uid,
             gid: st.st_gid,
-            atime: Timespec {
-                tv_sec: st.st_atime as _,
-                tv_nsec: st.st_atime_nsec as _,
-            },
-            mtime: Timespec {
-                tv_sec: st.st_mtime as _,
-                tv_nsec: st.st_mtime_nsec as _,
-            },
+            atime: FileTime::from_unix_time(st.st_atime, st.st_atime_nsec as u32),
+            mtime: FileTime::from_unix_time(st.st_mtime, st.st_mtime_nsec as u32),
         }
     }
 
-    fn times(&self) -> Timestamps {
+    /// For `utimensat` on a name (filetime has no directory-relative call).
+    fn timestamps(&self) -> Timestamps {
+        let ts = |t: FileTime| Timespec {
+            tv_sec: t.unix_seconds(),
+            tv_nsec: t.nanoseconds().into(),
+        };
         Timestamps {
-            last_access: self.atime,
-            last_modification: self.mtime,
+            last_access: ts(self.atime),
+            last_modification: ts(self.mtime),
         }
     }
 
     /// Apply to an open file or directory. `owner` is only attempted when
     /// running as root; its failure is returned like any other.
-    pub fn apply_fd(&self, fd: impl AsFd, owner: bool) -> io::Result<()> {
-        self.apply(fd.as_fd(), owner, true)
+    pub fn apply_fd(&self, f: &File, owner: bool) -> io::Result<()> {
+        self.apply(f, owner, true)
     }
 
     /// Ownership, then mode, then times (chown clears setuid bits). A
     /// caller that created the inode with the right permission bits may
     /// skip `chmod`.
-    pub fn apply(&self, fd: BorrowedFd, chown: bool, chmod: bool) -> io::Result<()> {
+    pub fn apply(&self, f: &File, chown: bool, chmod: bool) -> io::Result<()> {
         if chown {
             rustix::fs::fchown(
-                fd,
+                f,
                 Some(Uid::from_raw(self.uid)),
                 Some(Gid::from_raw(self.gid)),
             )?;
         }
         if chmod {
-            rustix::fs::fchmod(fd, Mode::from_raw_mode(self.mode))?;
+            rustix::fs::fchmod(f, Mode::from_raw_mode(self.mode))?;
         }
-        rustix::fs::futimens(fd, &self.times())?;
-        Ok(())
+        // futimens(2), through the crate the design names for times.
+        filetime::set_file_handle_times(f, Some(self.atime), Some(self.mtime))
     }
 
     /// Apply to `name` in `dir` without following it (symlinks, FIFOs,
@@ -88,7 +88,7 @@ impl Attrs {
         if !is_link {
             rustix::fs::chmodat(dir, name, Mode::from_raw_mode(self.mode), AtFlags::empty())?;
         }
-        rustix::fs::utimensat(dir, name, &self.times(), AtFlags::SYMLINK_NOFOLLOW)?;
+        rustix::fs::utimensat(dir, name, &self.timestamps(), AtFlags::SYMLINK_NOFOLLOW)?;
         Ok(())
     }
 }

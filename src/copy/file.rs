@@ -11,6 +11,7 @@ use super::{
 };
 use crate::util::escape_bytes;
 use rustix::fs::{AtFlags, Mode, OFlags, Stat};
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -96,6 +97,7 @@ impl Copier {
             OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(st.st_mode & 0o777),
         )
+        .map(File::from)
         .map_err(CopyError::at(Op::CreateTemp))?;
         let unlink_tmp = || {
             let _ = rustix::fs::unlinkat(ddir, &tmp[..], AtFlags::empty());
@@ -206,6 +208,7 @@ impl Copier {
             OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
         )
+        .map(File::from)
         .map_err(CopyError::at(Op::Place))?;
         let finish = Finish {
             op: Op::Place,
@@ -273,7 +276,7 @@ fn open_source(
 /// size and mtime it had when opened (false: it changed during the copy).
 fn copy_unchanged(
     src: &OwnedFd,
-    out: &OwnedFd,
+    out: &File,
     st: &Stat,
     name: &[u8],
     tick: data::Tick,
@@ -310,7 +313,7 @@ fn place_unnamed(
         OFlags::RDWR | OFlags::TMPFILE | OFlags::CLOEXEC,
         Mode::from_raw_mode(st.st_mode & 0o777),
     ) {
-        Ok(fd) => fd,
+        Ok(fd) => File::from(fd),
         Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR | rustix::io::Errno::INVAL) => {
             return Err(Unnamed::Unsupported)
         }
@@ -359,7 +362,7 @@ struct Finish {
 /// effort), the `--verify` read-back, then fsync if asked.
 fn finish_file(
     src: &OwnedFd,
-    out: &OwnedFd,
+    out: &File,
     st: &Stat,
     name: &[u8],
     f: &Finish,
@@ -367,7 +370,7 @@ fn finish_file(
 ) -> Result<(), CopyError> {
     let at = CopyError::at(f.op);
     Attrs::from_stat(st)
-        .apply(out.as_fd(), f.chown, f.chmod)
+        .apply(out, f.chown, f.chmod)
         .map_err(&at)?;
     xattrs::copy_or_warn(src.as_fd(), out.as_fd(), buf, &escape_bytes(name));
     if f.verify {

@@ -371,9 +371,9 @@ impl Copier {
 
 /// Close explicitly so a deferred write error (NFS, quota) fails the file
 /// instead of vanishing in `Drop`.
-fn close_checked(fd: OwnedFd) -> io::Result<()> {
+fn close_checked(fd: impl Into<OwnedFd>) -> io::Result<()> {
     use std::os::fd::IntoRawFd;
-    let raw = fd.into_raw_fd();
+    let raw = fd.into().into_raw_fd();
     // SAFETY: `raw` came from an OwnedFd we own and is closed exactly once.
     if unsafe { libc::close(raw) } != 0 {
         return Err(io::Error::last_os_error());

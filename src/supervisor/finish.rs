@@ -9,6 +9,7 @@ use crate::copy::{open_beneath, split_rel, temp};
 use crate::protocol::RelPath;
 use crate::stats::Summary;
 use rustix::fs::{AtFlags, OFlags};
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -54,16 +55,11 @@ pub fn hard_links(root: &OwnedFd, links: &[(RelPath, RelPath)], run_id: u64, sm:
 }
 
 /// Extended attributes of a source directory onto its copy (best effort).
-fn dir_xattrs(src_root: &OwnedFd, rel: &[u8], dst: &OwnedFd, follow: bool, buf: &mut Vec<u8>) {
-    let src = crate::copy::open_src_dir(src_root, rel, follow);
-    let shown = crate::util::escape_bytes(rel);
-    match src.and_then(|s| crate::copy::xattrs::copy(s.as_fd(), dst.as_fd(), buf)) {
-        Ok(refused) => {
-            for r in refused {
-                log::warn!("{shown}/: extended attribute not copied: {r}");
-            }
-        }
-        Err(e) => log::warn!("{shown}/: extended attributes not copied: {e}"),
+fn dir_xattrs(src_root: &OwnedFd, rel: &[u8], dst: &File, follow: bool, buf: &mut Vec<u8>) {
+    let shown = format!("{}/", crate::util::escape_bytes(rel));
+    match crate::copy::open_src_dir(src_root, rel, follow) {
+        Ok(src) => crate::copy::xattrs::copy_or_warn(src.as_fd(), dst.as_fd(), buf, &shown),
+        Err(e) => log::warn!("{shown}: extended attributes not copied: {e}"),
     }
 }
 
@@ -80,6 +76,7 @@ pub fn dir_attrs(
     let mut buf = Vec::new();
     for d in dirs {
         let r = dir(root, &d.rel).and_then(|fd| {
+            let fd = File::from(fd);
             dir_xattrs(src_root, &d.rel, &fd, follow, &mut buf);
             d.attrs.apply_fd(&fd, owner)
         });
@@ -90,10 +87,19 @@ pub fn dir_attrs(
             sm.push_error(path, format!("set directory attributes: {e}"));
         }
     }
-    dir_xattrs(src_root, b"", root, follow, &mut buf);
+    let root = match root.try_clone() {
+        Ok(fd) => File::from(fd),
+        Err(e) => {
+            log::error!("destination root: set attributes: {e}");
+            sm.dirs_failed += 1;
+            sm.push_error(".".into(), format!("set directory attributes: {e}"));
+            return;
+        }
+    };
+    dir_xattrs(src_root, b"", &root, follow, &mut buf);
     match rustix::fs::fstat(src_root) {
         Ok(st) => {
-            if let Err(e) = Attrs::from_stat(&st).apply_fd(root, owner) {
+            if let Err(e) = Attrs::from_stat(&st).apply_fd(&root, owner) {
                 log::error!("destination root: set attributes: {e}");
                 sm.dirs_failed += 1;
                 sm.push_error(".".into(), format!("set directory attributes: {e}"));

@@ -87,6 +87,14 @@ pub struct Cli {
     #[arg(long, value_name = "SECS")]
     pub stall_timeout: Option<f64>,
 
+    /// Split files of at least twice BYTES into chunks of at least BYTES that several workers copy at once [default: 134217728]
+    #[arg(long, value_name = "BYTES", env = "PCOPY_CHUNK_BYTES")]
+    pub chunk_bytes: Option<u64>,
+
+    /// Internal (tests, packaging): the executable started as each worker [default: this one]
+    #[arg(long, hide = true, value_name = "PATH", env = "PCOPY_WORKER_EXE")]
+    pub worker_exe: Option<PathBuf>,
+
     /// Internal: run as a worker connecting to this IPC server name.
     #[arg(long, hide = true, value_name = "TOKEN")]
     pub worker: Option<OsString>,

@@ -1,5 +1,7 @@
 //! config.json loading and the single place where precedence is decided:
-//! built-in defaults < config file < command line.
+//! built-in defaults < config file < command line, where a flag documented
+//! with an environment variable (`PCOPY_CHUNK_BYTES`, `PCOPY_WORKER_EXE`)
+//! reads it when the flag itself is absent (clap's `env`).
 
 use crate::cli::Cli;
 use crate::error::{Error, Result};
@@ -53,6 +55,9 @@ impl FileConfig {
     }
 }
 
+/// Smallest `--chunk-bytes` (one page: smaller chunks only add overhead).
+const MIN_CHUNK: u64 = 4096;
+
 /// Validated settings for one run. Built once; workers get a `WorkerInit` slice.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -93,13 +98,15 @@ pub struct Settings {
     pub batch_files: usize,
     /// Most bytes per batch (default 64 MiB); a larger file goes alone.
     pub batch_bytes: u64,
-    /// Files of at least twice this size are split into chunks of this size
-    /// copied by several workers (default 128 MiB).
+    /// `--chunk-bytes` or `PCOPY_CHUNK_BYTES`: files of at least twice this
+    /// size are split into chunks of this size copied by several workers
+    /// (default 128 MiB, at least 4 KiB).
     pub chunk_bytes: u64,
     /// Respawns allowed within any 60 s window before the run is abandoned
     /// (default 10 + 2 × processes).
     pub max_restarts_per_minute: usize,
-    /// Path of the worker executable (default: this executable).
+    /// `--worker-exe` or `PCOPY_WORKER_EXE` (hidden): the worker executable
+    /// (default: this executable).
     pub worker_exe: Option<PathBuf>,
 }
 
@@ -156,6 +163,15 @@ impl Settings {
                 "stall timeout must be > 0, got {stall}"
             )));
         }
+        let chunk_bytes = match cli.chunk_bytes {
+            Some(n) if n < MIN_CHUNK => {
+                return Err(Error::Usage(format!(
+                    "chunk size must be at least {MIN_CHUNK} bytes, got {n}"
+                )))
+            }
+            Some(n) => n,
+            None => 128 << 20,
+        };
         Ok(Settings {
             source,
             destination,
@@ -185,13 +201,9 @@ impl Settings {
             stall_timeout: Duration::from_secs_f64(stall),
             batch_files: 256,
             batch_bytes: 64 << 20,
-            chunk_bytes: std::env::var("PCOPY_CHUNK_BYTES")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .filter(|&n: &u64| n >= 4096)
-                .unwrap_or(128 << 20),
+            chunk_bytes,
             max_restarts_per_minute: 10 + 2 * processes,
-            worker_exe: std::env::var_os("PCOPY_WORKER_EXE").map(PathBuf::from),
+            worker_exe: cli.worker_exe.clone(),
         })
     }
 }
@@ -232,6 +244,17 @@ mod tests {
         let s = Settings::merge(&cli(&["-j", "5"]), file).unwrap();
         assert_eq!(s.processes, 5);
         assert_eq!(s.source, PathBuf::from("fs"));
+    }
+
+    #[test]
+    fn chunk_bytes_below_a_page_is_a_usage_error() {
+        let file = FileConfig {
+            source: Some("a".into()),
+            destination: Some("b".into()),
+            ..Default::default()
+        };
+        let e = Settings::merge(&cli(&["--chunk-bytes", "100"]), file).unwrap_err();
+        assert!(e.to_string().contains("chunk size"), "{e}");
     }
 
     #[test]

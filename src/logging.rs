@@ -6,7 +6,7 @@ use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::protocol::FromWorker;
 use ipc_channel::ipc::IpcSender;
-use log::{Level, LevelFilter, Log, Metadata, Record};
+use log::{LevelFilter, Log, Metadata, Record};
 use simplelog::{
     ColorChoice, CombinedLogger, ConfigBuilder, SharedLogger, TermLogger, TerminalMode, WriteLogger,
 };
@@ -105,7 +105,7 @@ impl Log for Forwarder {
     fn log(&self, r: &Record) {
         if self.enabled(r.metadata()) {
             let _ = self.tx.send(FromWorker::Log {
-                level: r.level() as u8,
+                level: r.level(),
                 msg: r.args().to_string(),
             });
         }
@@ -115,30 +115,8 @@ impl Log for Forwarder {
 
 /// Install the forwarder with the level the supervisor chose, so filtered
 /// records are never serialized.
-pub fn init_worker(tx: IpcSender<FromWorker>, level: u8) {
+pub fn init_worker(tx: IpcSender<FromWorker>, level: LevelFilter) {
     if log::set_boxed_logger(Box::new(Forwarder { tx })).is_ok() {
-        log::set_max_level(level_filter(level));
-    }
-}
-
-pub fn level_filter(n: u8) -> LevelFilter {
-    match n {
-        0 => LevelFilter::Off,
-        1 => LevelFilter::Error,
-        2 => LevelFilter::Warn,
-        3 => LevelFilter::Info,
-        4 => LevelFilter::Debug,
-        _ => LevelFilter::Trace,
-    }
-}
-
-/// Inverse of `Level as u8` for records coming back from workers.
-pub fn level_from(n: u8) -> Level {
-    match n {
-        1 => Level::Error,
-        2 => Level::Warn,
-        3 => Level::Info,
-        4 => Level::Debug,
-        _ => Level::Trace,
+        log::set_max_level(level);
     }
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bumped whenever a message type changes shape.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Environment variable the supervisor sets on each worker: its own pid, so
 /// a worker whose parent died before PR_SET_PDEATHSIG was armed exits.
@@ -118,8 +118,8 @@ pub struct WorkerInit {
     pub dereference: bool,
     /// Re-read source and copy and compare BLAKE3 hashes before placing.
     pub verify: bool,
-    /// Highest log level the worker forwards (as `log::LevelFilter` usize).
-    pub log_level: u8,
+    /// Highest log level the worker forwards.
+    pub log_level: log::LevelFilter,
 }
 
 /// Which task a worker is on, in memory shared with the supervisor: one
@@ -240,7 +240,7 @@ pub enum FromWorker {
     /// the last Progress/Report.
     Progress { bytes: u64 },
     /// A forwarded log record (only the supervisor writes the log file).
-    Log { level: u8, msg: String },
+    Log { level: log::Level, msg: String },
     /// Sent once by a worker that cannot continue (e.g. bad Init).
     Fatal { msg: String },
 }

@@ -53,7 +53,60 @@ pub struct Summary {
     pub signal: Option<i32>,
 }
 
+/// What failed: one of the two counters every failure lands in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failed {
+    File,
+    Dir,
+}
+
+/// How failures name entries: always a full path, the source's or the
+/// destination's, with the root itself named as given on the command line.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    source: String,
+    destination: String,
+}
+
+impl Paths {
+    pub fn new(source: &std::path::Path, destination: &std::path::Path) -> Self {
+        let shown =
+            |p: &std::path::Path| crate::util::escape_bytes(p.as_os_str().as_encoded_bytes());
+        Paths {
+            source: shown(source),
+            destination: shown(destination),
+        }
+    }
+
+    pub fn source(&self, rel: &[u8]) -> String {
+        Self::join(&self.source, rel)
+    }
+
+    pub fn destination(&self, rel: &[u8]) -> String {
+        Self::join(&self.destination, rel)
+    }
+
+    fn join(root: &str, rel: &[u8]) -> String {
+        if rel.is_empty() {
+            return root.to_string();
+        }
+        let root = root.trim_end_matches('/');
+        format!("{root}/{}", crate::util::escape_bytes(rel))
+    }
+}
+
 impl Summary {
+    /// The one way a failure is accounted: logged as an error, counted, and
+    /// listed (the first `MAX_REPORTED_ERRORS`).
+    pub fn fail(&mut self, what: Failed, path: String, msg: String) {
+        log::error!("{path}: {msg}");
+        match what {
+            Failed::File => self.files_failed += 1,
+            Failed::Dir => self.dirs_failed += 1,
+        }
+        self.push_error(path, msg);
+    }
+
     /// Record a failed entry, keeping at most `MAX_REPORTED_ERRORS` details.
     pub fn push_error(&mut self, path: String, message: String) {
         if self.errors.len() < MAX_REPORTED_ERRORS {
@@ -137,6 +190,18 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_are_full_and_the_root_is_named() {
+        let p = Paths::new("/s/".as_ref(), "d".as_ref());
+        assert_eq!(p.source(b""), "/s/");
+        assert_eq!(p.source(b"a/\xff"), "/s/a/\\xff");
+        assert_eq!(p.destination(b"x"), "d/x");
+        let mut s = Summary::default();
+        s.fail(Failed::Dir, p.destination(b""), "m".into());
+        assert_eq!((s.dirs_failed, s.files_failed), (1, 0));
+        assert_eq!(s.errors[0].path, "d");
+    }
 
     #[test]
     fn error_list_is_capped() {

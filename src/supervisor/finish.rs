@@ -7,7 +7,7 @@ use super::walk::DirMeta;
 use crate::copy::attrs::{is_root, Attrs};
 use crate::copy::{open_beneath, split_rel, temp};
 use crate::protocol::RelPath;
-use crate::stats::Summary;
+use crate::stats::{Failed, Paths, Summary};
 use rustix::fs::{AtFlags, OFlags};
 use std::fs::File;
 use std::io;
@@ -39,17 +39,22 @@ fn link_one(root: &OwnedFd, link: &[u8], first: &[u8], run_id: u64, seq: u64) ->
     Ok(true)
 }
 
-pub fn hard_links(root: &OwnedFd, links: &[(RelPath, RelPath)], run_id: u64, sm: &mut Summary) {
+pub fn hard_links(
+    root: &OwnedFd,
+    links: &[(RelPath, RelPath)],
+    run_id: u64,
+    paths: &Paths,
+    sm: &mut Summary,
+) {
     for (seq, (link, first)) in links.iter().enumerate() {
         match link_one(root, &link.0, &first.0, run_id, seq as u64) {
             Ok(true) => sm.hardlinks_created += 1,
             Ok(false) => sm.files_skipped += 1,
-            Err(e) => {
-                let msg = format!("hard link to {}: {e}", first.display());
-                log::error!("{}: {msg}", link.display());
-                sm.files_failed += 1;
-                sm.push_error(link.display(), msg);
-            }
+            Err(e) => sm.fail(
+                Failed::File,
+                paths.destination(&link.0),
+                format!("hard link to {}: {e}", first.display()),
+            ),
         }
     }
 }
@@ -70,8 +75,16 @@ pub fn dir_attrs(
     dirs: &[DirMeta],
     src_root: &OwnedFd,
     follow: bool,
+    paths: &Paths,
     sm: &mut Summary,
 ) {
+    let mut failed = |rel: &[u8], e: io::Error| {
+        sm.fail(
+            Failed::Dir,
+            paths.destination(rel),
+            format!("set directory attributes: {e}"),
+        )
+    };
     let owner = is_root();
     let mut buf = Vec::new();
     for d in dirs {
@@ -81,30 +94,18 @@ pub fn dir_attrs(
             d.attrs.apply_fd(&fd, owner)
         });
         if let Err(e) = r {
-            let path = crate::util::escape_bytes(&d.rel);
-            log::error!("{path}: set directory attributes: {e}");
-            sm.dirs_failed += 1;
-            sm.push_error(path, format!("set directory attributes: {e}"));
+            failed(&d.rel, e);
         }
     }
     let root = match root.try_clone() {
         Ok(fd) => File::from(fd),
-        Err(e) => {
-            log::error!("destination root: set attributes: {e}");
-            sm.dirs_failed += 1;
-            sm.push_error(".".into(), format!("set directory attributes: {e}"));
-            return;
-        }
+        Err(e) => return failed(b"", e),
     };
     dir_xattrs(src_root, b"", &root, follow, &mut buf);
-    match rustix::fs::fstat(src_root) {
-        Ok(st) => {
-            if let Err(e) = Attrs::from_stat(&st).apply_fd(&root, owner) {
-                log::error!("destination root: set attributes: {e}");
-                sm.dirs_failed += 1;
-                sm.push_error(".".into(), format!("set directory attributes: {e}"));
-            }
-        }
-        Err(e) => log::error!("source root: {e}"),
+    let r = rustix::fs::fstat(src_root)
+        .map_err(io::Error::from)
+        .and_then(|st| Attrs::from_stat(&st).apply_fd(&root, owner));
+    if let Err(e) = r {
+        failed(b"", e);
     }
 }

@@ -15,11 +15,12 @@ pub mod walk;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::protocol::{RootFds, WorkerInit};
-use crate::stats::Summary;
+use crate::stats::{Paths, Summary};
+use crossbeam_channel::Receiver;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// ipc-channel silently truncates socket paths over 107 bytes; keep its
 /// temporary directory short.
@@ -36,22 +37,58 @@ fn run_id() -> u64 {
     t ^ ((std::process::id() as u64) << 32)
 }
 
-fn cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 fn dup(fd: &OwnedFd, what: &std::path::Path) -> Result<OwnedFd> {
     fd.try_clone().map_err(|e| Error::io(what, e))
 }
 
+/// What a worker is told, from the settings.
+fn worker_init(s: &Settings, run_id: u64) -> WorkerInit {
+    WorkerInit {
+        worker: 0,
+        // Filled in by `Dispatch::new` from the descriptors it holds.
+        roots: RootFds::default(),
+        run_id,
+        ignore_times: s.ignore_times,
+        preserve_owner: true,
+        fsync: s.fsync,
+        dereference: s.dereference,
+        verify: s.verify,
+        log_level: crate::logging::file_level(s).max(log::max_level()),
+    }
+}
+
+/// What every phase of a run shares.
+struct Run<'a> {
+    settings: &'a Settings,
+    roots: &'a prepare::Roots,
+    paths: Paths,
+    run_id: u64,
+    found: Arc<walk::Found>,
+    stop: &'a signals::Signals,
+}
+
+/// The walker thread and its two channels.
+struct Walking {
+    thread: std::thread::JoinHandle<walk::WalkOutput>,
+    batches: Receiver<walk::Batch>,
+    events: Receiver<walk::WalkEvent>,
+}
+
+/// Wait for the walker thread.
+fn join(thread: std::thread::JoinHandle<walk::WalkOutput>) -> Result<walk::WalkOutput> {
+    thread
+        .join()
+        .map_err(|_| Error::Fatal("walker thread panicked".into()))
+}
+
 pub fn run(mut settings: Settings) -> Result<Summary> {
-    let walk_threads = cpus().min(8);
-    let stop = signals::Signals::install().map_err(|e| Error::Fatal(format!("signals: {e}")))?;
     let start = Instant::now();
+    let stop = signals::Signals::install().map_err(|e| Error::Fatal(format!("signals: {e}")))?;
     let filter =
         crate::filter::Filter::new(&settings.include, &settings.exclude).map_err(Error::Usage)?;
     let mut shrunk = None;
     if !settings.dry_run {
+        let walk_threads = walk::Options::from(&settings).threads;
         (settings.processes, shrunk) = limits::fit_workers(settings.processes, walk_threads)?;
     }
     let roots = prepare::prepare(&settings.source, &settings.destination, settings.dry_run)?;
@@ -61,135 +98,152 @@ pub fn run(mut settings: Settings) -> Result<Summary> {
     if let Some(why) = shrunk {
         log::warn!("{why}");
     }
+    announce(&settings, &roots);
+    let run = Run {
+        settings: &settings,
+        roots: &roots,
+        paths: Paths::new(&settings.source, &settings.destination),
+        run_id: run_id(),
+        found: Arc::new(walk::Found::default()),
+        stop: &stop,
+    };
+    let walking = run.start_walk(filter)?;
+    let mut summary = match (&roots.dst_fd, settings.dry_run) {
+        (Some(dst_fd), false) => run.copy(dst_fd, walking, bar)?,
+        _ => run.dry_run(walking)?,
+    };
+    run.totals(&mut summary, start);
+    Ok(summary)
+}
+
+fn announce(s: &Settings, roots: &prepare::Roots) {
     log::info!(
         "pcopy {} starting: {} -> {} with {} workers (ignore_times={}, fsync={}, dereference={}, verify={}, dry_run={}, exclude={:?}, include={:?})",
         env!("CARGO_PKG_VERSION"),
         roots.source.display(),
         roots.destination.display(),
-        settings.processes,
-        settings.ignore_times,
-        settings.fsync,
-        settings.dereference,
-        settings.verify,
-        settings.dry_run,
-        settings.exclude,
-        settings.include,
+        s.processes,
+        s.ignore_times,
+        s.fsync,
+        s.dereference,
+        s.verify,
+        s.dry_run,
+        s.exclude,
+        s.include,
     );
-    let run_id = run_id();
-    let (batch_tx, batch_rx) = crossbeam_channel::bounded(2 * settings.processes + 2);
-    let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
-    let found = Arc::new(walk::Found::default());
-    let walker = walk::Walker {
-        source: roots.source.clone(),
-        src_root: dup(&roots.src_fd, &roots.source)?,
-        found: Arc::clone(&found),
-        dst_root: roots
-            .dst_fd
-            .as_ref()
-            .map(|fd| dup(fd, &roots.destination))
-            .transpose()?,
-        filter,
-        dry_run: settings.dry_run,
-        root_created: roots.created,
-        run_id,
-        ignore_times: settings.ignore_times,
-        // One worker gains nothing from splitting; --verify hashes whole files.
-        chunk_bytes: (settings.processes > 1 && !settings.verify).then_some(settings.chunk_bytes),
-        parallel: settings.processes.min(cpus()),
-        // The quick check and the walk are stat-bound: one thread per CPU.
-        threads: walk_threads,
-        dereference: settings.dereference,
-        batch_files: settings.batch_files,
-        batch_bytes: settings.batch_bytes,
-        batches: batch_tx,
-        events: ev_tx,
-    };
-    let walker = std::thread::spawn(move || walker.run());
-    let mut summary = Summary::default();
-    match (&roots.dst_fd, settings.dry_run) {
-        (Some(dst_fd), false) => {
-            let exe = match &settings.worker_exe {
-                Some(p) => p.clone(),
-                None => std::env::current_exe()
-                    .map_err(|e| Error::Fatal(format!("current_exe: {e}")))?,
-            };
-            let init = WorkerInit {
-                worker: 0,
-                // Filled in by `Dispatch::new` from the descriptors it holds.
-                roots: RootFds::default(),
-                run_id,
-                ignore_times: settings.ignore_times,
-                preserve_owner: true,
-                fsync: settings.fsync,
-                dereference: settings.dereference,
-                verify: settings.verify,
-                log_level: crate::logging::file_level(&settings).max(log::max_level()) as u8,
-            };
-            let mut d = dispatch::Dispatch::new(
-                &settings,
-                exe,
-                init,
-                batch_rx,
-                ev_rx,
-                &stop,
-                (
-                    dup(&roots.src_fd, &roots.source)?,
-                    dup(dst_fd, &roots.destination)?,
-                ),
-            )?;
-            d.progress = Some(progress::Tracker::new(bar, Arc::clone(&found)));
-            d.found = Arc::clone(&found);
-            let result = d.run();
-            summary = std::mem::take(&mut d.summary);
-            drop(d); // closes the batch channel so a still-running walker stops
-            let walked = walker
-                .join()
-                .map_err(|_| Error::Fatal("walker thread panicked".into()))?;
-            result?;
-            if !summary.interrupted {
-                if summary.disk_full {
-                    summary.files_not_copied += walked.links.len() as u64;
-                } else {
-                    finish::hard_links(dst_fd, &walked.links, run_id, &mut summary);
-                }
-                finish::dir_attrs(
+}
+
+impl Run<'_> {
+    fn start_walk(&self, filter: crate::filter::Filter) -> Result<Walking> {
+        let (s, roots) = (self.settings, self.roots);
+        let (batch_tx, batches) = crossbeam_channel::bounded(2 * s.processes + 2);
+        let (ev_tx, events) = crossbeam_channel::unbounded();
+        let walker = walk::Walker {
+            opts: s.into(),
+            paths: self.paths.clone(),
+            src_root: dup(&roots.src_fd, &roots.source)?,
+            found: Arc::clone(&self.found),
+            dst_root: roots
+                .dst_fd
+                .as_ref()
+                .map(|fd| dup(fd, &roots.destination))
+                .transpose()?,
+            filter,
+            root_created: roots.created,
+            run_id: self.run_id,
+            batches: batch_tx,
+            events: ev_tx,
+        };
+        Ok(Walking {
+            thread: std::thread::spawn(move || walker.run()),
+            batches,
+            events,
+        })
+    }
+
+    /// The real run: workers copy what the walk sends; then hard links and
+    /// directory attributes.
+    fn copy(&self, dst_fd: &OwnedFd, walking: Walking, bar: progress::Bar) -> Result<Summary> {
+        let (s, roots) = (self.settings, self.roots);
+        let exe = match &s.worker_exe {
+            Some(p) => p.clone(),
+            None => {
+                std::env::current_exe().map_err(|e| Error::Fatal(format!("current_exe: {e}")))?
+            }
+        };
+        let mut d = dispatch::Dispatch::new(
+            s.into(),
+            self.paths.clone(),
+            exe,
+            worker_init(s, self.run_id),
+            // Moved, not cloned: when the dispatcher is gone, a walker
+            // blocked on a full batch channel sees it closed and stops.
+            (walking.batches, walking.events),
+            self.stop,
+            (
+                dup(&roots.src_fd, &roots.source)?,
+                dup(dst_fd, &roots.destination)?,
+            ),
+        )?;
+        d.progress = Some(progress::Tracker::new(bar, Arc::clone(&self.found)));
+        d.found = Arc::clone(&self.found);
+        let result = d.run();
+        let mut summary = std::mem::take(&mut d.summary);
+        drop(d); // closes the batch channel so a still-running walker stops
+        let walked = join(walking.thread)?;
+        result?;
+        if !summary.interrupted {
+            if summary.disk_full {
+                summary.files_not_copied += walked.links.len() as u64;
+            } else {
+                finish::hard_links(
                     dst_fd,
-                    &walked.dirs,
-                    &roots.src_fd,
-                    settings.dereference,
+                    &walked.links,
+                    self.run_id,
+                    &self.paths,
                     &mut summary,
                 );
             }
+            finish::dir_attrs(
+                dst_fd,
+                &walked.dirs,
+                &roots.src_fd,
+                s.dereference,
+                &self.paths,
+                &mut summary,
+            );
         }
-        _ => {
-            // Dry run: the walker reports each entry's fate; nothing is
-            // spawned, created or written.
-            drop(batch_rx);
-            while !walker.is_finished() || !ev_rx.is_empty() {
-                if let Ok(ev) = ev_rx.recv_timeout(Duration::from_millis(50)) {
-                    ev.apply(&mut summary);
-                }
-            }
-            let walked = walker
-                .join()
-                .map_err(|_| Error::Fatal("walker thread panicked".into()))?;
-            while let Ok(ev) = ev_rx.try_recv() {
-                ev.apply(&mut summary);
-            }
-            summary.hardlinks_created = walked.links.len() as u64;
-            summary.dry_run = true;
-            summary.workers = 0;
+        Ok(summary)
+    }
+
+    /// Dry run: the walker reports each entry's fate; nothing is spawned,
+    /// created or written.
+    fn dry_run(&self, walking: Walking) -> Result<Summary> {
+        let mut summary = Summary::default();
+        drop(walking.batches);
+        // Ends when the walker thread, the only sender, is done.
+        for ev in walking.events.iter() {
+            ev.apply(&mut summary);
+        }
+        let walked = join(walking.thread)?;
+        summary.hardlinks_created = walked.links.len() as u64;
+        summary.dry_run = true;
+        summary.workers = 0;
+        Ok(summary)
+    }
+
+    /// Totals the walk counted itself, and the closing lines of the log.
+    fn totals(&self, summary: &mut Summary, start: Instant) {
+        let found = &self.found;
+        summary.files_skipped += found.skipped_files.load(Ordering::Relaxed);
+        summary.bytes_skipped += found.skipped_bytes.load(Ordering::Relaxed);
+        summary.files_not_copied += found.unsent_files.load(Ordering::Relaxed);
+        summary.bytes_not_copied += found.unsent_bytes.load(Ordering::Relaxed);
+        summary.files_found = found.files.load(Ordering::Relaxed);
+        summary.bytes_found = found.bytes.load(Ordering::Relaxed);
+        summary.elapsed_seconds = start.elapsed().as_secs_f64();
+        for line in summary.human().lines() {
+            log::info!("{line}");
         }
     }
-    summary.files_skipped += found.skipped_files.load(Ordering::Relaxed);
-    summary.bytes_skipped += found.skipped_bytes.load(Ordering::Relaxed);
-    summary.files_not_copied += found.unsent_files.load(Ordering::Relaxed);
-    summary.bytes_not_copied += found.unsent_bytes.load(Ordering::Relaxed);
-    summary.files_found = found.files.load(Ordering::Relaxed);
-    summary.bytes_found = found.bytes.load(Ordering::Relaxed);
-    summary.elapsed_seconds = start.elapsed().as_secs_f64();
-    for line in summary.human().lines() {
-        log::info!("{line}");
-    }
-    Ok(summary)
 }

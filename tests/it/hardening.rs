@@ -77,7 +77,7 @@ impl FakeSupervisor {
             fsync: false,
             dereference: false,
             verify: false,
-            log_level: 2,
+            log_level: log::LevelFilter::Warn,
         };
         self.tasks
             .send(ToWorker::Init(init, Position::new()))

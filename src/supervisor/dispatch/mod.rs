@@ -14,11 +14,11 @@ use super::walk::{Batch, WalkEvent};
 use crate::config::Settings;
 use crate::copy::Copier;
 use crate::error::{Error, Result};
-use crate::logging::level_from;
 use crate::protocol::{
     ErrorKind, FromWorker, Outcome, RootFds, Task, TaskKind, ToWorker, WorkerInit,
 };
 use crate::stats::Summary;
+use crate::stats::{Failed, Paths};
 use crossbeam_channel::{Receiver, TryRecvError};
 use ipc_channel::ipc::{IpcReceiverSet, IpcSelectionResult};
 use ipc_channel::TrySelectError;
@@ -49,8 +49,29 @@ struct Slot {
     partial: u64,
 }
 
+/// The dispatcher's share of the settings.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub workers: usize,
+    pub batch_files: usize,
+    pub stall_timeout: Duration,
+    pub max_restarts_per_minute: usize,
+}
+
+impl From<&Settings> for Options {
+    fn from(s: &Settings) -> Self {
+        Options {
+            workers: s.processes,
+            batch_files: s.batch_files,
+            stall_timeout: s.stall_timeout,
+            max_restarts_per_minute: s.max_restarts_per_minute,
+        }
+    }
+}
+
 pub struct Dispatch<'a> {
-    pub settings: &'a Settings,
+    pub opts: Options,
+    pub paths: Paths,
     pub exe: PathBuf,
     pub init: WorkerInit,
     pub batches: Receiver<Batch>,
@@ -80,11 +101,11 @@ pub struct Dispatch<'a> {
 
 impl<'a> Dispatch<'a> {
     pub fn new(
-        settings: &'a Settings,
+        opts: Options,
+        paths: Paths,
         exe: PathBuf,
         init: WorkerInit,
-        batches: Receiver<Batch>,
-        events: Receiver<WalkEvent>,
+        (batches, events): (Receiver<Batch>, Receiver<WalkEvent>),
         stop: &'a super::signals::Signals,
         (src_root, dst_root): (OwnedFd, OwnedFd),
     ) -> Result<Self> {
@@ -97,7 +118,8 @@ impl<'a> Dispatch<'a> {
         };
         let finisher = Copier::new(src_root, dup(&dst_root)?, (&init).into());
         Ok(Dispatch {
-            settings,
+            opts,
+            paths,
             exe,
             init,
             batches,
@@ -123,11 +145,11 @@ impl<'a> Dispatch<'a> {
     }
 
     pub fn run(&mut self) -> Result<()> {
-        for i in 0..self.settings.processes {
+        for i in 0..self.opts.workers {
             self.slots.push(Slot::default());
             self.start(i)?;
         }
-        self.summary.workers = self.settings.processes as u32;
+        self.summary.workers = self.opts.workers as u32;
         loop {
             self.drain_events();
             if !self.shutting_down && self.stop.requested().is_some() {
@@ -220,7 +242,7 @@ impl<'a> Dispatch<'a> {
         if let Some(t) = self.retry.pop_front() {
             let mut tasks = vec![t];
             if !self.crashes.contains_key(&tasks[0].rel.0) {
-                while tasks.len() < self.settings.batch_files {
+                while tasks.len() < self.opts.batch_files {
                     match self.retry.front() {
                         Some(n) if !self.crashes.contains_key(&n.rel.0) => {
                             tasks.extend(self.retry.pop_front())
@@ -310,7 +332,7 @@ impl<'a> Dispatch<'a> {
                 finished,
             } => self.on_report(slot, batch, outcomes, finished),
             FromWorker::Progress { bytes } => self.slots[slot].partial += bytes,
-            FromWorker::Log { level, msg } => log::log!(level_from(level), "worker {pid}: {msg}"),
+            FromWorker::Log { level, msg } => log::log!(level, "worker {pid}: {msg}"),
             FromWorker::Fatal { msg } => log::error!("worker {pid}: {msg}"),
             FromWorker::Hello { .. } => {}
         }
@@ -342,26 +364,11 @@ impl<'a> Dispatch<'a> {
     }
 
     fn path_of(&self, t: &Task) -> String {
-        self.path_of_rel(&t.rel.0)
-    }
-
-    fn path_of_rel(&self, rel: &[u8]) -> String {
-        let root = self.settings.source.display().to_string();
-        format!(
-            "{}/{}",
-            root.trim_end_matches('/'),
-            crate::util::escape_bytes(rel)
-        )
+        self.paths.source(&t.rel.0)
     }
 
     fn dst_path_of(&self, t: &Task) -> String {
-        self.dst_path(&t.rel.display())
-    }
-
-    /// A destination path for messages, from an escaped relative path.
-    fn dst_path(&self, shown: &str) -> String {
-        let root = self.settings.destination.display().to_string();
-        format!("{}/{shown}", root.trim_end_matches('/'))
+        self.paths.destination(&t.rel.0)
     }
 
     /// The destination is full: say so once, stop dispatching data, and let
@@ -428,9 +435,7 @@ impl<'a> Dispatch<'a> {
                 } else {
                     self.path_of(t)
                 };
-                log::error!("{path}: {msg}");
-                self.summary.files_failed += 1;
-                self.summary.push_error(path, msg);
+                self.summary.fail(Failed::File, path, msg);
             }
         }
     }
@@ -458,9 +463,7 @@ impl<'a> Dispatch<'a> {
                 let msg = "internal error: a chunk of a large file that was never registered; \
                            the file was not placed"
                     .to_string();
-                log::error!("{path}: {msg}");
-                self.summary.files_failed += 1;
-                self.summary.push_error(path, msg);
+                self.summary.fail(Failed::File, path, msg);
                 return;
             }
         };
@@ -486,9 +489,7 @@ impl<'a> Dispatch<'a> {
             }
             bigfile::Placed::Failed(msg) => {
                 let path = self.path_of(t);
-                log::error!("{path}: {msg}");
-                self.summary.files_failed += 1;
-                self.summary.push_error(path, msg);
+                self.summary.fail(Failed::File, path, msg);
             }
         }
     }
@@ -496,7 +497,7 @@ impl<'a> Dispatch<'a> {
     fn drain_events(&mut self) {
         while let Ok(ev) = self.events.try_recv() {
             match ev {
-                WalkEvent::NoSpace { path, msg } => self.no_space(self.dst_path(&path), msg),
+                WalkEvent::NoSpace { path, msg } => self.no_space(path, msg),
                 ev => ev.apply(&mut self.summary),
             }
         }
@@ -513,14 +514,12 @@ impl<'a> Dispatch<'a> {
             if expected {
                 continue;
             }
-            let path = self.path_of_rel(&rel);
+            let path = self.paths.source(&rel);
             let msg = format!(
                 "internal error: large file left unplaced ({} of its chunks never reported)",
                 big.parts_left
             );
-            log::error!("{path}: {msg}");
-            self.summary.files_failed += 1;
-            self.summary.push_error(path, msg);
+            self.summary.fail(Failed::File, path, msg);
         }
     }
 

@@ -44,7 +44,7 @@ impl Dispatch<'_> {
             }
             return;
         }
-        let limit = self.settings.stall_timeout;
+        let limit = self.opts.stall_timeout;
         for s in &mut self.slots {
             let stalled = !s.inflight.is_empty()
                 && !s.stall_killed
@@ -150,7 +150,7 @@ impl Dispatch<'_> {
         {
             self.restarts.pop_front();
         }
-        if self.restarts.len() > self.settings.max_restarts_per_minute {
+        if self.restarts.len() > self.opts.max_restarts_per_minute {
             return Err(Error::Fatal(format!(
                 "workers keep dying ({} restarts within a minute); giving up",
                 self.restarts.len()
@@ -178,22 +178,13 @@ pub(super) fn reap(child: &mut Child) -> Option<ExitStatus> {
 fn describe(status: Option<ExitStatus>) -> String {
     match status {
         Some(s) => match (s.signal(), s.code()) {
-            (Some(sig), _) => format!("was killed by signal {sig} ({})", signal_name(sig)),
+            (Some(sig), _) => format!(
+                "was killed by signal {sig} ({})",
+                signal_hook::low_level::signal_name(sig).unwrap_or("signal")
+            ),
             (_, Some(code)) => format!("exited with status {code}"),
             _ => "ended".into(),
         },
         None => "could not be reaped".into(),
-    }
-}
-
-fn signal_name(sig: i32) -> &'static str {
-    match sig {
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGINT => "SIGINT",
-        _ => "signal",
     }
 }

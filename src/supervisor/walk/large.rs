@@ -32,10 +32,10 @@ impl Large {
 
 /// Queue the large files, split or whole. `false` when the dispatcher is gone.
 pub fn place(w: &Walker, large: Vec<Large>, b: &mut Batcher) -> bool {
-    let Some(min_chunk) = w.chunk_bytes else {
+    let Some(min_chunk) = w.opts.chunk_bytes else {
         return large.into_iter().all(|l| b.push(l.whole(), l.file.size));
     };
-    let parts = (w.parallel / large.len().max(1)).max(1) as u64;
+    let parts = (w.opts.parallel / large.len().max(1)).max(1) as u64;
     for (seq, l) in large.into_iter().enumerate() {
         let chunk = l
             .file

@@ -13,15 +13,15 @@ mod large;
 
 pub use dest::remove_worker_temps;
 
+use crate::config::Settings;
 use crate::copy::attrs::Attrs;
 use crate::copy::open_beneath;
 use crate::protocol::{DestDir, RelPath, Task, TaskKind};
-use crate::util::escape_bytes;
+use crate::stats::{Failed, Paths};
 use crossbeam_channel::Sender;
 use rustix::fs::{AtFlags, FileType, OFlags, Stat};
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -45,11 +45,11 @@ pub struct WalkOutput {
 /// Events besides batches, drained by the dispatch loop.
 pub enum WalkEvent {
     DirCreated,
-    /// An entry (`dir` true for directories) could not be walked or created.
+    /// An entry could not be walked or created.
     Failed {
         path: String,
         msg: String,
-        dir: bool,
+        what: Failed,
     },
     /// An entry deliberately not copied (sockets).
     Ignored {
@@ -58,7 +58,8 @@ pub enum WalkEvent {
     },
     /// An entry skipped by --exclude.
     Excluded,
-    /// The destination is full (ENOSPC/EDQUOT creating a directory).
+    /// The destination is full (ENOSPC/EDQUOT creating a directory);
+    /// `path` is the destination's.
     NoSpace {
         path: String,
         msg: String,
@@ -98,15 +99,7 @@ impl WalkEvent {
     pub fn apply(self, sm: &mut crate::stats::Summary) {
         match self {
             WalkEvent::DirCreated => sm.dirs_created += 1,
-            WalkEvent::Failed { path, msg, dir } => {
-                log::error!("{path}: {msg}");
-                if dir {
-                    sm.dirs_failed += 1;
-                } else {
-                    sm.files_failed += 1;
-                }
-                sm.push_error(path, msg);
-            }
+            WalkEvent::Failed { path, msg, what } => sm.fail(what, path, msg),
             WalkEvent::Ignored { path, msg } => {
                 log::warn!("{path}: {msg}");
                 sm.entries_ignored += 1;
@@ -121,23 +114,14 @@ impl WalkEvent {
     }
 }
 
-pub struct Walker {
-    /// For messages only: every access goes through `src_root`.
-    pub source: PathBuf,
-    /// The source root the supervisor validated (never re-opened by path).
-    pub src_root: OwnedFd,
-    pub found: Arc<Found>,
-    /// None only in a dry run whose destination does not exist yet.
-    pub dst_root: Option<OwnedFd>,
-    pub filter: crate::filter::Filter,
+/// The walk's share of the settings.
+#[derive(Clone, Debug)]
+pub struct Options {
     /// Report what would happen; create and write nothing.
     pub dry_run: bool,
-    /// The destination root did not exist before this run.
-    pub root_created: bool,
+    pub ignore_times: bool,
     /// Follow source symlinks (`-L`); loops are reported and skipped.
     pub dereference: bool,
-    pub run_id: u64,
-    pub ignore_times: bool,
     /// Files of at least twice this size may be split into chunks of at
     /// least this size (None: never).
     pub chunk_bytes: Option<u64>,
@@ -147,6 +131,40 @@ pub struct Walker {
     pub threads: usize,
     pub batch_files: usize,
     pub batch_bytes: u64,
+}
+
+impl From<&Settings> for Options {
+    fn from(s: &Settings) -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Options {
+            dry_run: s.dry_run,
+            ignore_times: s.ignore_times,
+            dereference: s.dereference,
+            // One worker gains nothing from splitting; --verify hashes
+            // whole files.
+            chunk_bytes: (s.processes > 1 && !s.verify).then_some(s.chunk_bytes),
+            parallel: s.processes.min(cpus),
+            // The quick check and the walk are stat-bound: one thread per CPU.
+            threads: cpus.min(8),
+            batch_files: s.batch_files,
+            batch_bytes: s.batch_bytes,
+        }
+    }
+}
+
+pub struct Walker {
+    pub opts: Options,
+    /// For messages only: every access goes through the root descriptors.
+    pub paths: Paths,
+    /// The source root the supervisor validated (never re-opened by path).
+    pub src_root: OwnedFd,
+    pub found: Arc<Found>,
+    /// None only in a dry run whose destination does not exist yet.
+    pub dst_root: Option<OwnedFd>,
+    pub filter: crate::filter::Filter,
+    /// The destination root did not exist before this run.
+    pub root_created: bool,
+    pub run_id: u64,
     pub batches: Sender<Batch>,
     pub events: Sender<WalkEvent>,
 }
@@ -174,7 +192,7 @@ impl<'a> Batcher<'a> {
         let tasks = &mut self.batch.tasks;
         tasks.push(task);
         self.bytes += bytes;
-        let full = tasks.len() >= self.w.batch_files || self.bytes >= self.w.batch_bytes;
+        let full = tasks.len() >= self.w.opts.batch_files || self.bytes >= self.w.opts.batch_bytes;
         let starving = tasks.len() >= 16 && self.w.batches.is_empty();
         if full || starving {
             return self.flush();
@@ -265,7 +283,7 @@ impl Walker {
             large: Mutex::new(Vec::new()),
         };
         std::thread::scope(|s| {
-            for _ in 0..self.threads.max(1) {
+            for _ in 0..self.opts.threads.max(1) {
                 s.spawn(|| self.thread(&shared, src_root));
             }
         });
@@ -322,7 +340,7 @@ impl Walker {
     /// Read one directory and handle its entries. `false` when the
     /// dispatcher is gone.
     fn read_dir(&self, sh: &Shared, src_root: &OwnedFd, job: &DirJob, b: &mut Batcher) -> bool {
-        let src = match crate::copy::open_src_dir(src_root, &job.rel, self.dereference) {
+        let src = match crate::copy::open_src_dir(src_root, &job.rel, self.opts.dereference) {
             Ok(fd) => fd,
             Err(e) => {
                 self.fail(&job.rel, &e.to_string(), true);
@@ -332,7 +350,7 @@ impl Walker {
         let dst = match &self.dst_root {
             Some(root) => match open_beneath(root, &job.rel, OFlags::DIRECTORY | OFlags::RDONLY) {
                 Ok(fd) => Some(fd),
-                Err(_) if self.dry_run || self.found.no_space() => None,
+                Err(_) if self.opts.dry_run || self.found.no_space() => None,
                 Err(e) => {
                     self.fail(&job.rel, &format!("open destination directory: {e}"), true);
                     return true;
@@ -340,7 +358,7 @@ impl Walker {
             },
             None => None,
         };
-        if let (Some(d), DestDir::Existing, false) = (&dst, job.dir, self.dry_run) {
+        if let (Some(d), DestDir::Existing, false) = (&dst, job.dir, self.opts.dry_run) {
             if let Err(e) = dest::remove_stale_temps(d, Some(&src), self.run_id) {
                 self.fail(&job.rel, &format!("remove stale temporaries: {e}"), true);
             }
@@ -381,14 +399,14 @@ impl Walker {
     }
 
     fn entry(&self, sh: &Shared, job: &DirJob, e: &Entry, b: &mut Batcher) -> bool {
-        let follow = if self.dereference {
+        let follow = if self.opts.dereference {
             AtFlags::empty()
         } else {
             AtFlags::SYMLINK_NOFOLLOW
         };
         let st = match rustix::fs::statat(e.src, e.name, follow) {
             Ok(st) => st,
-            Err(rustix::io::Errno::NOENT) if self.dereference => {
+            Err(rustix::io::Errno::NOENT) if self.opts.dereference => {
                 self.fail(&e.rel, "dangling symlink (not followed)", false);
                 return true;
             }
@@ -411,7 +429,7 @@ impl Walker {
 
     fn dir_entry(&self, sh: &Shared, job: &DirJob, e: &Entry, st: &Stat) {
         let id = (st.st_dev, st.st_ino);
-        if self.dereference && job.ancestors.contains(&id) {
+        if self.opts.dereference && job.ancestors.contains(&id) {
             self.fail(
                 &e.rel,
                 "filesystem loop: a symlink leads back to an ancestor directory (skipped)",
@@ -421,9 +439,9 @@ impl Walker {
         }
         // Destination full: only count, but keep the attributes of a
         // directory that exists (it may hold files copied before).
-        let counting = !self.dry_run && self.found.no_space();
+        let counting = !self.opts.dry_run && self.found.no_space();
         let exists = counting && dest::peek_dir(e.dst, e.name);
-        let created = if self.dry_run {
+        let created = if self.opts.dry_run {
             !dest::peek_dir(e.dst, e.name)
         } else if counting {
             false
@@ -434,7 +452,7 @@ impl Walker {
                 Err(err) if is_no_space(&err) => {
                     self.found.no_space.store(true, Ordering::Relaxed);
                     let _ = self.events.send(WalkEvent::NoSpace {
-                        path: escape_bytes(&e.rel),
+                        path: self.paths.destination(&e.rel),
                         msg: format!("create directory: {err}"),
                     });
                     return self.dir_entry(sh, job, e, st);
@@ -454,7 +472,7 @@ impl Walker {
                 attrs: Attrs::from_stat(st),
             });
         }
-        let ancestors = if self.dereference {
+        let ancestors = if self.opts.dereference {
             let mut a = (*job.ancestors).clone();
             a.push(id);
             Arc::new(a)
@@ -500,8 +518,8 @@ impl Walker {
                 }
                 // The rsync quick check, done right here: an up-to-date file
                 // costs one fstatat and no IPC at all.
-                let checkable =
-                    !self.dry_run && crate::copy::quick_check(job.dir.into(), self.ignore_times);
+                let checkable = !self.opts.dry_run
+                    && crate::copy::quick_check(job.dir.into(), self.opts.ignore_times);
                 if checkable
                     && e.dst
                         .is_some_and(|d| crate::copy::attrs::up_to_date(d, e.name, st))
@@ -517,18 +535,18 @@ impl Walker {
             FileType::BlockDevice | FileType::CharacterDevice => TaskKind::Device,
             _ => {
                 let _ = self.events.send(WalkEvent::Ignored {
-                    path: rel.display(),
+                    path: self.paths.source(&rel.0),
                     msg: "socket not copied".into(),
                 });
                 return true;
             }
         };
-        if !self.dry_run && self.found.no_space() {
+        if !self.opts.dry_run && self.found.no_space() {
             self.found.unsent_files.fetch_add(1, Ordering::Relaxed);
             self.found.unsent_bytes.fetch_add(size, Ordering::Relaxed);
             return true;
         }
-        if self.dry_run {
+        if self.opts.dry_run {
             let up_to_date = e
                 .dst
                 .is_some_and(|d| crate::copy::attrs::up_to_date(d, e.name, st));
@@ -539,7 +557,7 @@ impl Walker {
             });
             return true;
         }
-        if let (TaskKind::File { .. }, Some(chunk)) = (&kind, self.chunk_bytes) {
+        if let (TaskKind::File { .. }, Some(chunk)) = (&kind, self.opts.chunk_bytes) {
             if size >= 2 * chunk {
                 lock(&sh.large).push(large::Large {
                     rel,
@@ -560,16 +578,10 @@ impl Walker {
     }
 
     fn fail(&self, rel: &[u8], msg: &str, dir: bool) {
-        let root = self.source.display().to_string();
-        let path = if rel.is_empty() {
-            root
-        } else {
-            format!("{}/{}", root.trim_end_matches('/'), escape_bytes(rel))
-        };
         let _ = self.events.send(WalkEvent::Failed {
-            path,
+            path: self.paths.source(rel),
             msg: msg.to_string(),
-            dir,
+            what: if dir { Failed::Dir } else { Failed::File },
         });
     }
 }

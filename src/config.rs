@@ -133,30 +133,13 @@ impl Settings {
     }
 
     fn merge(cli: &Cli, file: FileConfig) -> Result<Self> {
-        let source = cli.source.clone().or(file.source).ok_or_else(|| {
-            Error::Usage("no source given (argument 1 or config key \"source\")".into())
+        let usage = |msg: &str| Error::Usage(msg.into());
+        let source = (cli.source.clone().or(file.source))
+            .ok_or_else(|| usage("no source given (argument 1 or config key \"source\")"))?;
+        let destination = (cli.destination.clone().or(file.destination)).ok_or_else(|| {
+            usage("no destination given (argument 2 or config key \"destination\")")
         })?;
-        let destination = cli
-            .destination
-            .clone()
-            .or(file.destination)
-            .ok_or_else(|| {
-                Error::Usage(
-                    "no destination given (argument 2 or config key \"destination\")".into(),
-                )
-            })?;
-        let processes = match cli.processes.or(file.processes) {
-            Some(0) => return Err(Error::Usage("processes must be at least 1, got 0".into())),
-            Some(n) if n > 1024 => {
-                return Err(Error::Usage(format!(
-                    "processes must be at most 1024, got {n}"
-                )))
-            }
-            Some(n) => n,
-            // At least 4: a worker blocked on I/O or copying one large file
-            // leaves a CPU idle otherwise (xcp chooses 4 for the same reason).
-            None => std::thread::available_parallelism().map_or(4, |n| n.get().max(4)),
-        };
+        let processes = processes(cli.processes.or(file.processes))?;
         let stall = cli.stall_timeout.or(file.stall_timeout).unwrap_or(60.0);
         if !(stall.is_finite() && stall > 0.0) {
             return Err(Error::Usage(format!(
@@ -172,6 +155,9 @@ impl Settings {
             Some(n) => n,
             None => 128 << 20,
         };
+        let patterns = |f: Option<Vec<String>>, c: &[String]| -> Vec<String> {
+            f.into_iter().flatten().chain(c.iter().cloned()).collect()
+        };
         Ok(Settings {
             source,
             destination,
@@ -184,18 +170,8 @@ impl Settings {
             fsync: cli.fsync || file.fsync.unwrap_or(false),
             dereference: cli.dereference || file.dereference.unwrap_or(false),
             dry_run: cli.dry_run,
-            exclude: file
-                .exclude
-                .into_iter()
-                .flatten()
-                .chain(cli.exclude.iter().cloned())
-                .collect(),
-            include: file
-                .include
-                .into_iter()
-                .flatten()
-                .chain(cli.include.iter().cloned())
-                .collect(),
+            exclude: patterns(file.exclude, &cli.exclude),
+            include: patterns(file.include, &cli.include),
             verify: cli.verify || file.verify.unwrap_or(false),
             no_progress: cli.no_progress,
             stall_timeout: Duration::from_secs_f64(stall),
@@ -205,6 +181,20 @@ impl Settings {
             max_restarts_per_minute: 10 + 2 * processes,
             worker_exe: cli.worker_exe.clone(),
         })
+    }
+}
+
+/// Worker count: given (1 to 1024), or the CPU count but at least 4: a
+/// worker blocked on I/O or copying one large file leaves a CPU idle
+/// otherwise (xcp chooses 4 for the same reason).
+fn processes(given: Option<usize>) -> Result<usize> {
+    match given {
+        Some(0) => Err(Error::Usage("processes must be at least 1, got 0".into())),
+        Some(n) if n > 1024 => Err(Error::Usage(format!(
+            "processes must be at most 1024, got {n}"
+        ))),
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(4, |n| n.get().max(4))),
     }
 }
 

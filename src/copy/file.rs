@@ -81,8 +81,15 @@ impl Copier {
             fsync: self.opts.fsync,
             verify: self.opts.verify,
         };
+        let placing = Placing {
+            ddir,
+            src: &src,
+            st: &st,
+            name,
+            finish,
+        };
         if plan.unnamed {
-            match place_unnamed(ddir, &src, &st, name, &finish, &mut self.xattr_buf, tick) {
+            match placing.unnamed(&mut self.xattr_buf, tick) {
                 Err(Unnamed::Unsupported) => self.tmpfile_ok = false,
                 // An earlier attempt at this entry placed it: replace it
                 // through a named temp; O_TMPFILE stays on for the rest.
@@ -91,49 +98,7 @@ impl Copier {
                 Ok(r) => return Ok(r),
             }
         }
-        let out = rustix::fs::openat(
-            ddir,
-            &tmp[..],
-            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(st.st_mode & 0o777),
-        )
-        .map(File::from)
-        .map_err(CopyError::at(Op::CreateTemp))?;
-        let unlink_tmp = || {
-            let _ = rustix::fs::unlinkat(ddir, &tmp[..], AtFlags::empty());
-        };
-        let filled = copy_unchanged(&src, &out, &st, name, tick)
-            .map_err(CopyError::at(Op::Copy))
-            .and_then(|same| {
-                if same {
-                    finish_file(&src, &out, &st, name, &finish, &mut self.xattr_buf)?;
-                }
-                Ok(same)
-            })
-            .and_then(|same| {
-                close_checked(out).map_err(CopyError::at(Op::Copy))?;
-                Ok(same)
-            });
-        match filled {
-            Ok(true) => {}
-            Ok(false) => {
-                unlink_tmp();
-                return Ok(None);
-            }
-            Err(e) => {
-                unlink_tmp();
-                return Err(e);
-            }
-        }
-        crate::failpoint::hit("worker::before_rename", name);
-        if let Err(e) = rustix::fs::renameat(ddir, &tmp[..], ddir, name) {
-            unlink_tmp();
-            return Err(CopyError::io(Op::Rename, e));
-        }
-        Ok(Some(Placed::Copied {
-            bytes: st.st_size as u64,
-            verified: self.opts.verify,
-        }))
+        placing.named(&tmp, &mut self.xattr_buf, tick)
     }
 
     /// Write one chunk of a large file into the supervisor's shared temp.
@@ -294,56 +259,110 @@ fn copy_unchanged(
     Ok(Stamp::of(st) == Stamp::of(&after))
 }
 
-/// New directory: write an unnamed O_TMPFILE and link it in when it is
-/// complete. Nothing is ever visible before that, and a crash leaves no
-/// temp behind. `linkat` cannot replace: a name in the way (an earlier
-/// attempt at this entry) sends the caller to the rename path.
-fn place_unnamed(
-    ddir: &OwnedFd,
-    src: &OwnedFd,
-    st: &Stat,
-    name: &[u8],
-    finish: &Finish,
-    buf: &mut Vec<u8>,
-    tick: data::Tick,
-) -> Result<Option<Placed>, Unnamed> {
-    let out = match rustix::fs::openat(
-        ddir,
-        ".",
-        OFlags::RDWR | OFlags::TMPFILE | OFlags::CLOEXEC,
-        Mode::from_raw_mode(st.st_mode & 0o777),
-    ) {
-        Ok(fd) => File::from(fd),
-        Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR | rustix::io::Errno::INVAL) => {
-            return Err(Unnamed::Unsupported)
+/// One regular file on its way into place: the opened source, where it
+/// goes, and how to finish it.
+struct Placing<'a> {
+    ddir: &'a OwnedFd,
+    src: &'a OwnedFd,
+    st: &'a Stat,
+    name: &'a [u8],
+    finish: Finish,
+}
+
+impl Placing<'_> {
+    /// New directory: write an unnamed O_TMPFILE and link it in when it is
+    /// complete. Nothing is ever visible before that, and a crash leaves no
+    /// temp behind. `linkat` cannot replace: a name in the way (an earlier
+    /// attempt at this entry) sends the caller to the rename path.
+    fn unnamed(&self, buf: &mut Vec<u8>, tick: data::Tick) -> Result<Option<Placed>, Unnamed> {
+        let (ddir, st, name) = (self.ddir, self.st, self.name);
+        let out = match rustix::fs::openat(
+            ddir,
+            ".",
+            OFlags::RDWR | OFlags::TMPFILE | OFlags::CLOEXEC,
+            Mode::from_raw_mode(st.st_mode & 0o777),
+        ) {
+            Ok(fd) => File::from(fd),
+            Err(
+                rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR | rustix::io::Errno::INVAL,
+            ) => return Err(Unnamed::Unsupported),
+            Err(e) => return Err(Unnamed::Failed(CopyError::io(Op::CreateTemp, e))),
+        };
+        if !self.fill(&out, buf, tick).map_err(Unnamed::Failed)? {
+            return Ok(None);
         }
-        Err(e) => return Err(Unnamed::Failed(CopyError::io(Op::CreateTemp, e))),
-    };
-    let same = copy_unchanged(src, &out, st, name, tick)
-        .map_err(|e| Unnamed::Failed(CopyError::io(Op::Copy, e)))?;
-    if !same {
-        return Ok(None);
-    }
-    finish_file(src, &out, st, name, finish, buf).map_err(Unnamed::Failed)?;
-    crate::failpoint::hit("worker::before_rename", name);
-    match rustix::fs::linkat(&out, "", ddir, name, AtFlags::EMPTY_PATH) {
-        Ok(()) => {}
-        Err(rustix::io::Errno::EXIST) => return Err(Unnamed::Exists),
-        // No CAP_DAC_READ_SEARCH (older kernels), or no AT_EMPTY_PATH.
-        Err(rustix::io::Errno::PERM | rustix::io::Errno::NOENT) => {
-            return Err(Unnamed::Unsupported)
+        crate::failpoint::hit("worker::before_rename", name);
+        match rustix::fs::linkat(&out, "", ddir, name, AtFlags::EMPTY_PATH) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::EXIST) => return Err(Unnamed::Exists),
+            // No CAP_DAC_READ_SEARCH (older kernels), or no AT_EMPTY_PATH.
+            Err(rustix::io::Errno::PERM | rustix::io::Errno::NOENT) => {
+                return Err(Unnamed::Unsupported)
+            }
+            Err(e) => return Err(Unnamed::Failed(CopyError::io(Op::Link, e))),
         }
-        Err(e) => return Err(Unnamed::Failed(CopyError::io(Op::Link, e))),
+        if let Err(e) = close_checked(out) {
+            // A deferred write error: take the name back out.
+            let _ = rustix::fs::unlinkat(ddir, name, AtFlags::empty());
+            return Err(Unnamed::Failed(CopyError::io(Op::Copy, e)));
+        }
+        Ok(Some(self.placed()))
     }
-    if let Err(e) = close_checked(out) {
-        // A deferred write error: take the name back out.
-        let _ = rustix::fs::unlinkat(ddir, name, AtFlags::empty());
-        return Err(Unnamed::Failed(CopyError::io(Op::Copy, e)));
+
+    /// Existing directory (or no O_TMPFILE): write the named temp `tmp`,
+    /// then rename it over the final name. `Ok(None)`: the source changed.
+    fn named(
+        &self,
+        tmp: &[u8],
+        buf: &mut Vec<u8>,
+        tick: data::Tick,
+    ) -> Result<Option<Placed>, CopyError> {
+        let (ddir, name) = (self.ddir, self.name);
+        let out = rustix::fs::openat(
+            ddir,
+            tmp,
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(self.st.st_mode & 0o777),
+        )
+        .map(File::from)
+        .map_err(CopyError::at(Op::CreateTemp))?;
+        let filled = self.fill(&out, buf, tick).and_then(|same| {
+            close_checked(out).map_err(CopyError::at(Op::Copy))?;
+            Ok(same)
+        });
+        let placed = match filled {
+            Ok(true) => {
+                crate::failpoint::hit("worker::before_rename", name);
+                rustix::fs::renameat(ddir, tmp, ddir, name)
+                    .map(|()| Some(self.placed()))
+                    .map_err(CopyError::at(Op::Rename))
+            }
+            Ok(false) => Ok(None),
+            Err(e) => Err(e),
+        };
+        if !matches!(placed, Ok(Some(_))) {
+            let _ = rustix::fs::unlinkat(ddir, tmp, AtFlags::empty());
+        }
+        placed
     }
-    Ok(Some(Placed::Copied {
-        bytes: st.st_size as u64,
-        verified: finish.verify,
-    }))
+
+    /// Data, then (if the source held still) the finish. `Ok(false)`: the
+    /// source changed during the copy.
+    fn fill(&self, out: &File, buf: &mut Vec<u8>, tick: data::Tick) -> Result<bool, CopyError> {
+        let same = copy_unchanged(self.src, out, self.st, self.name, tick)
+            .map_err(CopyError::at(Op::Copy))?;
+        if same {
+            finish_file(self.src, out, self.st, self.name, &self.finish, buf)?;
+        }
+        Ok(same)
+    }
+
+    fn placed(&self) -> Placed {
+        Placed::Copied {
+            bytes: self.st.st_size as u64,
+            verified: self.finish.verify,
+        }
+    }
 }
 
 /// How to finish a written temp file.

@@ -28,10 +28,37 @@ pub struct Spawned {
 pub fn spawn(exe: &Path, init: WorkerInit) -> Result<(Spawned, IpcReceiver<FromWorker>), String> {
     let (server, name) =
         IpcOneShotServer::<FromWorker>::new().map_err(|e| format!("ipc server: {e}"))?;
+    let mut child = command(exe, &name, &init)
+        .spawn()
+        .map_err(|e| format!("spawn {}: {e}", exe.display()))?;
+    match accept(server, &name, &mut child).and_then(|hello| initialise(hello, init)) {
+        Ok((tx, position, rx)) => {
+            let pid = child.id();
+            Ok((
+                Spawned {
+                    child,
+                    pid,
+                    tx,
+                    position,
+                },
+                rx,
+            ))
+        }
+        Err(msg) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(msg)
+        }
+    }
+}
+
+/// `pcopy --worker NAME` in its own process group, inheriting exactly the
+/// two root descriptors.
+fn command(exe: &Path, name: &str, init: &WorkerInit) -> Command {
     let inherit = [init.roots.src_fd, init.roots.dst_fd];
     let mut cmd = Command::new(exe);
     cmd.arg("--worker")
-        .arg(&name)
+        .arg(name)
         .env(PARENT_ENV, std::process::id().to_string())
         .stdin(Stdio::null())
         .process_group(0);
@@ -48,70 +75,54 @@ pub fn spawn(exe: &Path, init: WorkerInit) -> Result<(Spawned, IpcReceiver<FromW
             Ok(())
         });
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("spawn {}: {e}", exe.display()))?;
+    cmd
+}
+
+/// Wait for the worker's first message, giving up when it dies or after
+/// `HANDSHAKE_TIMEOUT` (`accept()` itself has no deadline).
+fn accept(
+    server: IpcOneShotServer<FromWorker>,
+    name: &str,
+    child: &mut Child,
+) -> Result<(IpcReceiver<FromWorker>, FromWorker), String> {
     let (done_tx, done_rx) = crossbeam_channel::bounded(1);
     let acceptor = std::thread::spawn(move || {
         let _ = done_tx.send(server.accept());
     });
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     let accepted = loop {
-        match done_rx.recv_timeout(Duration::from_millis(20)) {
-            Ok(r) => break r,
-            Err(_) => {
-                let dead = matches!(child.try_wait(), Ok(Some(_)) | Err(_));
-                if dead || Instant::now() > deadline {
-                    // Unblock accept() by connecting ourselves.
-                    if let Ok(tx) = IpcSender::<FromWorker>::connect(name.clone()) {
-                        let _ = tx.send(abort_hello());
-                    }
-                    let r = done_rx.recv();
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    let _ = acceptor.join();
-                    let _ = r;
-                    return Err("worker exited or timed out before connecting".into());
-                }
+        if let Ok(r) = done_rx.recv_timeout(Duration::from_millis(20)) {
+            break r;
+        }
+        let dead = matches!(child.try_wait(), Ok(Some(_)) | Err(_));
+        if dead || Instant::now() > deadline {
+            // Unblock accept() by connecting ourselves.
+            if let Ok(tx) = IpcSender::<FromWorker>::connect(name.to_string()) {
+                let _ = tx.send(abort_hello());
             }
+            let _ = done_rx.recv();
+            let _ = acceptor.join();
+            return Err("worker exited or timed out before connecting".into());
         }
     };
     let _ = acceptor.join();
-    let fail = |mut child: Child, msg: String| {
-        let _ = child.kill();
-        let _ = child.wait();
-        Err(msg)
+    accepted.map_err(|e| format!("handshake: {e:?}"))
+}
+
+/// Check the worker's Hello and send it `Init` on the channel it gave us.
+fn initialise(
+    (rx, hello): (IpcReceiver<FromWorker>, FromWorker),
+    init: WorkerInit,
+) -> Result<(IpcSender<ToWorker>, Position, IpcReceiver<FromWorker>), String> {
+    let FromWorker::Hello { version, tasks, .. } = hello else {
+        return Err(format!("unexpected first message {hello:?}"));
     };
-    match accepted {
-        Ok((
-            rx,
-            FromWorker::Hello {
-                pid,
-                version,
-                tasks,
-            },
-        )) => {
-            if version != PROTOCOL_VERSION {
-                return fail(
-                    child,
-                    format!("worker protocol {version} != {PROTOCOL_VERSION}"),
-                );
-            }
-            let position = Position::new();
-            if let Err(e) = tasks.send(ToWorker::Init(init, position.share())) {
-                return fail(child, format!("send Init: {e}"));
-            }
-            Ok((
-                Spawned {
-                    child,
-                    pid,
-                    tx: tasks,
-                    position,
-                },
-                rx,
-            ))
-        }
-        Ok((_, other)) => fail(child, format!("unexpected first message {other:?}")),
-        Err(e) => fail(child, format!("handshake: {e:?}")),
+    if version != PROTOCOL_VERSION {
+        return Err(format!("worker protocol {version} != {PROTOCOL_VERSION}"));
     }
+    let position = Position::new();
+    tasks
+        .send(ToWorker::Init(init, position.share()))
+        .map_err(|e| format!("send Init: {e}"))?;
+    Ok((tasks, position, rx))
 }

@@ -501,35 +501,17 @@ impl Walker {
         ft: FileType,
         b: &mut Batcher,
     ) -> bool {
-        let is_file = ft == FileType::RegularFile;
-        let size = if is_file { st.st_size as u64 } else { 0 };
+        let size = if ft == FileType::RegularFile {
+            st.st_size as u64
+        } else {
+            0
+        };
         self.found.files.fetch_add(1, Ordering::Relaxed);
         self.found.bytes.fetch_add(size, Ordering::Relaxed);
         let rel = RelPath(e.rel.clone());
         let kind = match ft {
-            FileType::RegularFile => {
-                if st.st_nlink > 1 {
-                    let mut inodes = lock(&sh.inodes);
-                    if let Some(first) = inodes.get(&(st.st_dev, st.st_ino)) {
-                        lock(&sh.out).links.push((rel, first.clone()));
-                        return true;
-                    }
-                    inodes.insert((st.st_dev, st.st_ino), rel.clone());
-                }
-                // The rsync quick check, done right here: an up-to-date file
-                // costs one fstatat and no IPC at all.
-                let checkable = !self.opts.dry_run
-                    && crate::copy::quick_check(job.dir.into(), self.opts.ignore_times);
-                if checkable
-                    && e.dst
-                        .is_some_and(|d| crate::copy::attrs::up_to_date(d, e.name, st))
-                {
-                    self.found.skipped_files.fetch_add(1, Ordering::Relaxed);
-                    self.found.skipped_bytes.fetch_add(size, Ordering::Relaxed);
-                    return true;
-                }
-                TaskKind::File { size }
-            }
+            FileType::RegularFile if self.linked_or_current(sh, job, e, st, &rel) => return true,
+            FileType::RegularFile => TaskKind::File { size },
             FileType::Symlink => TaskKind::Symlink,
             FileType::Fifo => TaskKind::Fifo,
             FileType::BlockDevice | FileType::CharacterDevice => TaskKind::Device,
@@ -541,11 +523,6 @@ impl Walker {
                 return true;
             }
         };
-        if !self.opts.dry_run && self.found.no_space() {
-            self.found.unsent_files.fetch_add(1, Ordering::Relaxed);
-            self.found.unsent_bytes.fetch_add(size, Ordering::Relaxed);
-            return true;
-        }
         if self.opts.dry_run {
             let up_to_date = e
                 .dst
@@ -557,24 +534,61 @@ impl Walker {
             });
             return true;
         }
-        if let (TaskKind::File { .. }, Some(chunk)) = (&kind, self.opts.chunk_bytes) {
-            if size >= 2 * chunk {
-                lock(&sh.large).push(large::Large {
-                    rel,
-                    file: crate::copy::Stamp::of(st),
-                    dir: job.dir,
-                });
+        if self.found.no_space() {
+            self.found.unsent_files.fetch_add(1, Ordering::Relaxed);
+            self.found.unsent_bytes.fetch_add(size, Ordering::Relaxed);
+            return true;
+        }
+        let large = matches!(kind, TaskKind::File { .. })
+            && self.opts.chunk_bytes.is_some_and(|c| size >= 2 * c);
+        if large {
+            lock(&sh.large).push(large::Large {
+                rel,
+                file: crate::copy::Stamp::of(st),
+                dir: job.dir,
+            });
+            return true;
+        }
+        let task = Task {
+            rel,
+            kind,
+            dir: job.dir,
+        };
+        b.push(task, size)
+    }
+
+    /// A regular file that needs no task: a further name of an inode seen
+    /// before (linked at the end), or up to date at the destination (the
+    /// rsync quick check, done right here: one fstatat and no IPC).
+    fn linked_or_current(
+        &self,
+        sh: &Shared,
+        job: &DirJob,
+        e: &Entry,
+        st: &Stat,
+        rel: &RelPath,
+    ) -> bool {
+        if st.st_nlink > 1 {
+            let mut inodes = lock(&sh.inodes);
+            if let Some(first) = inodes.get(&(st.st_dev, st.st_ino)) {
+                lock(&sh.out).links.push((rel.clone(), first.clone()));
                 return true;
             }
+            inodes.insert((st.st_dev, st.st_ino), rel.clone());
         }
-        b.push(
-            Task {
-                rel,
-                kind,
-                dir: job.dir,
-            },
-            size,
-        )
+        let checkable =
+            !self.opts.dry_run && crate::copy::quick_check(job.dir.into(), self.opts.ignore_times);
+        if checkable
+            && e.dst
+                .is_some_and(|d| crate::copy::attrs::up_to_date(d, e.name, st))
+        {
+            self.found.skipped_files.fetch_add(1, Ordering::Relaxed);
+            self.found
+                .skipped_bytes
+                .fetch_add(st.st_size as u64, Ordering::Relaxed);
+            return true;
+        }
+        false
     }
 
     fn fail(&self, rel: &[u8], msg: &str, dir: bool) {

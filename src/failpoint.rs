@@ -104,6 +104,20 @@ pub fn corrupt_hook(point: &str, out: std::os::fd::BorrowedFd, name: &[u8]) {
     }
 }
 
+/// `return(drop:PATTERN)`: true when the caller should lose what it holds
+/// for `rel` (e.g. the supervisor dropping a chunk's outcome, to prove a
+/// lost outcome cannot end in a silent exit 0).
+#[cfg(feature = "failpoints")]
+pub fn drop_hook(point: &str, rel: &[u8]) -> bool {
+    race_action(point, rel).as_deref() == Some("drop")
+}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn drop_hook(_point: &str, _rel: &[u8]) -> bool {
+    false
+}
+
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub fn corrupt_hook(_point: &str, _out: std::os::fd::BorrowedFd, _name: &[u8]) {}

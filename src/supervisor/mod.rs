@@ -83,6 +83,7 @@ fn join(thread: std::thread::JoinHandle<walk::WalkOutput>) -> Result<walk::WalkO
 
 pub fn run(mut settings: Settings) -> Result<Summary> {
     let start = Instant::now();
+    crate::failpoint::setup();
     let stop = signals::Signals::install().map_err(|e| Error::Fatal(format!("signals: {e}")))?;
     let filter =
         crate::filter::Filter::new(&settings.include, &settings.exclude).map_err(Error::Usage)?;

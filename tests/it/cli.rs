@@ -80,16 +80,11 @@ fn bad_flag_is_usage_error_and_help_lists_options() {
 
 #[test]
 fn a_locked_destination_is_refused() {
-    use std::os::fd::AsRawFd;
     let env = TestEnv::new();
     fs::write(env.src.join("f"), b"x").unwrap();
     fs::create_dir(&env.dst).unwrap();
     let d = fs::File::open(&env.dst).unwrap();
-    // SAFETY: plain flock on a descriptor we own.
-    assert_eq!(
-        unsafe { libc::flock(d.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
-        0
-    );
+    rustix::fs::flock(&d, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
     let out = env.copy(&[]);
     assert_code(&out, 2);
     assert!(

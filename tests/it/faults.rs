@@ -50,8 +50,13 @@ fn n_real_worker_processes_exist() {
     let child = spawn(&env, "worker::before_task=sleep(60)", &["-j", "3"]);
     let sup = child.id();
     wait_for(20, "3 worker processes", || workers_of(sup).len() == 3);
+    let me = fs::canonicalize(bin()).unwrap();
     for w in workers_of(sup) {
-        assert_ne!(w, sup);
+        // A re-spawned copy of pcopy itself, in a process group of its own
+        // (so a terminal's Ctrl-C reaches only the supervisor).
+        assert_eq!(fs::read_link(format!("/proc/{w}/exe")).unwrap(), me);
+        let pgid = rustix::process::getpgid(rustix::process::Pid::from_raw(w as i32)).unwrap();
+        assert_eq!(pgid.as_raw_nonzero().get() as u32, w, "worker {w} group");
     }
     let (out, v) = finish(child);
     assert_code(&out, 0);
@@ -68,8 +73,7 @@ fn sigkill_of_a_worker_mid_run_loses_nothing() {
     wait_for(20, "some files copied", || count_files(&env.dst) >= 5);
     let victim = workers_of(sup)[0];
     let t0 = std::time::Instant::now();
-    // SAFETY: kill(2) on a pid we just listed as our grandchild.
-    assert_eq!(unsafe { libc::kill(victim as i32, libc::SIGKILL) }, 0);
+    assert!(signal(victim, libc::SIGKILL));
     wait_for(5, "replacement worker", || {
         let w = workers_of(sup);
         w.len() == 2 && !w.contains(&victim)
@@ -169,8 +173,7 @@ fn sigstopped_worker_is_replaced() {
     let sup = child.id();
     wait_for(20, "some files copied", || count_files(&env.dst) >= 3);
     let victim = workers_of(sup)[0];
-    // SAFETY: kill(2) on our grandchild.
-    assert_eq!(unsafe { libc::kill(victim as i32, libc::SIGSTOP) }, 0);
+    assert!(signal(victim, libc::SIGSTOP));
     let (out, v) = finish(child);
     assert_code(&out, 0);
     assert!(v["worker_restarts"].as_u64().unwrap() >= 1, "{v}");
@@ -205,8 +208,7 @@ fn interrupt(sig: i32, code: i32) {
     flat_files(&env, 100);
     let child = spawn(&env, "worker::before_task=sleep(30)", &["-j", "2"]);
     wait_for(20, "some files copied", || count_files(&env.dst) >= 5);
-    // SAFETY: kill(2) on our own child.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+    assert!(signal(child.id(), sig));
     let (out, v) = finish(child);
     assert_code(&out, code);
     assert_eq!(v["interrupted"], true, "{v}");
@@ -228,16 +230,53 @@ fn sigterm_stops_with_143() {
     interrupt(libc::SIGTERM, 143);
 }
 
-#[test]
-fn worker_sees_supervisor_gone_even_without_pdeathsig_race() {
-    // The handshake refuses a worker started by a process that is not its
-    // supervisor (the parent-pid check before PR_SET_PDEATHSIG is armed).
-    let out = Command::new(bin())
-        .args(["--worker", "/nonexistent/socket"])
-        .env("PCOPY_SUPERVISOR_PID", "1")
-        .output()
+/// Start `pcopy --worker` against a real IPC server, claiming `parent` as
+/// its supervisor; returns its exit code and whether it said Hello.
+fn worker_claiming_parent(parent: u32) -> (Option<i32>, bool) {
+    use ipc_channel::ipc::{IpcOneShotServer, IpcSender};
+    use pcopy::protocol::{FromWorker, PARENT_ENV};
+    let (server, name) = IpcOneShotServer::<FromWorker>::new().unwrap();
+    let mut child = Command::new(bin())
+        .args(["--worker", &name])
+        .env(PARENT_ENV, parent.to_string())
+        .stdin(Stdio::null())
+        .spawn()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let accepted = std::thread::spawn(move || server.accept().map(|(_, first)| first));
+    // A worker that connects waits for Init; one that refuses exits at once.
+    let mut code = None;
+    for _ in 0..200 {
+        if let Some(st) = child.try_wait().unwrap() {
+            code = st.code();
+            break;
+        }
+        if accepted.is_finished() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    if !accepted.is_finished() {
+        // Unblock accept() ourselves; our message is not a Hello.
+        let tx = IpcSender::<FromWorker>::connect(name).unwrap();
+        tx.send(pcopy::protocol::abort_hello()).unwrap();
+    }
+    let hello = matches!(accepted.join().unwrap(), Ok(FromWorker::Hello { .. }));
+    let _ = child.kill();
+    let st = child.wait().unwrap();
+    (code.or(st.code()), hello)
+}
+
+#[test]
+fn a_worker_whose_parent_is_not_the_named_supervisor_refuses_before_connecting() {
+    // The parent-pid check that covers a supervisor dying before
+    // PR_SET_PDEATHSIG is armed: a real server is listening, so only the
+    // check can stop the worker from connecting.
+    let (code, hello) = worker_claiming_parent(1);
+    assert_eq!(code, Some(2));
+    assert!(!hello, "refused worker must never connect");
+    // Control: naming its real parent (this test), the same worker connects.
+    let (_, hello) = worker_claiming_parent(std::process::id());
+    assert!(hello, "a worker of its named supervisor says Hello");
 }
 
 #[test]
@@ -397,15 +436,15 @@ fn a_large_file_changing_between_chunks_is_recopied_whole() {
 fn a_second_sigint_exits_at_once() {
     let env = TestEnv::new();
     flat_files(&env, 20);
-    // Each file takes 500 ms, so the graceful stop after the first SIGINT is
-    // still waiting for a file boundary when the second one arrives.
-    let child = spawn(&env, "worker::before_task=sleep(500)", &["-j", "2"]);
+    // Each file takes 60 s, so the graceful stop after the first SIGINT
+    // would wait that long for a file boundary: only the second SIGINT can
+    // end the run within the (generous) bound below.
+    let child = spawn(&env, "worker::before_task=sleep(60000)", &["-j", "2"]);
     wait_for(20, "workers started", || workers_of(child.id()).len() == 2);
     std::thread::sleep(std::time::Duration::from_millis(100));
-    // SAFETY: kill(2) on our own child.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    assert!(signal(child.id(), libc::SIGINT));
     std::thread::sleep(std::time::Duration::from_millis(50));
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    assert!(signal(child.id(), libc::SIGINT));
     let t0 = std::time::Instant::now();
     let (out, _) = finish(child);
     assert_code(&out, 130);
@@ -415,8 +454,45 @@ fn a_second_sigint_exits_at_once() {
         explain(&out)
     );
     assert!(
-        t0.elapsed() < std::time::Duration::from_millis(450),
-        "took {:?}",
+        t0.elapsed() < std::time::Duration::from_secs(30),
+        "exit took {:?}: it waited for the file boundary",
         t0.elapsed()
     );
+}
+
+#[test]
+fn a_large_file_with_a_lost_chunk_outcome_is_reported_never_a_silent_exit_0() {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        skip(
+            "lost_chunk_outcome",
+            "one CPU: a single large file is not split into chunks",
+        );
+        return;
+    }
+    let env = TestEnv::new();
+    crate::chunks::big_tree(&env);
+    let (k, bytes) = crate::chunks::CHUNK_ENV;
+    let mut c = env.cmd();
+    c.env(k, bytes)
+        .env(
+            "FAILPOINTS",
+            "supervisor::chunk_outcome=1*return(drop:big.bin)",
+        )
+        .args(["--json", "-j", "2"])
+        .arg(&env.src)
+        .arg(&env.dst);
+    let out = run(c);
+    assert_code(&out, 1);
+    let v = parse_json(&out);
+    let errs = v["errors"].to_string();
+    assert!(
+        errs.contains("big.bin") && errs.contains("left unplaced"),
+        "{errs}"
+    );
+    assert!(!env.dst.join("big.bin").exists(), "never placed half-done");
+    assert!(temps_under(&env.dst).is_empty(), "its temp is removed");
+    let mut c = env.cmd();
+    c.env(k, bytes).arg(&env.src).arg(&env.dst);
+    assert_code(&run(c), 0);
+    assert_trees_equal(&env.src, &env.dst);
 }

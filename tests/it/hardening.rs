@@ -229,8 +229,7 @@ mod swapped_roots {
             .collect();
         assert!(!workers.is_empty());
         for w in workers {
-            // SAFETY: kill(2) on a worker pid we just listed.
-            unsafe { libc::kill(w as i32, libc::SIGKILL) };
+            signal(w, libc::SIGKILL);
         }
     }
 
@@ -469,10 +468,9 @@ mod paused_job {
     use std::process::Stdio;
     use std::time::Duration;
 
-    fn signal(pids: &[u32], sig: i32) {
+    fn signal_all(pids: &[u32], sig: i32) {
         for &p in pids {
-            // SAFETY: kill(2) on pids of this test's process tree.
-            unsafe { libc::kill(p as i32, sig) };
+            signal(p, sig);
         }
     }
 
@@ -503,12 +501,12 @@ mod paused_job {
                 .into_iter()
                 .filter(|&p| cmdline(p).windows(8).any(|w| w == b"--worker"))
                 .collect();
-            signal(&[sup], libc::SIGSTOP);
-            signal(&workers, libc::SIGSTOP);
+            signal_all(&[sup], libc::SIGSTOP);
+            signal_all(&workers, libc::SIGSTOP);
             std::thread::sleep(Duration::from_millis(2500));
-            signal(&[sup], libc::SIGCONT);
+            signal_all(&[sup], libc::SIGCONT);
             std::thread::sleep(Duration::from_millis(300));
-            signal(&workers, libc::SIGCONT);
+            signal_all(&workers, libc::SIGCONT);
         }
         let out = child.wait_with_output().unwrap();
         assert_code(&out, 0);
@@ -561,7 +559,10 @@ fn a_full_destination_is_one_event_with_its_own_exit_code() {
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o750)).unwrap();
     }
     let Some(small) = SmallFs::mount(&env.path("small"), "2m") else {
-        eprintln!("SKIP: mounting a tmpfs was refused (not root, or no CAP_SYS_ADMIN)");
+        skip(
+            "disk_full",
+            "mounting a tmpfs was refused (not root, or no CAP_SYS_ADMIN)",
+        );
         return;
     };
     let dst = env.path("small/dst");

@@ -131,7 +131,10 @@ fn progress_is_drawn_on_a_terminal_and_not_when_piped() {
     let env = TestEnv::new();
     gen_tree(&env.src, 5, 300);
     if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("SKIP: script(1) not installed; no pseudo-terminal to test with");
+        skip(
+            "progress_on_a_terminal",
+            "script(1) not installed; no pseudo-terminal to test with",
+        );
         return;
     }
     let cmdline = format!(

@@ -31,7 +31,6 @@ fn changed_files_are_recopied_and_ignore_times_copies_all() {
         .unwrap()
         .into_path();
     let len = fs::metadata(&victim).unwrap().len() as usize;
-    std::os::unix::fs::PermissionsExt::mode(&fs::metadata(&victim).unwrap().permissions());
     fs::set_permissions(&victim, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     fs::write(&victim, vec![b'z'; len]).unwrap();
     set_mtime_ns(&victim, 1_700_000_000, 5);

@@ -179,8 +179,51 @@ fn listing(root: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Assert `b` is an exact copy of `a`. Returns the number of entries compared.
+/// Assert `b` is an exact copy of `a`. Returns the number of entries
+/// compared. On a difference both trees are listed (bounded), as ripgrep's
+/// tests do, so the failure can be read without re-running.
 pub fn assert_trees_equal(a: &Path, b: &Path) -> usize {
+    match std::panic::catch_unwind(|| compare_trees(a, b)) {
+        Ok(n) => n,
+        Err(p) => {
+            eprintln!("{}{}", tree_listing(a), tree_listing(b));
+            std::panic::resume_unwind(p)
+        }
+    }
+}
+
+/// `ls -lR`-like lines for a failure message: the first 100 entries.
+fn tree_listing(root: &Path) -> String {
+    const MAX: usize = 100;
+    let entries = listing(root);
+    let mut out = format!("--- {} ({} entries)\n", root.display(), entries.len());
+    for rel in entries.iter().take(MAX) {
+        let p = root.join(rel);
+        let Ok(m) = fs::symlink_metadata(&p) else {
+            out += &format!("  ?          {}\n", rel.display());
+            continue;
+        };
+        let target = fs::read_link(&p)
+            .map(|t| format!(" -> {}", t.display()))
+            .unwrap_or_default();
+        out += &format!(
+            "  {:o} {}:{} {:>9} {}.{:09} {}{target}\n",
+            m.mode(),
+            m.uid(),
+            m.gid(),
+            m.len(),
+            m.mtime(),
+            m.mtime_nsec(),
+            rel.display()
+        );
+    }
+    if entries.len() > MAX {
+        out += &format!("  ... {} more\n", entries.len() - MAX);
+    }
+    out
+}
+
+fn compare_trees(a: &Path, b: &Path) -> usize {
     let (la, lb) = (listing(a), listing(b));
     assert_eq!(la, lb, "entry lists differ");
     let mut groups_a: HashMap<(u64, u64), Vec<PathBuf>> = HashMap::new();
@@ -311,6 +354,30 @@ pub fn os(b: &[u8]) -> &OsStr {
 }
 
 pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
+}
+
+/// An explicit, counted skip: the test checked nothing because this machine
+/// lacks what it needs. Said on stderr and, when `PCOPY_TEST_SKIPS` names a
+/// file, appended there, so `.ci/run`'s closing line counts every skip.
+pub fn skip(test: &str, why: &str) {
+    eprintln!("SKIP: {test}: {why}");
+    if let Some(path) = std::env::var_os("PCOPY_TEST_SKIPS") {
+        use std::io::Write;
+        let f = fs::OpenOptions::new().create(true).append(true).open(path);
+        if let Ok(mut f) = f {
+            let _ = writeln!(f, "{test}: {why}");
+        }
+    }
+}
+
+/// Send signal `sig` (a libc number) to `pid`; true when delivered.
+pub fn signal(pid: u32, sig: i32) -> bool {
+    let (Some(pid), Some(sig)) = (
+        rustix::process::Pid::from_raw(pid as i32),
+        rustix::process::Signal::from_named_raw(sig),
+    ) else {
+        return false;
+    };
+    rustix::process::kill_process(pid, sig).is_ok()
 }

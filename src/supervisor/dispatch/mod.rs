@@ -443,6 +443,9 @@ impl<'a> Dispatch<'a> {
     /// A chunk of a large file: count its bytes; when it was the last one,
     /// place the file (or report it, or recopy it whole if it changed).
     fn account_chunk(&mut self, t: &Task, file_size: u64, o: Outcome) {
+        if crate::failpoint::drop_hook("supervisor::chunk_outcome", &t.rel.0) {
+            return;
+        }
         if let Outcome::Failed {
             kind: ErrorKind::NoSpace,
             msg,

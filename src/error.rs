@@ -95,7 +95,7 @@ pub fn install_panic_hook() {
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
         let what = what.replace('\n', " ");
-        crate::report::err_line(&format!(
+        crate::util::err_line(&format!(
             "pcopy: internal error: {what}{at} (exit 70; please report this)"
         ));
     }));

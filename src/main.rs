@@ -3,7 +3,7 @@
 use pcopy::cli::{self, Mode};
 use pcopy::config::Settings;
 use pcopy::error::ExitStatus;
-use pcopy::report::err_line;
+use pcopy::util::err_line;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

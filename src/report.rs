@@ -2,6 +2,7 @@
 
 use crate::error::ExitStatus;
 use crate::stats::Summary;
+use crate::util::{err_line, out_line};
 
 /// Print the summary (JSON object or text on stdout) and return the status.
 /// A closed stdout (`pcopy ... | head -1`) is not an error: the copy is
@@ -16,20 +17,6 @@ pub fn print(s: &Summary, json: bool, quiet: bool) -> ExitStatus {
         out_line(&s.human());
     }
     exit_status(s)
-}
-
-/// One line on stdout; a write error (a closed pipe) is ignored, never a
-/// panic as `println!` would make it.
-pub fn out_line(text: &str) {
-    use std::io::Write;
-    let mut o = std::io::stdout().lock();
-    let _ = writeln!(o, "{text}").and_then(|()| o.flush());
-}
-
-/// One line on stderr, likewise.
-pub fn err_line(text: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
 pub fn exit_status(s: &Summary) -> ExitStatus {

@@ -1,5 +1,5 @@
-//! Byte-path escaping for messages, shared by every layer (it imports
-//! nothing from the crate, so anything may import it).
+//! Byte-path escaping for messages and panic-free line output, shared by
+//! every layer (it imports nothing from the crate, so anything may import it).
 
 /// Escape bytes for display: printable UTF-8 passes through; invalid bytes and
 /// control characters become `\xNN` so a message stays one line.
@@ -20,6 +20,20 @@ pub fn escape_bytes(b: &[u8]) -> String {
         }
     }
     out
+}
+
+/// One line on stdout; a write error (a closed pipe) is ignored, never a
+/// panic as `println!` would make it.
+pub fn out_line(text: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let _ = writeln!(o, "{text}").and_then(|()| o.flush());
+}
+
+/// One line on stderr, likewise.
+pub fn err_line(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ pub fn run(token: String) -> ExitStatus {
     match serve(token) {
         Ok(()) => ExitStatus::Success,
         Err(e) => {
-            crate::report::err_line(&format!("pcopy worker {}: {e}", std::process::id()));
+            crate::util::err_line(&format!("pcopy worker {}: {e}", std::process::id()));
             ExitStatus::Fatal
         }
     }

@@ -91,6 +91,10 @@ pub struct Cli {
     #[arg(long, value_name = "BYTES", env = "PCOPY_CHUNK_BYTES")]
     pub chunk_bytes: Option<u64>,
 
+    /// Create the destination's missing parent directories (without it a missing parent is an error)
+    #[arg(long)]
+    pub mkpath: bool,
+
     /// Internal (tests, packaging): the executable started as each worker [default: this one]
     #[arg(long, hide = true, value_name = "PATH", env = "PCOPY_WORKER_EXE")]
     pub worker_exe: Option<PathBuf>,

@@ -25,6 +25,7 @@ pub struct FileConfig {
     pub include: Option<Vec<String>>,
     pub verify: Option<bool>,
     pub stall_timeout: Option<f64>,
+    pub mkpath: Option<bool>,
 }
 
 impl FileConfig {
@@ -89,6 +90,9 @@ pub struct Settings {
     pub include: Vec<String>,
     /// `--verify` or `verify`: BLAKE3-compare each copy (default off).
     pub verify: bool,
+    /// `--mkpath` or `mkpath`: create the destination's missing parents
+    /// (default off: a missing parent is a usage error).
+    pub mkpath: bool,
     /// `--no-progress`: never draw the bar (default: drawn on a terminal).
     pub no_progress: bool,
     /// `--stall-timeout` or `stall_timeout`: a worker with work but no
@@ -174,6 +178,7 @@ impl Settings {
             include: patterns(file.include, &cli.include),
             verify: cli.verify || file.verify.unwrap_or(false),
             no_progress: cli.no_progress,
+            mkpath: cli.mkpath || file.mkpath.unwrap_or(false),
             stall_timeout: Duration::from_secs_f64(stall),
             batch_files: 256,
             batch_bytes: 64 << 20,

@@ -53,16 +53,28 @@ impl Attrs {
     /// skip `chmod`.
     pub fn apply(&self, f: &File, chown: bool, chmod: bool) -> io::Result<()> {
         if chown {
-            rustix::fs::fchown(
-                f,
-                Some(Uid::from_raw(self.uid)),
-                Some(Gid::from_raw(self.gid)),
-            )?;
+            self.chown(f)?;
         }
         if chmod {
-            rustix::fs::fchmod(f, Mode::from_raw_mode(self.mode))?;
+            self.chmod(f)?;
         }
-        // futimens(2), through the crate the design names for times.
+        self.set_times(f)
+    }
+
+    pub fn chown(&self, f: &File) -> io::Result<()> {
+        Ok(rustix::fs::fchown(
+            f,
+            Some(Uid::from_raw(self.uid)),
+            Some(Gid::from_raw(self.gid)),
+        )?)
+    }
+
+    pub fn chmod(&self, f: &File) -> io::Result<()> {
+        Ok(rustix::fs::fchmod(f, Mode::from_raw_mode(self.mode))?)
+    }
+
+    /// futimens(2), through the crate the design names for times.
+    pub fn set_times(&self, f: &File) -> io::Result<()> {
         filetime::set_file_handle_times(f, Some(self.atime), Some(self.mtime))
     }
 

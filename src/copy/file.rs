@@ -73,11 +73,13 @@ impl Copier {
             }));
         }
         // Created with its final permission bits (the worker's umask is 0),
-        // so fchmod is only needed for setuid/setgid/sticky or after chown.
+        // so fchmod is only needed for setuid/setgid/sticky, after chown, or
+        // where a default ACL masked the bits at creation.
         let finish = Finish {
             op: Op::Copy,
             chown: plan.chown,
-            chmod: plan.chown || st.st_mode & 0o7000 != 0,
+            chmod: plan.chown || plan.inherits_acl || st.st_mode & 0o7000 != 0,
+            exact_xattrs: plan.inherits_acl,
             fsync: self.opts.fsync,
             verify: self.opts.verify,
         };
@@ -179,6 +181,7 @@ impl Copier {
             op: Op::Place,
             chown: self.owner,
             chmod: true,
+            exact_xattrs: true,
             fsync: self.opts.fsync,
             verify: false,
         };
@@ -372,13 +375,15 @@ struct Finish {
     chown: bool,
     /// The inode does not already have the source's permission bits.
     chmod: bool,
+    /// Remove attributes the source lacks (the inode inherited an ACL).
+    exact_xattrs: bool,
     fsync: bool,
     verify: bool,
 }
 
 /// The one finish of every copied file, whole or assembled from chunks:
-/// owner → mode → times on the descriptor, extended attributes (best
-/// effort), the `--verify` read-back, then fsync if asked.
+/// owner → extended attributes (best effort) → mode → times on the
+/// descriptor, the `--verify` read-back, then fsync if asked.
 fn finish_file(
     src: &OwnedFd,
     out: &File,
@@ -388,10 +393,22 @@ fn finish_file(
     buf: &mut Vec<u8>,
 ) -> Result<(), CopyError> {
     let at = CopyError::at(f.op);
-    Attrs::from_stat(st)
-        .apply(out, f.chown, f.chmod)
-        .map_err(&at)?;
-    xattrs::copy_or_warn(src.as_fd(), out.as_fd(), buf, &escape_bytes(name));
+    let attrs = Attrs::from_stat(st);
+    if f.chown {
+        attrs.chown(out).map_err(&at)?;
+    }
+    // Before chmod: setting or removing an access ACL rewrites mode bits.
+    xattrs::copy_or_warn(
+        src.as_fd(),
+        out.as_fd(),
+        buf,
+        &escape_bytes(name),
+        f.exact_xattrs,
+    );
+    if f.chmod {
+        attrs.chmod(out).map_err(&at)?;
+    }
+    attrs.set_times(out).map_err(&at)?;
     if f.verify {
         crate::failpoint::corrupt_hook("worker::before_verify", out.as_fd(), name);
         let len = st.st_size as u64;

@@ -105,6 +105,9 @@ struct DirCache {
     /// Owner and group a new inode gets in this directory (computed once
     /// per directory, only when ownership is preserved).
     new_owner: Option<(u32, u32)>,
+    /// Whether the directory has a default ACL (new inodes inherit an ACL
+    /// and have their mode masked); computed once per directory.
+    default_acl: Option<bool>,
 }
 
 impl DirCache {
@@ -112,6 +115,7 @@ impl DirCache {
         if self.fd.is_none() || self.rel != rel {
             self.fd = None;
             self.new_owner = None;
+            self.default_acl = None;
             let fd = if self.follow {
                 open_src_dir(root, rel, true)?
             } else {
@@ -143,6 +147,26 @@ impl DirCache {
         };
         self.new_owner = Some(o);
         Ok(o)
+    }
+}
+
+impl DirCache {
+    /// Whether the cached directory has a default ACL.
+    fn default_acl(&mut self) -> bool {
+        if let Some(d) = self.default_acl {
+            return d;
+        }
+        // A one-byte buffer: ERANGE means "present" (rustix reports a
+        // size-0 query as Ok(0) whatever the size).
+        let d = self.fd.as_ref().is_some_and(|fd| {
+            let mut probe = [0u8; 1];
+            match rustix::fs::fgetxattr(fd, "system.posix_acl_default", &mut probe[..]) {
+                Ok(n) => n > 0,
+                Err(e) => e == rustix::io::Errno::RANGE,
+            }
+        });
+        self.default_acl = Some(d);
+        d
     }
 }
 
@@ -233,14 +257,25 @@ struct Plan {
     /// would not already have the source's owner and group (a setgid
     /// directory gives new files its group, whoever created it).
     chown: bool,
+    /// The directory has a default ACL: a new inode inherits an ACL the
+    /// source may not have and its mode is masked, so chmod and remove the
+    /// attributes the source lacks (rsync -A and cp -a give the source's).
+    inherits_acl: bool,
 }
 
 impl Plan {
-    fn new(dir: DestDir, opts: &Options, new_owner: Option<(u32, u32)>, src: &Stat) -> Self {
+    fn new(
+        dir: DestDir,
+        opts: &Options,
+        new_owner: Option<(u32, u32)>,
+        default_acl: bool,
+        src: &Stat,
+    ) -> Self {
         Plan {
             quick_check: quick_check(dir, opts.ignore_times),
             unnamed: dir == DestDir::Created,
             chown: new_owner.is_some_and(|o| o != (src.st_uid, src.st_gid)),
+            inherits_acl: default_acl,
         }
     }
 }
@@ -305,7 +340,8 @@ impl Copier {
         } else {
             None
         };
-        let mut plan = Plan::new(dir, &self.opts, new_owner, src);
+        let default_acl = self.dst_dir.default_acl();
+        let mut plan = Plan::new(dir, &self.opts, new_owner, default_acl, src);
         plan.unnamed &= self.tmpfile_ok;
         Ok(plan)
     }
@@ -452,14 +488,14 @@ mod tests {
         st.st_uid = 0;
         st.st_gid = 0;
         let opts = Options::default();
-        let p = Plan::new(DestDir::Created, &opts, Some((0, 4242)), &st);
+        let p = Plan::new(DestDir::Created, &opts, Some((0, 4242)), false, &st);
         assert!(p.chown, "setgid parent gave group 4242; the source's is 0");
-        let p = Plan::new(DestDir::Created, &opts, Some((0, 0)), &st);
+        let p = Plan::new(DestDir::Created, &opts, Some((0, 0)), false, &st);
         assert!(!p.chown);
-        assert!(!Plan::new(DestDir::Existing, &opts, None, &st).chown);
-        let p = Plan::new(DestDir::Existing, &opts, None, &st);
+        assert!(!Plan::new(DestDir::Existing, &opts, None, false, &st).chown);
+        let p = Plan::new(DestDir::Existing, &opts, None, false, &st);
         assert!(p.quick_check && !p.unnamed);
-        let p = Plan::new(DestDir::Created, &opts, None, &st);
+        let p = Plan::new(DestDir::Created, &opts, None, false, &st);
         assert!(!p.quick_check && p.unnamed);
     }
 

@@ -8,9 +8,17 @@ use std::os::fd::BorrowedFd;
 /// The largest attribute list / value Linux allows.
 const XATTR_MAX: usize = 64 << 10;
 
-/// Copy every attribute of `src` onto `dst`; returns the names that could
-/// not be copied, with the reason.
-pub fn copy(src: BorrowedFd, dst: BorrowedFd, buf: &mut Vec<u8>) -> io::Result<Vec<String>> {
+/// Copy every attribute of `src` onto `dst`; with `exact`, also remove the
+/// attributes `dst` has and `src` has not (an ACL inherited from a default
+/// ACL, a stale `user.*`), except `security.*`, which the system assigns
+/// (SELinux labels). Returns what could not be copied or removed, with the
+/// reason.
+pub fn copy(
+    src: BorrowedFd,
+    dst: BorrowedFd,
+    buf: &mut Vec<u8>,
+    exact: bool,
+) -> io::Result<Vec<String>> {
     if buf.len() < 2 * XATTR_MAX {
         buf.resize(2 * XATTR_MAX, 0);
     }
@@ -21,6 +29,9 @@ pub fn copy(src: BorrowedFd, dst: BorrowedFd, buf: &mut Vec<u8>) -> io::Result<V
         Err(e) => return Err(e.into()),
     };
     let mut refused = Vec::new();
+    if exact {
+        remove_extra(&list[..n], dst, value, &mut refused)?;
+    }
     for name in list[..n].split(|&b| b == 0).filter(|s| !s.is_empty()) {
         let shown = String::from_utf8_lossy(name).into_owned();
         let len = match rustix::fs::fgetxattr(src, name, &mut value[..]) {
@@ -39,10 +50,41 @@ pub fn copy(src: BorrowedFd, dst: BorrowedFd, buf: &mut Vec<u8>) -> io::Result<V
     Ok(refused)
 }
 
+/// Remove from `dst` every attribute not in the NUL-separated `keep` list
+/// (the source's), `security.*` aside.
+fn remove_extra(
+    keep: &[u8],
+    dst: BorrowedFd,
+    scratch: &mut [u8],
+    refused: &mut Vec<String>,
+) -> io::Result<()> {
+    let n = match rustix::fs::flistxattr(dst, &mut scratch[..]) {
+        Ok(n) => n,
+        Err(rustix::io::Errno::OPNOTSUPP) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let names = |l: &[u8]| -> Vec<Vec<u8>> {
+        l.split(|&b| b == 0)
+            .filter(|s| !s.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect()
+    };
+    let keep = names(keep);
+    for name in names(&scratch[..n]) {
+        if keep.contains(&name) || name.starts_with(b"security.") {
+            continue;
+        }
+        if let Err(e) = rustix::fs::fremovexattr(dst, &name[..]) {
+            refused.push(format!("{}: remove: {e}", String::from_utf8_lossy(&name)));
+        }
+    }
+    Ok(())
+}
+
 /// `copy`, with every attribute not copied logged as a warning naming
 /// `shown` (the copy is kept: attributes are best effort).
-pub fn copy_or_warn(src: BorrowedFd, dst: BorrowedFd, buf: &mut Vec<u8>, shown: &str) {
-    match copy(src, dst, buf) {
+pub fn copy_or_warn(src: BorrowedFd, dst: BorrowedFd, buf: &mut Vec<u8>, shown: &str, exact: bool) {
+    match copy(src, dst, buf, exact) {
         Ok(refused) => {
             for r in refused {
                 log::warn!("{shown}: extended attribute not copied: {r}");

@@ -92,7 +92,12 @@ pub fn run(mut settings: Settings) -> Result<Summary> {
         let walk_threads = walk::Options::from(&settings).threads;
         (settings.processes, shrunk) = limits::fit_workers(settings.processes, walk_threads)?;
     }
-    let roots = prepare::prepare(&settings.source, &settings.destination, settings.dry_run)?;
+    let roots = prepare::prepare(
+        &settings.source,
+        &settings.destination,
+        settings.dry_run,
+        settings.mkpath,
+    )?;
     let bar = progress::Bar::new(&settings);
     crate::logging::init_supervisor(&settings, bar.multi())?;
     short_tmpdir();

@@ -35,7 +35,7 @@ fn open_dir(p: &Path) -> Result<OwnedFd> {
     .map_err(|e| Error::io(p, e.into()))
 }
 
-pub fn prepare(source: &Path, destination: &Path, dry_run: bool) -> Result<Roots> {
+pub fn prepare(source: &Path, destination: &Path, dry_run: bool, mkpath: bool) -> Result<Roots> {
     let src_fd = open_dir(source)?;
     let sst = rustix::fs::fstat(&src_fd).map_err(|e| Error::io(source, e.into()))?;
     let source = std::fs::canonicalize(source).map_err(|e| Error::io(source, e))?;
@@ -50,7 +50,9 @@ pub fn prepare(source: &Path, destination: &Path, dry_run: bool) -> Result<Roots
             created,
         });
     }
-    std::fs::create_dir_all(destination).map_err(|e| Error::io(destination, e))?;
+    if created {
+        create_root(destination, mkpath)?;
+    }
     let destination = std::fs::canonicalize(destination).map_err(|e| Error::io(destination, e))?;
     let dst_fd = open_dir(&destination)?;
     // Re-checked on the descriptor itself: the path may have changed since.
@@ -78,6 +80,34 @@ pub fn prepare(source: &Path, destination: &Path, dry_run: bool) -> Result<Roots
         dst_fd: Some(dst_fd),
         created,
     })
+}
+
+/// Create the destination directory owner-only, like every directory a run
+/// creates (its real mode is applied last). Its parent must exist unless
+/// `--mkpath`: a mistyped mount point must not fill the filesystem above it.
+fn create_root(destination: &Path, mkpath: bool) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let parent = destination
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !parent.exists() {
+        if !mkpath {
+            return Err(Error::Usage(format!(
+                "{}: the destination's parent {} does not exist (check the path, or use --mkpath to create it)",
+                destination.display(),
+                parent.display()
+            )));
+        }
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(destination) {
+        Ok(()) => Ok(()),
+        // Created meanwhile (a race with another process): the lock and the
+        // same-directory checks below still apply.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io(destination, e)),
+    }
 }
 
 /// Refuse a destination equal to the source or below it. Walks up from the

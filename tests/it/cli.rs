@@ -96,3 +96,24 @@ fn a_locked_destination_is_refused() {
     drop(d);
     assert_code(&env.copy(&[]), 0);
 }
+
+#[test]
+fn a_missing_destination_parent_is_refused_unless_mkpath() {
+    let env = TestEnv::new();
+    fs::write(env.src.join("f"), b"x").unwrap();
+    let dst = env.path("no/such/mount/dst");
+    let mut c = env.cmd();
+    c.arg(&env.src).arg(&dst);
+    let out = run(c);
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("does not exist") && stderr(&out).contains("--mkpath"),
+        "{}",
+        explain(&out)
+    );
+    assert!(!env.path("no").exists(), "nothing created");
+    let mut c = env.cmd();
+    c.arg("--mkpath").arg(&env.src).arg(&dst);
+    assert_code(&run(c), 0);
+    assert_eq!(fs::read(dst.join("f")).unwrap(), b"x");
+}

@@ -496,3 +496,19 @@ fn a_large_file_with_a_lost_chunk_outcome_is_reported_never_a_silent_exit_0() {
     assert_code(&run(c), 0);
     assert_trees_equal(&env.src, &env.dst);
 }
+
+#[test]
+fn the_destination_root_is_owner_only_until_its_mode_is_applied_last() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    flat_files(&env, 20);
+    fs::set_permissions(&env.src, fs::Permissions::from_mode(0o750)).unwrap();
+    let child = spawn(&env, "worker::before_task=sleep(100)", &["-j", "1"]);
+    wait_for(20, "some files copied", || count_files(&env.dst) >= 2);
+    let during = fs::metadata(&env.dst).unwrap().permissions().mode() & 0o777;
+    let (out, _) = finish(child);
+    assert_code(&out, 0);
+    assert_eq!(during, 0o700, "group/other could read the copy in progress");
+    let after = fs::metadata(&env.dst).unwrap().permissions().mode() & 0o777;
+    assert_eq!(after, 0o750);
+}

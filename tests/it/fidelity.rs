@@ -345,3 +345,64 @@ fn files_in_a_setgid_destination_get_the_source_group_not_the_inherited_one() {
         assert_eq!(m.gid(), 0, "{p} kept the setgid directory's group");
     }
 }
+
+#[test]
+fn modes_are_not_masked_by_a_default_acl_and_inherited_entries_are_removed() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    fs::create_dir(env.src.join("d")).unwrap();
+    for (p, mode) in [("f", 0o666), ("g", 0o777), ("d/h", 0o666)] {
+        fs::write(env.src.join(p), p).unwrap();
+        fs::set_permissions(env.src.join(p), fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let par = env.path("par");
+    fs::create_dir(&par).unwrap();
+    let acl = Command::new("setfacl")
+        .args(["-m", "d:u::7,d:g::5,d:o:0"])
+        .arg(&par)
+        .status();
+    if !acl.is_ok_and(|s| s.success()) {
+        skip("default_acl", "setfacl missing or ACLs unsupported here");
+        return;
+    }
+    let dst = par.join("to");
+    let mut c = env.cmd();
+    c.arg(&env.src).arg(&dst);
+    assert_code(&run(c), 0);
+    for (p, mode) in [("f", 0o666), ("g", 0o777), ("d/h", 0o666)] {
+        let m = fs::metadata(dst.join(p)).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(m, mode, "{p}: masked by the inherited default ACL");
+    }
+    for p in ["f", "d", "d/h", ""] {
+        for a in ["system.posix_acl_access", "system.posix_acl_default"] {
+            assert_eq!(getxattr(&dst.join(p), a), None, "{p}: inherited {a} kept");
+        }
+    }
+    assert_trees_equal(&env.src, &dst);
+}
+
+#[test]
+fn hard_links_between_fifos_and_between_symlinks_stay_links() {
+    use std::os::unix::fs::MetadataExt;
+    let env = TestEnv::new();
+    mknod(&env.src.join("fifo"), rustix::fs::FileType::Fifo, 0o640, 0);
+    fs::hard_link(env.src.join("fifo"), env.src.join("fifo2")).unwrap();
+    std::os::unix::fs::symlink("target", env.src.join("sl")).unwrap();
+    // link(2) without AT_SYMLINK_FOLLOW: a second name of the symlink itself.
+    fs::hard_link(env.src.join("sl"), env.src.join("sl2")).unwrap();
+    assert_eq!(
+        fs::symlink_metadata(env.src.join("sl2")).unwrap().nlink(),
+        2
+    );
+    let (out, v) = env.copy_json(&[]);
+    assert_code(&out, 0);
+    assert_eq!(v["hardlinks_created"], 2, "{v}");
+    let ino = |p: &str| fs::symlink_metadata(env.dst.join(p)).unwrap().ino();
+    assert_eq!(ino("fifo"), ino("fifo2"));
+    assert_eq!(ino("sl"), ino("sl2"));
+    assert!(fs::symlink_metadata(env.dst.join("sl2"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_trees_equal(&env.src, &env.dst);
+}

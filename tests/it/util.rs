@@ -268,16 +268,17 @@ fn compare_trees(a: &Path, b: &Path) -> usize {
                     ma.blocks()
                 );
             }
-            if ma.nlink() > 1 {
-                groups_a
-                    .entry((ma.dev(), ma.ino()))
-                    .or_default()
-                    .push(rel.to_path_buf());
-                groups_b
-                    .entry((mb.dev(), mb.ino()))
-                    .or_default()
-                    .push(rel.to_path_buf());
-            }
+        }
+        // Hard links of any type but directories (FIFOs and symlinks too).
+        if !ma.is_dir() && ma.nlink() > 1 {
+            groups_a
+                .entry((ma.dev(), ma.ino()))
+                .or_default()
+                .push(rel.to_path_buf());
+            groups_b
+                .entry((mb.dev(), mb.ino()))
+                .or_default()
+                .push(rel.to_path_buf());
         }
     }
     let norm = |g: HashMap<(u64, u64), Vec<PathBuf>>| {

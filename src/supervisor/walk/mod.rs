@@ -509,8 +509,11 @@ impl Walker {
         self.found.files.fetch_add(1, Ordering::Relaxed);
         self.found.bytes.fetch_add(size, Ordering::Relaxed);
         let rel = RelPath(e.rel.clone());
+        if ft != FileType::Socket && self.linked(sh, st, &rel) {
+            return true;
+        }
         let kind = match ft {
-            FileType::RegularFile if self.linked_or_current(sh, job, e, st, &rel) => return true,
+            FileType::RegularFile if self.current(job, e, st) => return true,
             FileType::RegularFile => TaskKind::File { size },
             FileType::Symlink => TaskKind::Symlink,
             FileType::Fifo => TaskKind::Fifo,
@@ -557,25 +560,25 @@ impl Walker {
         b.push(task, size)
     }
 
-    /// A regular file that needs no task: a further name of an inode seen
-    /// before (linked at the end), or up to date at the destination (the
-    /// rsync quick check, done right here: one fstatat and no IPC).
-    fn linked_or_current(
-        &self,
-        sh: &Shared,
-        job: &DirJob,
-        e: &Entry,
-        st: &Stat,
-        rel: &RelPath,
-    ) -> bool {
-        if st.st_nlink > 1 {
-            let mut inodes = lock(&sh.inodes);
-            if let Some(first) = inodes.get(&(st.st_dev, st.st_ino)) {
-                lock(&sh.out).links.push((rel.clone(), first.clone()));
-                return true;
-            }
-            inodes.insert((st.st_dev, st.st_ino), rel.clone());
+    /// A further name of an inode seen before (any type but a directory:
+    /// FIFOs, devices and symlinks can be hard-linked too, and `rsync -H`
+    /// and `cp -a` keep them linked): it becomes a link made at the end.
+    fn linked(&self, sh: &Shared, st: &Stat, rel: &RelPath) -> bool {
+        if st.st_nlink < 2 {
+            return false;
         }
+        let mut inodes = lock(&sh.inodes);
+        if let Some(first) = inodes.get(&(st.st_dev, st.st_ino)) {
+            lock(&sh.out).links.push((rel.clone(), first.clone()));
+            return true;
+        }
+        inodes.insert((st.st_dev, st.st_ino), rel.clone());
+        false
+    }
+
+    /// A regular file up to date at the destination: the rsync quick check,
+    /// done right here (one fstatat and no IPC).
+    fn current(&self, job: &DirJob, e: &Entry, st: &Stat) -> bool {
         let checkable =
             !self.opts.dry_run && crate::copy::quick_check(job.dir.into(), self.opts.ignore_times);
         if checkable

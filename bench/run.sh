@@ -61,15 +61,19 @@ compare() { # label src base
     report "$label"
 }
 
-# The no-op re-run of a finished copy, pcopy against rsync doing the same.
+# The no-op re-run of a finished copy, pcopy (which compares data, mode,
+# owner and xattrs/ACLs) against rsync doing the same: -aHAX is the same
+# comparison, -a the cheaper one without ACLs and xattrs.
 noop() { # label src base
     local label=$1 src=$2 base=$3
-    rm -rf "$base/dp" "$base/dr"
+    rm -rf "$base/dp" "$base/dr" "$base/dx"
     "$PCOPY" -q "$src" "$base/dp"
     rsync -a "$src/" "$base/dr/"
+    rsync -aHAX "$src/" "$base/dx/"
     hyperfine -N -w 1 -r "$RUNS" --export-json "$OUT/$label.json" \
-        -n pcopy "$PCOPY -q $src $base/dp" -n "rsync -a" "rsync -a $src/ $base/dr/" >/dev/null
-    rm -rf "$base/dp" "$base/dr"
+        -n pcopy "$PCOPY -q $src $base/dp" -n "rsync -a" "rsync -a $src/ $base/dr/" \
+        -n "rsync -aHAX" "rsync -aHAX $src/ $base/dx/" >/dev/null
+    rm -rf "$base/dp" "$base/dr" "$base/dx"
     report "$label"
 }
 

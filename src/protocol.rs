@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bumped whenever a message type changes shape.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Environment variable the supervisor sets on each worker: its own pid, so
 /// a worker whose parent died before PR_SET_PDEATHSIG was armed exits.
@@ -206,7 +206,7 @@ pub enum Outcome {
     /// when `--verify` re-read both and the checksums matched.
     Copied { bytes: u64, verified: bool },
     /// Destination already up to date (size and mtime match).
-    Skipped { bytes: u64 },
+    Skipped { bytes: u64, repaired: bool },
     /// Intentionally not copied (e.g. a socket); the message says why.
     Ignored { msg: String },
     Failed {

@@ -38,6 +38,10 @@ pub struct Summary {
     pub dry_run: bool,
     /// Entries skipped by `--exclude` (an excluded directory counts once).
     pub entries_excluded: u64,
+    /// Entries whose data was current but whose permissions, owner, group
+    /// or extended attributes differed and were fixed in place (counted
+    /// among the skipped too: no data was copied).
+    pub entries_repaired: u64,
     /// Files whose copy was re-read and matched the source (`--verify`).
     pub files_verified: u64,
     /// The destination filled up (ENOSPC/EDQUOT): reported once, no new
@@ -167,6 +171,12 @@ impl Summary {
             self.workers,
             self.worker_restarts
         );
+        if self.entries_repaired > 0 {
+            s += &format!(
+                "\nmetadata repaired (data already current): {}",
+                self.entries_repaired
+            );
+        }
         if self.entries_excluded > 0 || self.files_verified > 0 {
             s += &format!(
                 "\nexcluded: {}, verified: {}",

@@ -134,12 +134,16 @@ pub fn same_size_and_mtime(a: &Stat, b: &Stat) -> bool {
 /// The quick check: `name` in `dir` has the source's type, size and mtime
 /// (never following a symlink there).
 pub fn up_to_date(dir: impl AsFd, name: &[u8], src: &Stat) -> bool {
-    let Ok(d) = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
-        return false;
-    };
-    rustix::fs::FileType::from_raw_mode(d.st_mode)
-        == rustix::fs::FileType::from_raw_mode(src.st_mode)
-        && same_size_and_mtime(&d, src)
+    current(dir, name, src).is_some()
+}
+
+/// The destination's stat of `name` when its data is current (the quick
+/// check passes), for the metadata comparison that follows.
+pub fn current(dir: impl AsFd, name: &[u8], src: &Stat) -> Option<Stat> {
+    let d = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+    let same_type = rustix::fs::FileType::from_raw_mode(d.st_mode)
+        == rustix::fs::FileType::from_raw_mode(src.st_mode);
+    (same_type && same_size_and_mtime(&d, src)).then_some(d)
 }
 
 /// Whether we are privileged to set ownership.

@@ -70,6 +70,7 @@ impl Copier {
         if plan.quick_check && super::attrs::up_to_date(ddir, name, &st) {
             return Ok(Some(Placed::UpToDate {
                 bytes: st.st_size as u64,
+                repaired: false,
             }));
         }
         // Created with its final permission bits (the worker's umask is 0),

@@ -10,6 +10,7 @@ pub mod attrs;
 pub mod data;
 mod error;
 mod file;
+pub mod repair;
 mod special;
 pub mod temp;
 mod verify;
@@ -241,8 +242,9 @@ pub enum Placed {
     /// Placed at its final name; `bytes` of data written; `verified` when
     /// `--verify` read both back and they matched.
     Copied { bytes: u64, verified: bool },
-    /// The destination already had it (quick check).
-    UpToDate { bytes: u64 },
+    /// The destination already had its data (quick check); `repaired` when
+    /// its metadata differed and was fixed in place.
+    UpToDate { bytes: u64, repaired: bool },
 }
 
 /// The choices for one entry, derived in this one place from the facts
@@ -374,7 +376,10 @@ impl Copier {
                         && attrs::same_size_and_mtime(&st, &dst)
                         && rustix::fs::readlinkat(&ddir, name, Vec::new())? == target
                     {
-                        return Ok(Placed::UpToDate { bytes: 0 });
+                        let sdir = self.src_dir.get(&self.src_root, parent)?;
+                        let repaired =
+                            repair_in_place((sdir, &ddir), name, (&st, &dst), self.owner)?;
+                        return Ok(Placed::UpToDate { bytes: 0, repaired });
                     }
                 }
             }
@@ -392,17 +397,33 @@ impl Copier {
     fn copy_special(&mut self, rel: &[u8], dir: DestDir) -> Result<Placed, CopyError> {
         let (parent, name) = split_rel(rel);
         let tmp = self.temp_name();
-        let (ddir, st, plan) = (|| -> io::Result<_> {
-            let sdir = self.src_dir.get(&self.src_root, parent)?;
-            let st = rustix::fs::statat(sdir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+        let (sdir, ddir, st, plan) = (|| -> io::Result<_> {
+            let sdir = self.src_dir.get(&self.src_root, parent)?.try_clone()?;
+            let st = rustix::fs::statat(&sdir, name, AtFlags::SYMLINK_NOFOLLOW)?;
             self.dst_dir.get(&self.dst_root, parent)?;
             let plan = self.plan(dir, &st)?;
             let ddir = self.dst_dir.get(&self.dst_root, parent)?.try_clone()?;
-            Ok((ddir, st, plan))
+            Ok((sdir, ddir, st, plan))
         })()
         .map_err(CopyError::at(Op::Special))?;
-        special::make_node(&ddir, &tmp, name, &st, &plan)
+        special::make_node((&sdir, &ddir), &tmp, name, &st, (&plan, self.owner))
     }
+}
+
+/// The data of `name` is current: fix its metadata if it differs (see
+/// `repair`); true when something was fixed.
+fn repair_in_place(
+    (sdir, ddir): (&OwnedFd, &OwnedFd),
+    name: &[u8],
+    stats: (&Stat, &Stat),
+    owner: bool,
+) -> io::Result<bool> {
+    let how = repair::How {
+        owner,
+        apply: true,
+        follow_src: false,
+    };
+    Ok(repair::repair((sdir.as_fd(), ddir.as_fd()), name, stats, how)?.any())
 }
 
 /// Close explicitly so a deferred write error (NFS, quota) fails the file

@@ -29,11 +29,11 @@ pub fn finish(
 /// Recreate a FIFO or device node. Devices need CAP_MKNOD; without it the
 /// entry is reported, not silently dropped.
 pub(super) fn make_node(
-    dir: &OwnedFd,
+    (sdir, dir): (&OwnedFd, &OwnedFd),
     tmp: &[u8],
     name: &[u8],
     st: &Stat,
-    plan: &Plan,
+    (plan, owner): (&Plan, bool),
 ) -> Result<Placed, CopyError> {
     let ft = FileType::from_raw_mode(st.st_mode);
     if plan.quick_check {
@@ -42,7 +42,9 @@ pub(super) fn make_node(
                 && dst.st_rdev == st.st_rdev
                 && super::attrs::same_size_and_mtime(st, &dst)
             {
-                return Ok(Placed::UpToDate { bytes: 0 });
+                let repaired = super::repair_in_place((sdir, dir), name, (st, &dst), owner)
+                    .map_err(CopyError::at(Op::Special))?;
+                return Ok(Placed::UpToDate { bytes: 0, repaired });
             }
         }
     }

@@ -68,7 +68,7 @@ pub fn run(copier: &mut Copier, t: &Task, tick: copy::data::Tick) -> Outcome {
 pub fn outcome(r: Result<Placed, CopyError>) -> Outcome {
     match r {
         Ok(Placed::Copied { bytes, verified }) => Outcome::Copied { bytes, verified },
-        Ok(Placed::UpToDate { bytes }) => Outcome::Skipped { bytes },
+        Ok(Placed::UpToDate { bytes, repaired }) => Outcome::Skipped { bytes, repaired },
         Err(e) => Outcome::Failed {
             kind: kind(&e),
             msg: e.to_string(),

@@ -10,4 +10,5 @@ mod fidelity;
 mod hardening;
 mod operator;
 mod resume;
+mod sync;
 mod util;

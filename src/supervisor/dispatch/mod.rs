@@ -411,8 +411,9 @@ impl<'a> Dispatch<'a> {
                 sm.count_placed(&t.kind, bytes);
                 log::debug!("copied {}", t.rel.display());
             }
-            Outcome::Skipped { bytes } => {
+            Outcome::Skipped { bytes, repaired } => {
                 sm.files_skipped += 1;
+                sm.entries_repaired += u64::from(repaired);
                 sm.bytes_skipped += bytes;
                 log::trace!("up to date {}", t.rel.display());
             }

@@ -18,9 +18,11 @@ use crate::copy::attrs::Attrs;
 use crate::copy::open_beneath;
 use crate::protocol::{DestDir, RelPath, Task, TaskKind};
 use crate::stats::{Failed, Paths};
+use crate::util::escape_bytes;
 use crossbeam_channel::Sender;
 use rustix::fs::{AtFlags, FileType, OFlags, Stat};
 use std::collections::HashMap;
+use std::os::fd::AsFd;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -83,6 +85,9 @@ pub struct Found {
     /// The destination is full: the walk goes on only to count what is
     /// left, creating and dispatching nothing more.
     pub no_space: AtomicBool,
+    /// Entries whose data was current but whose metadata was repaired
+    /// (in a dry run: would be).
+    pub repaired: AtomicU64,
     /// Files (and their bytes) found after that, never dispatched.
     pub unsent_files: AtomicU64,
     pub unsent_bytes: AtomicU64,
@@ -131,6 +136,8 @@ pub struct Options {
     pub threads: usize,
     pub batch_files: usize,
     pub batch_bytes: u64,
+    /// Ownership is preserved (we are root).
+    pub owner: bool,
 }
 
 impl From<&Settings> for Options {
@@ -148,6 +155,7 @@ impl From<&Settings> for Options {
             threads: cpus.min(8),
             batch_files: s.batch_files,
             batch_bytes: s.batch_bytes,
+            owner: rustix::process::geteuid().is_root(),
         }
     }
 }
@@ -527,9 +535,7 @@ impl Walker {
             }
         };
         if self.opts.dry_run {
-            let up_to_date = e
-                .dst
-                .is_some_and(|d| crate::copy::attrs::up_to_date(d, e.name, st));
+            let up_to_date = self.data_current(e, st);
             let _ = self.events.send(WalkEvent::Dry {
                 kind,
                 up_to_date,
@@ -581,17 +587,41 @@ impl Walker {
     fn current(&self, job: &DirJob, e: &Entry, st: &Stat) -> bool {
         let checkable =
             !self.opts.dry_run && crate::copy::quick_check(job.dir.into(), self.opts.ignore_times);
-        if checkable
-            && e.dst
-                .is_some_and(|d| crate::copy::attrs::up_to_date(d, e.name, st))
-        {
-            self.found.skipped_files.fetch_add(1, Ordering::Relaxed);
-            self.found
-                .skipped_bytes
-                .fetch_add(st.st_size as u64, Ordering::Relaxed);
-            return true;
+        if !checkable || !self.data_current(e, st) {
+            return false;
         }
-        false
+        self.found.skipped_files.fetch_add(1, Ordering::Relaxed);
+        self.found
+            .skipped_bytes
+            .fetch_add(st.st_size as u64, Ordering::Relaxed);
+        true
+    }
+
+    /// Whether the destination's data is current (the quick check); if so,
+    /// its metadata is compared and repaired (only compared in a dry run),
+    /// and a repair is counted.
+    fn data_current(&self, e: &Entry, st: &Stat) -> bool {
+        let Some(dst_dir) = e.dst else {
+            return false;
+        };
+        let Some(dst) = crate::copy::attrs::current(dst_dir, e.name, st) else {
+            return false;
+        };
+        let how = crate::copy::repair::How {
+            owner: self.opts.owner,
+            apply: !self.opts.dry_run,
+            follow_src: self.opts.dereference,
+        };
+        let dirs = (e.src.as_fd(), dst_dir.as_fd());
+        match crate::copy::repair::repair(dirs, e.name, (st, &dst), how) {
+            Ok(d) if d.any() => {
+                self.found.repaired.fetch_add(1, Ordering::Relaxed);
+                log::debug!("repaired {} ({d:?})", escape_bytes(&e.rel));
+            }
+            Ok(_) => {}
+            Err(err) => self.fail(&e.rel, &format!("repair metadata: {err}"), false),
+        }
+        true
     }
 
     fn fail(&self, rel: &[u8], msg: &str, dir: bool) {

@@ -91,6 +91,22 @@ pub struct Cli {
     #[arg(long, value_name = "BYTES", env = "PCOPY_CHUNK_BYTES")]
     pub chunk_bytes: Option<u64>,
 
+    /// Delete destination entries the source does not have (mirror), after the copy
+    #[arg(long)]
+    pub delete: bool,
+
+    /// With --delete, also delete destination entries that --exclude matches
+    #[arg(long, requires = "delete")]
+    pub delete_excluded: bool,
+
+    /// With --delete, delete at most N entries; the rest are kept and the exit code is 25
+    #[arg(long, value_name = "N", requires = "delete")]
+    pub max_delete: Option<u64>,
+
+    /// Print one line per change in rsync's itemize format (YXcstpoguax path)
+    #[arg(short = 'i', long)]
+    pub itemize_changes: bool,
+
     /// Create the destination's missing parent directories (without it a missing parent is an error)
     #[arg(long)]
     pub mkpath: bool,
@@ -112,6 +128,7 @@ Examples:
   pcopy                                use ./config.json (source, destination, processes, log_file)
 
 Exit codes: 0 done, 1 some entries failed, 2 usage/config/fatal error, 11 destination full,
+25 --max-delete reached,
 70 internal error, 130 SIGINT, 143 SIGTERM.";
 
 /// What this process is: decided first, before any other setup.

@@ -26,6 +26,9 @@ pub struct FileConfig {
     pub verify: Option<bool>,
     pub stall_timeout: Option<f64>,
     pub mkpath: Option<bool>,
+    pub delete: Option<bool>,
+    pub delete_excluded: Option<bool>,
+    pub max_delete: Option<u64>,
 }
 
 impl FileConfig {
@@ -90,6 +93,14 @@ pub struct Settings {
     pub include: Vec<String>,
     /// `--verify` or `verify`: BLAKE3-compare each copy (default off).
     pub verify: bool,
+    /// `--delete` or `delete`: remove destination entries the source lacks.
+    pub delete: bool,
+    /// `--delete-excluded` or `delete_excluded`: excluded names are extras.
+    pub delete_excluded: bool,
+    /// `--max-delete` or `max_delete`: most deletions (exit 25 when reached).
+    pub max_delete: Option<u64>,
+    /// `-i/--itemize-changes`: a line per change on stdout.
+    pub itemize: bool,
     /// `--mkpath` or `mkpath`: create the destination's missing parents
     /// (default off: a missing parent is a usage error).
     pub mkpath: bool,
@@ -179,6 +190,10 @@ impl Settings {
             verify: cli.verify || file.verify.unwrap_or(false),
             no_progress: cli.no_progress,
             mkpath: cli.mkpath || file.mkpath.unwrap_or(false),
+            delete: cli.delete || file.delete.unwrap_or(false),
+            delete_excluded: cli.delete_excluded || file.delete_excluded.unwrap_or(false),
+            max_delete: cli.max_delete.or(file.max_delete),
+            itemize: cli.itemize_changes,
             stall_timeout: Duration::from_secs_f64(stall),
             batch_files: 256,
             batch_bytes: 64 << 20,

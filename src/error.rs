@@ -54,6 +54,9 @@ pub enum ExitStatus {
     /// 11: the destination filled up (ENOSPC/EDQUOT); what fits was
     /// copied, the rest is counted, nothing is left half-written.
     DiskFull,
+    /// 25: `--max-delete` stopped deletions (rsync's code for the same);
+    /// everything else succeeded.
+    DeleteLimit,
     /// 70: an internal error (a bug; sysexits' EX_SOFTWARE). One line on
     /// stderr says where; please report it.
     Internal,
@@ -68,6 +71,7 @@ impl ExitStatus {
             ExitStatus::Partial => 1,
             ExitStatus::Fatal => 2,
             ExitStatus::DiskFull => 11,
+            ExitStatus::DeleteLimit => 25,
             ExitStatus::Internal => 70,
             ExitStatus::Interrupted(sig) => (128 + sig).clamp(0, 255) as u8,
         }

@@ -26,6 +26,8 @@ pub fn exit_status(s: &Summary) -> ExitStatus {
         ExitStatus::DiskFull
     } else if s.any_failed() {
         ExitStatus::Partial
+    } else if s.delete_limit_reached {
+        ExitStatus::DeleteLimit
     } else {
         ExitStatus::Success
     }

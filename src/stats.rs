@@ -42,6 +42,11 @@ pub struct Summary {
     /// or extended attributes differed and were fixed in place (counted
     /// among the skipped too: no data was copied).
     pub entries_repaired: u64,
+    /// `--delete`: destination entries removed (every entry of a removed
+    /// subtree counts; in a dry run: would be).
+    pub entries_deleted: u64,
+    /// `--max-delete` stopped deletions (exit 25).
+    pub delete_limit_reached: bool,
     /// Files whose copy was re-read and matched the source (`--verify`).
     pub files_verified: u64,
     /// The destination filled up (ENOSPC/EDQUOT): reported once, no new
@@ -171,6 +176,12 @@ impl Summary {
             self.workers,
             self.worker_restarts
         );
+        if self.entries_deleted > 0 || self.delete_limit_reached {
+            s += &format!("\ndeleted (not in the source): {}", self.entries_deleted);
+            if self.delete_limit_reached {
+                s += " (--max-delete reached: the other extra entries were kept)";
+            }
+        }
         if self.entries_repaired > 0 {
             s += &format!(
                 "\nmetadata repaired (data already current): {}",

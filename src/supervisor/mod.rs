@@ -3,6 +3,7 @@
 //! and directory attributes and return the summary.
 
 pub mod bigfile;
+mod delete;
 mod dispatch;
 mod finish;
 mod limits;
@@ -209,6 +210,9 @@ impl Run<'_> {
                     &self.paths,
                     &mut summary,
                 );
+                // After every copy, before directory times (a deletion
+                // changes its directory's mtime).
+                self.delete(dst_fd, &walked.extras, &mut summary);
             }
             finish::dir_attrs(
                 dst_fd,
@@ -233,9 +237,29 @@ impl Run<'_> {
         }
         let walked = join(walking.thread)?;
         summary.hardlinks_created = walked.links.len() as u64;
+        if let Some(dst_fd) = &self.roots.dst_fd {
+            self.delete(dst_fd, &walked.extras, &mut summary);
+        }
         summary.dry_run = true;
         summary.workers = 0;
         Ok(summary)
+    }
+
+    /// `--delete`: remove (in a dry run: list) the extras the walk found.
+    fn delete(&self, dst_fd: &OwnedFd, extras: &[delete::Extra], summary: &mut Summary) {
+        let s = self.settings;
+        if !s.delete {
+            return;
+        }
+        let mut t = delete::Tally {
+            dry_run: s.dry_run,
+            itemize: s.itemize,
+            deleted: 0,
+            budget: delete::Budget::new(s.max_delete),
+        };
+        delete::run(dst_fd, extras, &mut t, &self.paths, summary);
+        summary.entries_deleted += t.deleted;
+        summary.delete_limit_reached |= t.budget.reached;
     }
 
     /// Totals the walk counted itself, and the closing lines of the log.

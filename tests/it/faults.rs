@@ -512,3 +512,97 @@ fn the_destination_root_is_owner_only_until_its_mode_is_applied_last() {
     let after = fs::metadata(&env.dst).unwrap().permissions().mode() & 0o777;
     assert_eq!(after, 0o750);
 }
+
+#[test]
+fn a_source_directory_read_incompletely_is_never_a_deletion_target() {
+    let env = TestEnv::new();
+    fs::create_dir(env.src.join("sub")).unwrap();
+    for i in 0..5 {
+        fs::write(env.src.join(format!("sub/f{i}")), b"x").unwrap();
+    }
+    fs::write(env.src.join("top"), b"x").unwrap();
+    let mut c = env.cmd();
+    c.arg(&env.src).arg(&env.dst);
+    assert_code(&run(c), 0);
+    fs::write(env.dst.join("sub/extra"), b"only here").unwrap();
+    fs::write(env.dst.join("top-extra"), b"only here").unwrap();
+    // The listing of src/sub breaks off after its first entry.
+    let mut c = env.cmd();
+    c.env("FAILPOINTS", "walk::read_dir=return(drop:sub)")
+        .args(["--json", "--delete"])
+        .arg(&env.src)
+        .arg(&env.dst);
+    let out = run(c);
+    assert_code(&out, 1);
+    for i in 0..5 {
+        assert!(
+            env.dst.join(format!("sub/f{i}")).exists(),
+            "sub/f{i} deleted"
+        );
+    }
+    assert!(
+        env.dst.join("sub/extra").exists(),
+        "deleted under an incomplete listing"
+    );
+    assert!(
+        !env.dst.join("top-extra").exists(),
+        "complete directories still mirror"
+    );
+}
+
+#[test]
+fn a_supervisor_killed_mid_delete_leaves_entries_intact_or_gone_and_a_rerun_finishes() {
+    let env = TestEnv::new();
+    flat_files(&env, 5);
+    let mut c = env.cmd();
+    c.arg(&env.src).arg(&env.dst);
+    assert_code(&run(c), 0);
+    for i in 0..10 {
+        fs::write(env.dst.join(format!("x{i:02}")), format!("extra {i}")).unwrap();
+    }
+    let mut c = env.cmd();
+    c.env("FAILPOINTS", "supervisor::delete=return(kill:x05)")
+        .arg("--delete")
+        .arg(&env.src)
+        .arg(&env.dst);
+    let out = run(c);
+    assert_eq!(
+        out.status.code(),
+        None,
+        "killed by SIGKILL: {}",
+        explain(&out)
+    );
+    for i in 0..10 {
+        let p = env.dst.join(format!("x{i:02}"));
+        if let Ok(data) = fs::read(&p) {
+            assert_eq!(data, format!("extra {i}").as_bytes(), "{p:?} damaged");
+        }
+    }
+    assert!(env.dst.join("x05").exists(), "killed before x05 went");
+    let mut c = env.cmd();
+    c.arg("--delete").arg(&env.src).arg(&env.dst);
+    assert_code(&run(c), 0);
+    assert_trees_equal(&env.src, &env.dst);
+}
+
+#[test]
+fn an_interrupted_copy_deletes_nothing() {
+    let env = TestEnv::new();
+    flat_files(&env, 40);
+    fs::create_dir_all(&env.dst).unwrap();
+    fs::write(env.dst.join("extra"), b"only here").unwrap();
+    let child = spawn(
+        &env,
+        "worker::before_task=sleep(50)",
+        &["-j", "2", "--delete"],
+    );
+    wait_for(20, "some files copied", || count_files(&env.dst) >= 4);
+    assert!(signal(child.id(), libc::SIGINT));
+    let (out, v) = finish(child);
+    assert_code(&out, 130);
+    assert_eq!(v["entries_deleted"], 0, "{v}");
+    assert!(
+        env.dst.join("extra").exists(),
+        "deleted although the copy was interrupted"
+    );
+}

@@ -93,3 +93,178 @@ fn a_dry_run_counts_repairs_and_changes_nothing() {
     let mode = fs::metadata(env.dst.join("f")).unwrap().mode() & 0o7777;
     assert_eq!(mode, 0o600, "a dry run writes nothing");
 }
+
+/// A source tree and a destination synced from it, then made to differ.
+fn diverged(env: &TestEnv) {
+    fs::create_dir_all(env.src.join("a/b")).unwrap();
+    fs::write(env.src.join("a/f"), b"1").unwrap();
+    fs::write(env.src.join("a/b/g"), b"2").unwrap();
+    fs::write(env.src.join("keep.log"), b"log").unwrap();
+    fs::write(env.src.join("clash"), b"file in the source").unwrap();
+    fs::create_dir(env.src.join("clash2")).unwrap();
+    assert_code(&env.copy(&[]), 0);
+    fs::create_dir_all(env.dst.join("extra/deep")).unwrap();
+    fs::write(env.dst.join("extra/deep/x"), b"x").unwrap();
+    fs::write(env.dst.join("a/y"), b"y").unwrap();
+    fs::write(env.dst.join("a/old.log"), b"excluded extra").unwrap();
+    fs::remove_file(env.dst.join("clash")).unwrap();
+    fs::create_dir_all(env.dst.join("clash/sub")).unwrap();
+    fs::remove_dir(env.dst.join("clash2")).unwrap();
+    fs::write(env.dst.join("clash2"), b"file where the source has a dir").unwrap();
+}
+
+#[test]
+fn delete_mirrors_and_resolves_type_clashes() {
+    let env = TestEnv::new();
+    diverged(&env);
+    let (out, v) = env.copy_json(&["--delete"]);
+    assert_code(&out, 0);
+    for gone in ["extra", "a/y", "a/old.log"] {
+        assert!(!env.dst.join(gone).exists(), "{gone} kept");
+    }
+    assert!(fs::metadata(env.dst.join("clash")).unwrap().is_file());
+    assert!(fs::metadata(env.dst.join("clash2")).unwrap().is_dir());
+    // extra, extra/deep, extra/deep/x, a/y, a/old.log, clash/sub, clash/, clash2
+    assert_eq!(v["entries_deleted"], 8, "{v}");
+    assert_trees_equal(&env.src, &env.dst);
+    match rsync_changes(&env.src, &env.dst, true) {
+        Some(changes) => assert_eq!(changes, "", "rsync --delete still sees changes"),
+        None => skip("delete_rsync_check", "rsync not installed"),
+    }
+}
+
+#[test]
+fn delete_keeps_excluded_entries_unless_delete_excluded() {
+    let env = TestEnv::new();
+    diverged(&env);
+    let (out, _) = env.copy_json(&["--delete", "--exclude", "*.log"]);
+    assert_code(&out, 0);
+    assert!(env.dst.join("a/old.log").exists(), "excluded extra deleted");
+    assert!(!env.dst.join("a/y").exists());
+    let (out, _) = env.copy_json(&["--delete", "--delete-excluded", "--exclude", "*.log"]);
+    assert_code(&out, 0);
+    assert!(!env.dst.join("a/old.log").exists());
+    assert!(
+        !env.dst.join("keep.log").exists(),
+        "excluded and deleted as asked"
+    );
+}
+
+#[test]
+fn max_delete_stops_deleting_and_exits_25() {
+    let env = TestEnv::new();
+    fs::write(env.src.join("f"), b"x").unwrap();
+    assert_code(&env.copy(&[]), 0);
+    for i in 0..10 {
+        fs::write(env.dst.join(format!("extra{i}")), b"x").unwrap();
+    }
+    let (out, v) = env.copy_json(&["--delete", "--max-delete", "3"]);
+    assert_code(&out, 25);
+    assert_eq!(v["entries_deleted"], 3, "{v}");
+    assert_eq!(v["delete_limit_reached"], true);
+    assert_eq!(count_files(&env.dst), 1 + 7);
+    let (out, _) = env.copy_json(&["--delete"]);
+    assert_code(&out, 0);
+    assert_eq!(count_files(&env.dst), 1);
+}
+
+#[test]
+fn a_dry_run_lists_deletions_and_deletes_nothing() {
+    let env = TestEnv::new();
+    diverged(&env);
+    let before = count_files(&env.dst);
+    let out = env.copy(&["--delete", "-n", "-i"]);
+    assert_code(&out, 0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "*deleting   extra/deep/x",
+        "*deleting   extra/",
+        "*deleting   a/y",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    assert_eq!(count_files(&env.dst), before, "a dry run deleted");
+    assert!(env.dst.join("extra/deep/x").exists());
+    assert!(fs::metadata(env.dst.join("clash")).unwrap().is_dir());
+}
+
+#[test]
+fn delete_never_follows_a_symlink_out_of_the_destination() {
+    let env = TestEnv::new();
+    fs::write(env.src.join("f"), b"x").unwrap();
+    assert_code(&env.copy(&[]), 0);
+    let outside = env.path("outside");
+    fs::create_dir_all(outside.join("sub")).unwrap();
+    fs::write(outside.join("precious"), b"keep").unwrap();
+    fs::write(outside.join("sub/also"), b"keep").unwrap();
+    // Extras that point outside: a symlink to a directory, and a directory
+    // holding such a symlink.
+    std::os::unix::fs::symlink(&outside, env.dst.join("link")).unwrap();
+    fs::create_dir(env.dst.join("dir")).unwrap();
+    std::os::unix::fs::symlink(&outside, env.dst.join("dir/inner")).unwrap();
+    let (out, v) = env.copy_json(&["--delete"]);
+    assert_code(&out, 0);
+    assert_eq!(v["entries_deleted"], 3, "{v}");
+    assert!(fs::symlink_metadata(env.dst.join("link")).is_err());
+    assert_eq!(fs::read(outside.join("precious")).unwrap(), b"keep");
+    assert_eq!(fs::read(outside.join("sub/also")).unwrap(), b"keep");
+}
+
+#[test]
+fn after_delete_rsync_ahax_finds_nothing_to_change() {
+    let env = TestEnv::new();
+    gen_tree(&env.src, 21, 120);
+    fs::create_dir_all(env.src.join("x/y")).unwrap();
+    fs::write(env.src.join("x/data"), b"original").unwrap();
+    fs::write(env.src.join("x/meta"), b"m").unwrap();
+    fs::write(env.src.join("x/y/linked"), b"l").unwrap();
+    fs::hard_link(env.src.join("x/y/linked"), env.src.join("x/second")).unwrap();
+    let xattrs = set_xattr(&env.src.join("x/meta"), "user.src", b"1");
+    let acl = |args: &[&str], p: &std::path::Path| {
+        Command::new("setfacl")
+            .args(args)
+            .arg(p)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let acls = acl(&["-m", "u:1:rw"], &env.src.join("x/meta"));
+    assert_code(&env.copy(&[]), 0);
+    // Now make the destination differ in every way rsync -aHAX looks at.
+    let d = &env.dst;
+    fs::write(d.join("x/data"), b"changed!").unwrap(); // same size, new mtime
+    fs::set_permissions(d.join("x/meta"), fs::Permissions::from_mode(0o600)).unwrap();
+    if xattrs {
+        assert!(set_xattr(&d.join("x/meta"), "user.stale", b"1"));
+    }
+    if acls {
+        assert!(acl(&["-b"], &d.join("x/meta")));
+        assert!(acl(&["-m", "u:2:r"], &d.join("x")));
+    }
+    fs::remove_file(d.join("x/second")).unwrap();
+    fs::write(d.join("x/second"), b"l").unwrap(); // no longer a link
+    fs::create_dir_all(d.join("gone/deeper")).unwrap();
+    fs::write(d.join("gone/deeper/f"), b"f").unwrap();
+    fs::write(d.join("x/y/gone"), b"g").unwrap();
+    if is_root() {
+        std::os::unix::fs::lchown(d.join("x/y"), Some(3), Some(3)).unwrap();
+    }
+    let Some(before) = rsync_changes(&env.src, d, true) else {
+        skip("rsync_ahax_delete", "rsync not installed");
+        return;
+    };
+    assert!(!before.is_empty(), "the fixture must differ");
+    let (out, v) = env.copy_json(&["--delete"]);
+    assert_code(&out, 0);
+    assert!(v["entries_deleted"].as_u64().unwrap() >= 4, "{v}");
+    let after = rsync_changes(&env.src, d, true).unwrap();
+    assert_eq!(
+        after, "",
+        "rsync -aHAXn --delete still sees changes; before:\n{before}"
+    );
+    if !xattrs || !acls {
+        skip(
+            "rsync_ahax_delete",
+            "no user xattrs or ACLs: those parts not exercised",
+        );
+    }
+}

@@ -42,6 +42,9 @@ pub struct WalkOutput {
     pub dirs: Vec<DirMeta>,
     /// (link path, first path) for hard-linked files seen before.
     pub links: Vec<(RelPath, RelPath)>,
+    /// `--delete`: destination entries without a source counterpart, in
+    /// directories whose source was read completely.
+    pub extras: Vec<super::delete::Extra>,
 }
 
 /// Events besides batches, drained by the dispatch loop.
@@ -60,6 +63,9 @@ pub enum WalkEvent {
     },
     /// An entry skipped by --exclude.
     Excluded,
+    /// Destination entries removed (`--delete`, type clash); in a dry run,
+    /// that would be.
+    Deleted(u64),
     /// The destination is full (ENOSPC/EDQUOT creating a directory);
     /// `path` is the destination's.
     NoSpace {
@@ -110,6 +116,7 @@ impl WalkEvent {
                 sm.entries_ignored += 1;
             }
             WalkEvent::Excluded => sm.entries_excluded += 1,
+            WalkEvent::Deleted(n) => sm.entries_deleted += n,
             WalkEvent::NoSpace { .. } => {}
             WalkEvent::Dry {
                 up_to_date: true, ..
@@ -138,6 +145,13 @@ pub struct Options {
     pub batch_bytes: u64,
     /// Ownership is preserved (we are root).
     pub owner: bool,
+    /// `--delete`: list the destination's extras, and replace an entry of
+    /// another type in the way of a source entry.
+    pub delete: bool,
+    /// `--delete-excluded`: excluded names are extras too.
+    pub delete_excluded: bool,
+    /// `-i`: print a line per change (deletions in the walk: type clashes).
+    pub itemize: bool,
 }
 
 impl From<&Settings> for Options {
@@ -156,6 +170,9 @@ impl From<&Settings> for Options {
             batch_files: s.batch_files,
             batch_bytes: s.batch_bytes,
             owner: rustix::process::geteuid().is_root(),
+            delete: s.delete,
+            delete_excluded: s.delete_excluded,
+            itemize: s.itemize,
         }
     }
 }
@@ -378,17 +395,32 @@ impl Walker {
                 return true;
             }
         };
+        // --delete: the names the source has (from getdents, whether or not
+        // each could be stat'ed), and whether the listing was complete.
+        let mut seen = (self.opts.delete && job.dir == DestDir::Existing && dst.is_some())
+            .then(std::collections::HashSet::new);
+        let mut complete = true;
         for ent in entries {
             let ent = match ent {
                 Ok(e) => e,
                 Err(e) => {
                     self.fail(&job.rel, &e.to_string(), true);
+                    complete = false;
                     break;
                 }
             };
             let name = ent.file_name().to_bytes();
             if name == b"." || name == b".." {
                 continue;
+            }
+            if let Some(seen) = seen.as_mut() {
+                seen.insert(name.to_vec());
+            }
+            if crate::failpoint::drop_hook("walk::read_dir", &job.rel) {
+                // Test hook: the listing breaks off here, like an I/O error.
+                self.fail(&job.rel, "simulated read error", true);
+                complete = false;
+                break;
             }
             if sh.stop.load(Ordering::Relaxed) {
                 return false;
@@ -403,7 +435,89 @@ impl Walker {
                 return false;
             }
         }
+        if let (Some(seen), Some(d), true) = (seen, &dst, complete) {
+            self.find_extras(sh, &job.rel, d, &seen);
+        }
         true
+    }
+
+    /// `--delete`: the entries of destination directory `dst` (for `rel`)
+    /// that the completely read source directory does not have. Excluded
+    /// names are kept unless `--delete-excluded`; this run's temps are
+    /// never extras (workers are writing them).
+    fn find_extras(
+        &self,
+        sh: &Shared,
+        rel: &[u8],
+        dst: &OwnedFd,
+        seen: &std::collections::HashSet<Vec<u8>>,
+    ) {
+        let entries = match rustix::fs::Dir::read_from(dst) {
+            Ok(d) => d,
+            Err(e) => {
+                return self.fail(rel, &format!("list destination for --delete: {e}"), true);
+            }
+        };
+        let mut extras = Vec::new();
+        for ent in entries {
+            let Ok(ent) = ent else {
+                // An incomplete listing only means fewer deletions.
+                break;
+            };
+            let name = ent.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            if crate::copy::temp::parse(name).is_some_and(|t| t.run_id == self.run_id) {
+                continue;
+            }
+            let is_dir = ent.file_type() == FileType::Directory;
+            let xrel = join_rel(rel, name);
+            let excluded = self.filter.excluded(&xrel, is_dir);
+            // Excluded: protected, or (--delete-excluded) an extra even
+            // when the source has it, as in rsync.
+            let keep = if excluded {
+                !self.opts.delete_excluded
+            } else {
+                seen.contains(name)
+            };
+            if keep {
+                continue;
+            }
+            extras.push(super::delete::Extra {
+                rel: xrel,
+                dir: is_dir,
+            });
+        }
+        lock(&sh.out).extras.extend(extras);
+    }
+
+    /// `--delete`: remove the destination entry in the way of source entry
+    /// `e` when it has another type (`want_dir`: the source's is a
+    /// directory). True when nothing (any more) is in the way.
+    fn clear_clash(&self, e: &Entry, want_dir: bool) -> bool {
+        let Some(dst) = e.dst else { return true };
+        let Ok(st) = rustix::fs::statat(dst, e.name, AtFlags::SYMLINK_NOFOLLOW) else {
+            return true;
+        };
+        if (FileType::from_raw_mode(st.st_mode) == FileType::Directory) == want_dir {
+            return true;
+        }
+        let mut t = super::delete::Tally {
+            dry_run: self.opts.dry_run,
+            itemize: self.opts.itemize,
+            deleted: 0,
+            budget: super::delete::Budget::new(None),
+        };
+        let r = super::delete::clear_way(dst.as_fd(), e.name, &e.rel, &mut t);
+        let _ = self.events.send(WalkEvent::Deleted(t.deleted));
+        match r {
+            Ok(()) => true,
+            Err(err) => {
+                self.fail(&e.rel, &format!("delete (type clash): {err}"), want_dir);
+                false
+            }
+        }
     }
 
     fn entry(&self, sh: &Shared, job: &DirJob, e: &Entry, b: &mut Batcher) -> bool {
@@ -449,6 +563,9 @@ impl Walker {
         // directory that exists (it may hold files copied before).
         let counting = !self.opts.dry_run && self.found.no_space();
         let exists = counting && dest::peek_dir(e.dst, e.name);
+        if self.opts.delete && !counting && !self.clear_clash(e, true) {
+            return;
+        }
         let created = if self.opts.dry_run {
             !dest::peek_dir(e.dst, e.name)
         } else if counting {
@@ -534,6 +651,9 @@ impl Walker {
                 return true;
             }
         };
+        if self.opts.delete && job.dir == DestDir::Existing && !self.clear_clash(e, false) {
+            return true;
+        }
         if self.opts.dry_run {
             let up_to_date = self.data_current(e, st);
             let _ = self.events.send(WalkEvent::Dry {

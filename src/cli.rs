@@ -107,6 +107,10 @@ pub struct Cli {
     #[arg(short = 'i', long)]
     pub itemize_changes: bool,
 
+    /// Write one JSON object per changed entry to FILE (- for stdout), then the summary object
+    #[arg(long, value_name = "FILE")]
+    pub json_lines: Option<PathBuf>,
+
     /// Create the destination's missing parent directories (without it a missing parent is an error)
     #[arg(long)]
     pub mkpath: bool,

@@ -101,6 +101,8 @@ pub struct Settings {
     pub max_delete: Option<u64>,
     /// `-i/--itemize-changes`: a line per change on stdout.
     pub itemize: bool,
+    /// `--json-lines FILE|-`: a JSON object per change, then the summary.
+    pub json_lines: Option<PathBuf>,
     /// `--mkpath` or `mkpath`: create the destination's missing parents
     /// (default off: a missing parent is a usage error).
     pub mkpath: bool,
@@ -194,6 +196,7 @@ impl Settings {
             delete_excluded: cli.delete_excluded || file.delete_excluded.unwrap_or(false),
             max_delete: cli.max_delete.or(file.max_delete),
             itemize: cli.itemize_changes,
+            json_lines: cli.json_lines.clone(),
             stall_timeout: Duration::from_secs_f64(stall),
             batch_files: 256,
             batch_bytes: 64 << 20,

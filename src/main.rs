@@ -28,7 +28,8 @@ fn run() -> ExitCode {
         Mode::Supervisor(cli) => {
             let result = Settings::resolve(&cli).and_then(|s| {
                 let json = s.json;
-                let quiet = s.quiet;
+                // `--json-lines -` owns stdout: its last line is the summary.
+                let quiet = s.quiet || s.json_lines.as_deref() == Some("-".as_ref());
                 pcopy::supervisor::run(s).map(|sum| (sum, json, quiet))
             });
             match result {

@@ -17,12 +17,15 @@ pub struct Differences {
     pub perms: bool,
     pub owner: bool,
     pub group: bool,
+    /// POSIX ACLs (`system.posix_acl_*`) differ.
+    pub acl: bool,
+    /// Other extended attributes differ.
     pub xattrs: bool,
 }
 
 impl Differences {
     pub fn any(&self) -> bool {
-        self.perms || self.owner || self.group || self.xattrs
+        self.perms || self.owner || self.group || self.acl || self.xattrs
     }
 }
 
@@ -56,6 +59,7 @@ pub fn repair(
         perms: !link && src.st_mode & 0o7777 != dst.st_mode & 0o7777,
         owner: owner && src.st_uid != dst.st_uid,
         group: owner && src.st_gid != dst.st_gid,
+        acl: false,
         xattrs: false,
     };
     // Extended attributes of symlinks are rare and mostly refused (user.*);
@@ -68,7 +72,7 @@ pub fn repair(
             Xattrs::read(dst_dir, name, false)?,
         )
     };
-    d.xattrs = src_x != dst_x;
+    (d.acl, d.xattrs) = src_x.differs(&dst_x);
     if !apply || !d.any() {
         return Ok(d);
     }
@@ -96,12 +100,12 @@ pub fn repair(
     // The entry itself, by its O_PATH descriptor: /proc/self/fd/N is
     // followed to the inode, never to a path.
     let me = proc_fd(&fd);
-    if d.xattrs {
+    if d.acl || d.xattrs {
         src_x.apply_over(&dst_x, &me)?;
     }
     // After xattrs (an ACL rewrites mode bits) and after chown (which clears
     // setuid bits).
-    if !link && (d.perms || d.xattrs || d.owner || d.group) {
+    if !link && d.any() {
         rustix::fs::chmod(&me[..], Mode::from_raw_mode(src.st_mode & 0o7777))?;
     }
     Ok(d)
@@ -214,6 +218,20 @@ impl Xattrs {
         }
         out.sort();
         Ok(Xattrs(out))
+    }
+
+    /// Whether the ACLs differ, and whether the other attributes do.
+    fn differs(&self, other: &Xattrs) -> (bool, bool) {
+        let part = |x: &Xattrs, acl: bool| -> Vec<(Vec<u8>, Vec<u8>)> {
+            x.0.iter()
+                .filter(|(n, _)| n.starts_with(b"system.posix_acl_") == acl)
+                .cloned()
+                .collect()
+        };
+        (
+            part(self, true) != part(other, true),
+            part(self, false) != part(other, false),
+        )
     }
 
     /// Make `target` (currently `old`) carry exactly these attributes.

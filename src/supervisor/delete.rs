@@ -56,8 +56,8 @@ impl Budget {
 pub struct Tally {
     /// Only count and list (a dry run).
     pub dry_run: bool,
-    /// Print each as rsync does: `*deleting   path`.
-    pub itemize: bool,
+    /// Where each deletion is reported (`-i`: `*deleting   path`).
+    pub changes: std::sync::Arc<super::changes::Changes>,
     pub deleted: u64,
     pub budget: Budget,
 }
@@ -141,12 +141,19 @@ fn unlink(dir: BorrowedFd, name: &[u8], rel: &[u8], is_dir: bool, t: &mut Tally)
         }
     }
     t.deleted += 1;
-    let shown = crate::util::escape_bytes(rel);
-    let slash = if is_dir { "/" } else { "" };
-    if t.itemize {
-        crate::util::out_line(&format!("*deleting   {shown}{slash}"));
-    }
-    log::debug!("deleted {shown}{slash}");
+    t.changes.record(&super::changes::Change {
+        rel,
+        kind: if is_dir {
+            super::changes::Kind::Dir
+        } else {
+            super::changes::Kind::File
+        },
+        action: super::changes::Action::Deleted,
+        reasons: Default::default(),
+        size: None,
+        target: None,
+    });
+    log::debug!("deleted {}", crate::util::escape_bytes(rel));
     Ok(())
 }
 
@@ -171,7 +178,7 @@ mod tests {
     fn tally() -> Tally {
         Tally {
             dry_run: false,
-            itemize: false,
+            changes: Default::default(),
             deleted: 0,
             budget: Budget::new(None),
         }

@@ -3,6 +3,7 @@
 //! and directory attributes and return the summary.
 
 pub mod bigfile;
+pub mod changes;
 mod delete;
 mod dispatch;
 mod finish;
@@ -66,6 +67,8 @@ struct Run<'a> {
     run_id: u64,
     found: Arc<walk::Found>,
     stop: &'a signals::Signals,
+    /// `-i` and `--json-lines`.
+    changes: Arc<changes::Changes>,
 }
 
 /// The walker thread and its two channels.
@@ -113,6 +116,10 @@ pub fn run(mut settings: Settings) -> Result<Summary> {
         run_id: run_id(),
         found: Arc::new(walk::Found::default()),
         stop: &stop,
+        changes: Arc::new(changes::Changes::open(
+            settings.itemize,
+            settings.json_lines.as_deref(),
+        )?),
     };
     let walking = run.start_walk(filter)?;
     let mut summary = match (&roots.dst_fd, settings.dry_run) {
@@ -158,6 +165,7 @@ impl Run<'_> {
             filter,
             root_created: roots.created,
             run_id: self.run_id,
+            changes: Arc::clone(&self.changes),
             batches: batch_tx,
             events: ev_tx,
         };
@@ -206,7 +214,7 @@ impl Run<'_> {
                 finish::hard_links(
                     dst_fd,
                     &walked.links,
-                    self.run_id,
+                    (self.run_id, &self.changes),
                     &self.paths,
                     &mut summary,
                 );
@@ -237,6 +245,18 @@ impl Run<'_> {
         }
         let walked = join(walking.thread)?;
         summary.hardlinks_created = walked.links.len() as u64;
+        if self.changes.on() {
+            for (link, first) in &walked.links {
+                let need = self
+                    .roots
+                    .dst_fd
+                    .as_ref()
+                    .is_none_or(|d| !finish::already_linked(d, &link.0, &first.0));
+                if need {
+                    self.changes.record(&finish::linked(&link.0, &first.0));
+                }
+            }
+        }
         if let Some(dst_fd) = &self.roots.dst_fd {
             self.delete(dst_fd, &walked.extras, &mut summary);
         }
@@ -253,7 +273,7 @@ impl Run<'_> {
         }
         let mut t = delete::Tally {
             dry_run: s.dry_run,
-            itemize: s.itemize,
+            changes: Arc::clone(&self.changes),
             deleted: 0,
             budget: delete::Budget::new(s.max_delete),
         };
@@ -276,5 +296,6 @@ impl Run<'_> {
         for line in summary.human().lines() {
             log::info!("{line}");
         }
+        self.changes.finish(summary);
     }
 }

@@ -268,3 +268,73 @@ fn after_delete_rsync_ahax_finds_nothing_to_change() {
         );
     }
 }
+
+#[test]
+fn itemize_and_json_lines_name_every_change_with_its_reason() {
+    let env = TestEnv::new();
+    fs::create_dir(env.src.join("d")).unwrap();
+    fs::write(env.src.join("d/f"), b"1").unwrap();
+    fs::write(env.src.join("meta"), b"m").unwrap();
+    std::os::unix::fs::symlink("meta", env.src.join("l")).unwrap();
+    assert_code(&env.copy(&[]), 0);
+    fs::write(env.src.join("d/f"), b"longer").unwrap();
+    set_mtime_ns(&env.src.join("d/f"), 1_600_000_000, 1);
+    fs::write(env.src.join("new"), b"n").unwrap();
+    fs::create_dir(env.src.join("newdir")).unwrap();
+    fs::set_permissions(env.dst.join("meta"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::write(env.dst.join("extra"), b"x").unwrap();
+    let expected = [
+        ">f+++++++++ new",
+        ">f.st...... d/f",
+        ".f...p..... meta",
+        "cd+++++++++ newdir/",
+        "*deleting   extra",
+    ];
+    let out = env.copy(&["-n", "-i", "--delete"]);
+    assert_code(&out, 0);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    for line in expected {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in -n -i:\n{text}"
+        );
+    }
+    assert!(
+        !text.contains(" l -> "),
+        "an unchanged symlink is not listed:\n{text}"
+    );
+    // The real run says the same, and --json-lines writes it for scripts.
+    let jl = env.path("changes.jsonl");
+    let out = env.copy(&["-i", "--delete", "--json-lines", jl.to_str().unwrap()]);
+    assert_code(&out, 0);
+    let real = String::from_utf8_lossy(&out.stdout).into_owned();
+    for line in expected {
+        assert!(
+            real.lines().any(|l| l == line),
+            "missing {line:?} in -i:\n{real}"
+        );
+    }
+    let lines: Vec<serde_json::Value> = fs::read_to_string(&jl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let last = lines.last().unwrap();
+    assert_eq!(last["type"], "summary");
+    assert_eq!(last["entries_deleted"], 1);
+    let f = lines
+        .iter()
+        .find(|v| v["path"] == "d/f")
+        .expect("d/f listed");
+    assert_eq!(f["action"], "updated");
+    assert_eq!(f["reasons"], serde_json::json!(["size", "mtime"]));
+    assert_eq!(f["size"], 6);
+    let meta = lines.iter().find(|v| v["path"] == "meta").unwrap();
+    assert_eq!(
+        (&meta["action"], &meta["reasons"][0]),
+        (&"repaired".into(), &"perms".into())
+    );
+    // In sync now: a further -i run lists nothing.
+    let out = env.copy(&["-i", "--delete", "-q"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+}

@@ -13,6 +13,7 @@ mod large;
 
 pub use dest::remove_worker_temps;
 
+use super::changes::{Action, Change, Kind, Reasons};
 use crate::config::Settings;
 use crate::copy::attrs::Attrs;
 use crate::copy::open_beneath;
@@ -150,8 +151,6 @@ pub struct Options {
     pub delete: bool,
     /// `--delete-excluded`: excluded names are extras too.
     pub delete_excluded: bool,
-    /// `-i`: print a line per change (deletions in the walk: type clashes).
-    pub itemize: bool,
 }
 
 impl From<&Settings> for Options {
@@ -172,7 +171,6 @@ impl From<&Settings> for Options {
             owner: rustix::process::geteuid().is_root(),
             delete: s.delete,
             delete_excluded: s.delete_excluded,
-            itemize: s.itemize,
         }
     }
 }
@@ -192,6 +190,8 @@ pub struct Walker {
     pub run_id: u64,
     pub batches: Sender<Batch>,
     pub events: Sender<WalkEvent>,
+    /// `-i` and `--json-lines`: what each entry's fate changes.
+    pub changes: Arc<super::changes::Changes>,
 }
 
 /// Tasks for the dispatcher, and the large files whose chunks are among
@@ -307,6 +307,9 @@ impl Walker {
             out: Mutex::new(WalkOutput::default()),
             large: Mutex::new(Vec::new()),
         };
+        if self.changes.on() {
+            self.note_root();
+        }
         std::thread::scope(|s| {
             for _ in 0..self.opts.threads.max(1) {
                 s.spawn(|| self.thread(&shared, src_root));
@@ -441,6 +444,143 @@ impl Walker {
         true
     }
 
+    /// `-i`/`--json-lines`: what placing non-directory `e` will change:
+    /// created (nothing, or another type, there), or updated with the
+    /// reasons; nothing when the worker will find it current (symlinks and
+    /// special files are compared there).
+    fn note_copy(&self, job: &DirJob, e: &Entry, st: &Stat, ft: FileType) {
+        let kind = Kind::of(ft);
+        let target = (ft == FileType::Symlink)
+            .then(|| rustix::fs::readlinkat(e.src, e.name, Vec::new()).ok())
+            .flatten();
+        let existing = match (job.dir, e.dst) {
+            (DestDir::Existing, Some(d)) => {
+                rustix::fs::statat(d, e.name, AtFlags::SYMLINK_NOFOLLOW)
+                    .ok()
+                    .filter(|d| Kind::of(FileType::from_raw_mode(d.st_mode)) == kind)
+            }
+            _ => None,
+        };
+        let (action, reasons) = match existing {
+            None => (Action::Created, Reasons::default()),
+            Some(d) => {
+                let mut r = Reasons {
+                    size: kind == Kind::File && d.st_size != st.st_size,
+                    mtime: (d.st_mtime, d.st_mtime_nsec) != (st.st_mtime, st.st_mtime_nsec),
+                    ..Reasons::default()
+                };
+                if let (Some(t), Some(dd)) = (&target, e.dst) {
+                    r.content = rustix::fs::readlinkat(dd, e.name, Vec::new())
+                        .map_or(true, |dt| dt.as_bytes() != t.as_bytes());
+                }
+                let special_same =
+                    matches!(kind, Kind::Fifo | Kind::Device) && d.st_rdev == st.st_rdev;
+                let current = match kind {
+                    // A current file is itemized by the metadata comparison.
+                    Kind::File => !self.opts.ignore_times,
+                    Kind::Symlink => true,
+                    _ => special_same,
+                };
+                if current && !r.any() {
+                    return;
+                }
+                (Action::Updated, r)
+            }
+        };
+        self.changes.record(&Change {
+            rel: &e.rel,
+            kind,
+            action,
+            reasons,
+            size: (kind == Kind::File).then_some(st.st_size as u64),
+            target: target.as_ref().map(|t| t.as_bytes()),
+        });
+    }
+
+    /// `-i`/`--json-lines` for directory `e`: created, or the attributes
+    /// its existing copy will have set at the end (mtime, perms, owner,
+    /// xattrs, as rsync reports them).
+    fn note_dir(&self, e: &Entry, st: &Stat, created: bool) {
+        if created {
+            return self.changes.record(&Change {
+                rel: &e.rel,
+                kind: Kind::Dir,
+                action: Action::Created,
+                reasons: Reasons::default(),
+                size: None,
+                target: None,
+            });
+        }
+        let Some(dst_dir) = e.dst else { return };
+        let Ok(dst) = rustix::fs::statat(dst_dir, e.name, AtFlags::SYMLINK_NOFOLLOW) else {
+            return;
+        };
+        let how = crate::copy::repair::How {
+            owner: self.opts.owner,
+            apply: false,
+            follow_src: self.opts.dereference,
+        };
+        let dirs = (e.src.as_fd(), dst_dir.as_fd());
+        let Ok(d) = crate::copy::repair::repair(dirs, e.name, (st, &dst), how) else {
+            return;
+        };
+        let mut r = reasons(&d);
+        r.mtime = (dst.st_mtime, dst.st_mtime_nsec) != (st.st_mtime, st.st_mtime_nsec);
+        if r.any() {
+            self.changes.record(&Change {
+                rel: &e.rel,
+                kind: Kind::Dir,
+                action: Action::Repaired,
+                reasons: r,
+                size: None,
+                target: None,
+            });
+        }
+    }
+
+    /// `-i`/`--json-lines` for the roots themselves (rsync's `./` line):
+    /// the destination root gets the source root's mode, owner and times.
+    fn note_root(&self) {
+        let Some(dst) = &self.dst_root else {
+            return self.changes.record(&Change {
+                rel: b".",
+                kind: Kind::Dir,
+                action: Action::Created,
+                reasons: Reasons::default(),
+                size: None,
+                target: None,
+            });
+        };
+        let (Ok(s), Ok(d)) = (rustix::fs::fstat(&self.src_root), rustix::fs::fstat(dst)) else {
+            return;
+        };
+        let r = Reasons {
+            mtime: (s.st_mtime, s.st_mtime_nsec) != (d.st_mtime, d.st_mtime_nsec),
+            perms: s.st_mode & 0o7777 != d.st_mode & 0o7777,
+            owner: self.opts.owner && s.st_uid != d.st_uid,
+            group: self.opts.owner && s.st_gid != d.st_gid,
+            ..Reasons::default()
+        };
+        if r.any() {
+            self.changes.record(&Change {
+                rel: b".",
+                kind: Kind::Dir,
+                action: if self.root_created {
+                    Action::Created
+                } else {
+                    Action::Repaired
+                },
+                reasons: if self.root_created {
+                    Reasons::default()
+                } else {
+                    r
+                },
+                size: None,
+                target: None,
+            });
+        }
+    }
+
     /// `--delete`: the entries of destination directory `dst` (for `rel`)
     /// that the completely read source directory does not have. Excluded
     /// names are kept unless `--delete-excluded`; this run's temps are
@@ -505,7 +645,7 @@ impl Walker {
         }
         let mut t = super::delete::Tally {
             dry_run: self.opts.dry_run,
-            itemize: self.opts.itemize,
+            changes: Arc::clone(&self.changes),
             deleted: 0,
             budget: super::delete::Budget::new(None),
         };
@@ -591,6 +731,9 @@ impl Walker {
         if created {
             let _ = self.events.send(WalkEvent::DirCreated);
         }
+        if self.changes.on() && !counting {
+            self.note_dir(e, st, created);
+        }
         if !counting || exists {
             lock(&sh.out).dirs.push(DirMeta {
                 rel: e.rel.clone(),
@@ -653,6 +796,9 @@ impl Walker {
         };
         if self.opts.delete && job.dir == DestDir::Existing && !self.clear_clash(e, false) {
             return true;
+        }
+        if self.changes.on() {
+            self.note_copy(job, e, st, ft);
         }
         if self.opts.dry_run {
             let up_to_date = self.data_current(e, st);
@@ -737,6 +883,14 @@ impl Walker {
             Ok(d) if d.any() => {
                 self.found.repaired.fetch_add(1, Ordering::Relaxed);
                 log::debug!("repaired {} ({d:?})", escape_bytes(&e.rel));
+                self.changes.record(&Change {
+                    rel: &e.rel,
+                    kind: Kind::of(FileType::from_raw_mode(st.st_mode)),
+                    action: Action::Repaired,
+                    reasons: reasons(&d),
+                    size: None,
+                    target: None,
+                });
             }
             Ok(_) => {}
             Err(err) => self.fail(&e.rel, &format!("repair metadata: {err}"), false),
@@ -759,6 +913,18 @@ struct Entry<'a> {
     rel: Vec<u8>,
     src: &'a OwnedFd,
     dst: Option<&'a OwnedFd>,
+}
+
+/// The itemize reasons of a metadata difference.
+fn reasons(d: &crate::copy::repair::Differences) -> Reasons {
+    Reasons {
+        perms: d.perms,
+        owner: d.owner,
+        group: d.group,
+        acl: d.acl,
+        xattrs: d.xattrs,
+        ..Reasons::default()
+    }
 }
 
 /// The destination is full (or over quota): one event for the whole run.

@@ -59,9 +59,21 @@ pub struct Cli {
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
 
-    /// Keep entries matching PATTERN even if an --exclude matches them (repeatable)
+    /// Keep entries matching PATTERN (repeatable; rules are checked in the order given, the first match wins)
     #[arg(long, value_name = "PATTERN")]
     pub include: Vec<String>,
+
+    /// Read --exclude patterns from FILE, one per line (blank lines and lines starting with # or ; are skipped)
+    #[arg(long, value_name = "FILE")]
+    pub exclude_from: Vec<PathBuf>,
+
+    /// Read --include patterns from FILE, one per line
+    #[arg(long, value_name = "FILE")]
+    pub include_from: Vec<PathBuf>,
+
+    /// The filter flags above in the order they were given (filled by `parse`).
+    #[arg(skip)]
+    pub rules: Vec<RuleArg>,
 
     /// After copying each file, re-read source and copy and compare BLAKE3 checksums
     #[arg(long)]
@@ -111,6 +123,14 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub json_lines: Option<PathBuf>,
 
+    /// Don't cross filesystem boundaries: a mount point is created, its contents are not copied
+    #[arg(short = 'x', long)]
+    pub one_file_system: bool,
+
+    /// Skip files that are newer at the destination
+    #[arg(short = 'u', long)]
+    pub update: bool,
+
     /// Create the destination's missing parent directories (without it a missing parent is an error)
     #[arg(long)]
     pub mkpath: bool,
@@ -135,6 +155,52 @@ Exit codes: 0 done, 1 some entries failed, 2 usage/config/fatal error, 11 destin
 25 --max-delete reached,
 70 internal error, 130 SIGINT, 143 SIGTERM.";
 
+/// One filter flag, in command-line order; pattern files are read by
+/// `config` (no filesystem work here).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RuleArg {
+    Include(String),
+    Exclude(String),
+    IncludeFrom(PathBuf),
+    ExcludeFrom(PathBuf),
+}
+
+/// The filter flags of `m` in the order given (clap keeps each flag's
+/// values apart; their indices say how they interleave).
+fn ordered_rules(m: &clap::ArgMatches) -> Vec<RuleArg> {
+    fn take<T: Clone + Send + Sync + 'static>(
+        m: &clap::ArgMatches,
+        id: &str,
+        wrap: fn(T) -> RuleArg,
+        out: &mut Vec<(usize, RuleArg)>,
+    ) {
+        if let (Some(idx), Some(vals)) = (m.indices_of(id), m.get_many::<T>(id)) {
+            out.extend(idx.zip(vals.cloned().map(wrap)));
+        }
+    }
+    let mut out = Vec::new();
+    take::<String>(m, "include", RuleArg::Include, &mut out);
+    take::<String>(m, "exclude", RuleArg::Exclude, &mut out);
+    take::<PathBuf>(m, "include_from", RuleArg::IncludeFrom, &mut out);
+    take::<PathBuf>(m, "exclude_from", RuleArg::ExcludeFrom, &mut out);
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, r)| r).collect()
+}
+
+impl Cli {
+    /// Parse `args` (tests) the way `parse` parses argv.
+    pub fn try_parse_ordered<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let m = Cli::command().try_get_matches_from(args)?;
+        let mut cli = <Cli as clap::FromArgMatches>::from_arg_matches(&m)?;
+        cli.rules = ordered_rules(&m);
+        Ok(cli)
+    }
+}
+
 /// What this process is: decided first, before any other setup.
 pub enum Mode {
     Worker(String),
@@ -146,7 +212,7 @@ pub enum Mode {
 /// Parse argv. Usage errors, `--help` and `--version` exit inside clap
 /// (usage errors with code 2, matching our `ExitStatus::Fatal`).
 pub fn parse() -> Mode {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse_ordered(std::env::args_os()).unwrap_or_else(|e| e.exit());
     if let Some(token) = &cli.worker {
         return Mode::Worker(token.to_string_lossy().into_owned());
     }

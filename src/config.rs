@@ -3,8 +3,9 @@
 //! with an environment variable (`PCOPY_CHUNK_BYTES`, `PCOPY_WORKER_EXE`)
 //! reads it when the flag itself is absent (clap's `env`).
 
-use crate::cli::Cli;
+use crate::cli::{Cli, RuleArg};
 use crate::error::{Error, Result};
+use crate::filter::Rule;
 use serde::Deserialize;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,10 @@ pub struct FileConfig {
     pub verify: Option<bool>,
     pub stall_timeout: Option<f64>,
     pub mkpath: Option<bool>,
+    pub one_file_system: Option<bool>,
+    pub update: Option<bool>,
+    pub exclude_from: Option<Vec<PathBuf>>,
+    pub include_from: Option<Vec<PathBuf>>,
     pub delete: Option<bool>,
     pub delete_excluded: Option<bool>,
     pub max_delete: Option<u64>,
@@ -50,6 +55,13 @@ impl FileConfig {
         let base = path.parent().unwrap_or(Path::new("."));
         for p in [&mut cfg.source, &mut cfg.destination, &mut cfg.log_file] {
             if let Some(v) = p.as_mut() {
+                if v.is_relative() {
+                    *v = base.join(&*v);
+                }
+            }
+        }
+        for list in [&mut cfg.exclude_from, &mut cfg.include_from] {
+            for v in list.iter_mut().flatten() {
                 if v.is_relative() {
                     *v = base.join(&*v);
                 }
@@ -87,12 +99,18 @@ pub struct Settings {
     pub dereference: bool,
     /// `-n/--dry-run`: report only; write nothing (default off).
     pub dry_run: bool,
-    /// `--exclude` patterns, after config `exclude` (default none).
-    pub exclude: Vec<String>,
-    /// `--include` patterns, after config `include` (default none).
-    pub include: Vec<String>,
+    /// Filter rules in the order they apply (the first match wins): the
+    /// config file's includes, its excludes (includes first, so an include
+    /// keeps what an exclude would skip, as before), then the command
+    /// line's `--include`/`--exclude`/`--*-from` in the order given.
+    pub filters: Vec<Rule>,
     /// `--verify` or `verify`: BLAKE3-compare each copy (default off).
     pub verify: bool,
+    /// `-x/--one-file-system` or `one_file_system`: stay on the source
+    /// root's filesystem (mount points are created empty).
+    pub one_file_system: bool,
+    /// `-u/--update` or `update`: skip files newer at the destination.
+    pub update: bool,
     /// `--delete` or `delete`: remove destination entries the source lacks.
     pub delete: bool,
     /// `--delete-excluded` or `delete_excluded`: excluded names are extras.
@@ -151,6 +169,7 @@ impl Settings {
 
     fn merge(cli: &Cli, file: FileConfig) -> Result<Self> {
         let usage = |msg: &str| Error::Usage(msg.into());
+        let filters = filters(cli, &file)?;
         let source = (cli.source.clone().or(file.source))
             .ok_or_else(|| usage("no source given (argument 1 or config key \"source\")"))?;
         let destination = (cli.destination.clone().or(file.destination)).ok_or_else(|| {
@@ -172,9 +191,6 @@ impl Settings {
             Some(n) => n,
             None => 128 << 20,
         };
-        let patterns = |f: Option<Vec<String>>, c: &[String]| -> Vec<String> {
-            f.into_iter().flatten().chain(c.iter().cloned()).collect()
-        };
         Ok(Settings {
             source,
             destination,
@@ -187,11 +203,12 @@ impl Settings {
             fsync: cli.fsync || file.fsync.unwrap_or(false),
             dereference: cli.dereference || file.dereference.unwrap_or(false),
             dry_run: cli.dry_run,
-            exclude: patterns(file.exclude, &cli.exclude),
-            include: patterns(file.include, &cli.include),
+            filters,
             verify: cli.verify || file.verify.unwrap_or(false),
             no_progress: cli.no_progress,
             mkpath: cli.mkpath || file.mkpath.unwrap_or(false),
+            one_file_system: cli.one_file_system || file.one_file_system.unwrap_or(false),
+            update: cli.update || file.update.unwrap_or(false),
             delete: cli.delete || file.delete.unwrap_or(false),
             delete_excluded: cli.delete_excluded || file.delete_excluded.unwrap_or(false),
             max_delete: cli.max_delete.or(file.max_delete),
@@ -205,6 +222,49 @@ impl Settings {
             worker_exe: cli.worker_exe.clone(),
         })
     }
+}
+
+/// The filter rules in the order they apply (see `Settings::filters`).
+fn filters(cli: &Cli, file: &FileConfig) -> Result<Vec<Rule>> {
+    let mut rules = Vec::new();
+    let from = |paths: &Option<Vec<PathBuf>>, include: bool, rules: &mut Vec<Rule>| -> Result<()> {
+        for p in paths.iter().flatten() {
+            rules.extend(
+                read_patterns(p)?
+                    .into_iter()
+                    .map(|pattern| Rule { include, pattern }),
+            );
+        }
+        Ok(())
+    };
+    rules.extend(file.include.iter().flatten().map(|p| Rule::include(p)));
+    from(&file.include_from, true, &mut rules)?;
+    rules.extend(file.exclude.iter().flatten().map(|p| Rule::exclude(p)));
+    from(&file.exclude_from, false, &mut rules)?;
+    for r in &cli.rules {
+        match r {
+            RuleArg::Include(p) => rules.push(Rule::include(p)),
+            RuleArg::Exclude(p) => rules.push(Rule::exclude(p)),
+            RuleArg::IncludeFrom(p) => from(&Some(vec![p.clone()]), true, &mut rules)?,
+            RuleArg::ExcludeFrom(p) => from(&Some(vec![p.clone()]), false, &mut rules)?,
+        }
+    }
+    Ok(rules)
+}
+
+/// Patterns from a file, one per line; blank lines and lines starting
+/// with `#` or `;` are skipped (rsync's rule for `--exclude-from`).
+fn read_patterns(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+        path: path.display().to_string(),
+        msg: e.to_string(),
+    })?;
+    Ok(text
+        .lines()
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#') && !l.starts_with(';'))
+        .map(str::to_string)
+        .collect())
 }
 
 /// Worker count: given (1 to 1024), or the CPU count but at least 4: a
@@ -224,10 +284,37 @@ fn processes(given: Option<usize>) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     fn cli(args: &[&str]) -> Cli {
-        Cli::try_parse_from(std::iter::once("pcopy").chain(args.iter().copied())).unwrap()
+        Cli::try_parse_ordered(std::iter::once("pcopy").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn filter_flags_keep_their_command_line_order() {
+        let file = FileConfig {
+            source: Some("a".into()),
+            destination: Some("b".into()),
+            exclude: Some(vec!["*.o".into()]),
+            include: Some(vec!["keep.o".into()]),
+            ..Default::default()
+        };
+        let c = cli(&["--exclude", "x/", "--include", "x/", "--exclude", "y"]);
+        let s = Settings::merge(&c, file).unwrap();
+        let got: Vec<(bool, &str)> = s
+            .filters
+            .iter()
+            .map(|r| (r.include, r.pattern.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (true, "keep.o"),
+                (false, "*.o"),
+                (false, "x/"),
+                (true, "x/"),
+                (false, "y")
+            ]
+        );
     }
 
     #[test]

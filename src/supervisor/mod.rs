@@ -89,8 +89,7 @@ pub fn run(mut settings: Settings) -> Result<Summary> {
     let start = Instant::now();
     crate::failpoint::setup();
     let stop = signals::Signals::install().map_err(|e| Error::Fatal(format!("signals: {e}")))?;
-    let filter =
-        crate::filter::Filter::new(&settings.include, &settings.exclude).map_err(Error::Usage)?;
+    let filter = crate::filter::Filter::new(&settings.filters).map_err(Error::Usage)?;
     let mut shrunk = None;
     if !settings.dry_run {
         let walk_threads = walk::Options::from(&settings).threads;
@@ -132,7 +131,7 @@ pub fn run(mut settings: Settings) -> Result<Summary> {
 
 fn announce(s: &Settings, roots: &prepare::Roots) {
     log::info!(
-        "pcopy {} starting: {} -> {} with {} workers (ignore_times={}, fsync={}, dereference={}, verify={}, dry_run={}, exclude={:?}, include={:?})",
+        "pcopy {} starting: {} -> {} with {} workers (ignore_times={}, fsync={}, dereference={}, verify={}, dry_run={}, delete={}, filters={:?})",
         env!("CARGO_PKG_VERSION"),
         roots.source.display(),
         roots.destination.display(),
@@ -142,8 +141,11 @@ fn announce(s: &Settings, roots: &prepare::Roots) {
         s.dereference,
         s.verify,
         s.dry_run,
-        s.exclude,
-        s.include,
+        s.delete,
+        s.filters
+            .iter()
+            .map(|r| format!("{}{}", if r.include { "+ " } else { "- " }, r.pattern))
+            .collect::<Vec<_>>(),
     );
 }
 
@@ -166,6 +168,7 @@ impl Run<'_> {
             root_created: roots.created,
             run_id: self.run_id,
             changes: Arc::clone(&self.changes),
+            root_dev: rustix::fs::fstat(&roots.src_fd).map_or(0, |st| st.st_dev),
             batches: batch_tx,
             events: ev_tx,
         };

@@ -123,3 +123,33 @@ fn no_paths_and_no_config_json_is_a_usage_error() {
     assert_code(&out, 2);
     assert!(stderr(&out).contains("config.json"), "{}", explain(&out));
 }
+
+#[test]
+fn filter_rules_apply_in_the_order_given_and_the_first_match_wins() {
+    let env = TestEnv::new();
+    fs::create_dir_all(env.src.join("share/adduser")).unwrap();
+    fs::write(env.src.join("share/adduser/conf"), b"c").unwrap();
+    fs::write(env.src.join("a.log"), b"l").unwrap();
+    fs::write(env.src.join("keep.log"), b"k").unwrap();
+    fs::write(env.src.join("b.txt"), b"t").unwrap();
+    let patterns = env.path("excludes");
+    fs::write(&patterns, "# comment\n\n*.log\n").unwrap();
+    let out = env.copy(&[
+        "--exclude",
+        "adduser/",
+        "--include",
+        "adduser/",
+        "--include",
+        "keep.log",
+        "--exclude-from",
+        patterns.to_str().unwrap(),
+    ]);
+    assert_code(&out, 0);
+    assert!(!env.dst.join("share/adduser").exists(), "rsync drops it");
+    assert!(
+        env.dst.join("keep.log").exists(),
+        "included before the excludes"
+    );
+    assert!(!env.dst.join("a.log").exists(), "--exclude-from read");
+    assert!(env.dst.join("b.txt").exists());
+}

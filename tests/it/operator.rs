@@ -64,13 +64,14 @@ fn exclude_and_include_rules_with_nested_directories() {
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(&p, b"x").unwrap();
     }
+    // The first matching rule wins (rsync's order): the include goes first.
     let (out, v) = env.copy_json(&[
+        "--include",
+        "keep/deep/d.tmp",
         "--exclude",
         "*.tmp",
         "--exclude",
         "/build",
-        "--include",
-        "keep/deep/d.tmp",
     ]);
     assert_code(&out, 0);
     let present = |p: &str| env.dst.join(p).exists();
@@ -79,7 +80,7 @@ fn exclude_and_include_rules_with_nested_directories() {
         !present("keep/b.tmp") && !present("top.tmp"),
         "*.tmp excluded at any depth"
     );
-    assert!(present("keep/deep/d.tmp"), "include overrides exclude");
+    assert!(present("keep/deep/d.tmp"), "an earlier include wins");
     assert!(
         !present("build"),
         "anchored directory excluded and not descended"

@@ -338,3 +338,60 @@ fn itemize_and_json_lines_name_every_change_with_its_reason() {
     let out = env.copy(&["-i", "--delete", "-q"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "");
 }
+
+#[test]
+fn update_keeps_files_newer_at_the_destination() {
+    let env = TestEnv::new();
+    fs::write(env.src.join("newer-there"), b"source").unwrap();
+    fs::write(env.src.join("older-there"), b"source").unwrap();
+    set_mtime_ns(&env.src.join("newer-there"), 1_600_000_000, 0);
+    set_mtime_ns(&env.src.join("older-there"), 1_600_000_000, 0);
+    fs::create_dir(&env.dst).unwrap();
+    fs::write(env.dst.join("newer-there"), b"edited at the destination").unwrap();
+    set_mtime_ns(&env.dst.join("newer-there"), 1_700_000_000, 0);
+    fs::write(env.dst.join("older-there"), b"stale").unwrap();
+    set_mtime_ns(&env.dst.join("older-there"), 1_500_000_000, 0);
+    let (out, v) = env.copy_json(&["-u"]);
+    assert_code(&out, 0);
+    assert_eq!(
+        fs::read(env.dst.join("newer-there")).unwrap(),
+        b"edited at the destination"
+    );
+    assert_eq!(fs::read(env.dst.join("older-there")).unwrap(), b"source");
+    assert_eq!(v["files_copied"], 1, "{v}");
+    // Without -u the source wins.
+    assert_code(&env.copy(&[]), 0);
+    assert_eq!(fs::read(env.dst.join("newer-there")).unwrap(), b"source");
+}
+
+#[test]
+fn one_file_system_creates_mount_points_empty() {
+    let env = TestEnv::new();
+    // A directory on another filesystem, reached through a followed
+    // symlink (-L): the same st_dev test a mount point meets.
+    let other = tempfile::tempdir_in("/dev/shm").expect("/dev/shm");
+    let same_fs =
+        fs::metadata(other.path()).unwrap().dev() == fs::metadata(&env.src).unwrap().dev();
+    if same_fs {
+        skip(
+            "one_file_system",
+            "/dev/shm and the test dir share a filesystem",
+        );
+        return;
+    }
+    fs::write(other.path().join("inside"), b"x").unwrap();
+    std::os::unix::fs::symlink(other.path(), env.src.join("mnt")).unwrap();
+    fs::write(env.src.join("here"), b"h").unwrap();
+    assert_code(&env.copy(&["-L", "-x"]), 0);
+    assert!(env.dst.join("mnt").is_dir(), "mount point created");
+    assert!(
+        !env.dst.join("mnt/inside").exists(),
+        "other filesystem not copied"
+    );
+    assert!(env.dst.join("here").exists());
+    assert_code(&env.copy(&["-L"]), 0);
+    assert!(
+        env.dst.join("mnt/inside").exists(),
+        "without -x it is copied"
+    );
+}

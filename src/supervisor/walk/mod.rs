@@ -151,6 +151,10 @@ pub struct Options {
     pub delete: bool,
     /// `--delete-excluded`: excluded names are extras too.
     pub delete_excluded: bool,
+    /// `-x`: do not descend into directories on another filesystem.
+    pub one_file_system: bool,
+    /// `-u`: a file newer at the destination is left alone.
+    pub update: bool,
 }
 
 impl From<&Settings> for Options {
@@ -171,6 +175,8 @@ impl From<&Settings> for Options {
             owner: rustix::process::geteuid().is_root(),
             delete: s.delete,
             delete_excluded: s.delete_excluded,
+            one_file_system: s.one_file_system,
+            update: s.update,
         }
     }
 }
@@ -192,6 +198,8 @@ pub struct Walker {
     pub events: Sender<WalkEvent>,
     /// `-i` and `--json-lines`: what each entry's fate changes.
     pub changes: Arc<super::changes::Changes>,
+    /// The source root's device (`-x`).
+    pub root_dev: u64,
 }
 
 /// Tasks for the dispatcher, and the large files whose chunks are among
@@ -740,6 +748,10 @@ impl Walker {
                 attrs: Attrs::from_stat(st),
             });
         }
+        if self.opts.one_file_system && st.st_dev != self.root_dev {
+            // -x: the mount point is created, its contents are not walked.
+            return;
+        }
         let ancestors = if self.opts.dereference {
             let mut a = (*job.ancestors).clone();
             a.push(id);
@@ -801,7 +813,7 @@ impl Walker {
             self.note_copy(job, e, st, ft);
         }
         if self.opts.dry_run {
-            let up_to_date = self.data_current(e, st);
+            let up_to_date = self.data_current(e, st) || self.newer_at_destination(e, st);
             let _ = self.events.send(WalkEvent::Dry {
                 kind,
                 up_to_date,
@@ -853,7 +865,7 @@ impl Walker {
     fn current(&self, job: &DirJob, e: &Entry, st: &Stat) -> bool {
         let checkable =
             !self.opts.dry_run && crate::copy::quick_check(job.dir.into(), self.opts.ignore_times);
-        if !checkable || !self.data_current(e, st) {
+        if !checkable || !(self.data_current(e, st) || self.newer_at_destination(e, st)) {
             return false;
         }
         self.found.skipped_files.fetch_add(1, Ordering::Relaxed);
@@ -861,6 +873,28 @@ impl Walker {
             .skipped_bytes
             .fetch_add(st.st_size as u64, Ordering::Relaxed);
         true
+    }
+
+    /// `-u`: the destination has a regular file with a newer mtime.
+    fn newer_at_destination(&self, e: &Entry, st: &Stat) -> bool {
+        if !self.opts.update {
+            return false;
+        }
+        let Some(d) = e
+            .dst
+            .and_then(|d| rustix::fs::statat(d, e.name, AtFlags::SYMLINK_NOFOLLOW).ok())
+        else {
+            return false;
+        };
+        let newer = FileType::from_raw_mode(d.st_mode) == FileType::RegularFile
+            && (d.st_mtime, d.st_mtime_nsec) > (st.st_mtime, st.st_mtime_nsec);
+        if newer {
+            log::debug!(
+                "{}: newer at the destination (-u), kept",
+                escape_bytes(&e.rel)
+            );
+        }
+        newer
     }
 
     /// Whether the destination's data is current (the quick check); if so,

@@ -123,6 +123,10 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub json_lines: Option<PathBuf>,
 
+    /// Skip files whose content (BLAKE3, hashed by the workers) equals the source's, instead of comparing size and mtime
+    #[arg(short = 'c', long)]
+    pub checksum: bool,
+
     /// Don't cross filesystem boundaries: a mount point is created, its contents are not copied
     #[arg(short = 'x', long)]
     pub one_file_system: bool,

@@ -29,6 +29,7 @@ pub struct FileConfig {
     pub mkpath: Option<bool>,
     pub one_file_system: Option<bool>,
     pub update: Option<bool>,
+    pub checksum: Option<bool>,
     pub exclude_from: Option<Vec<PathBuf>>,
     pub include_from: Option<Vec<PathBuf>>,
     pub delete: Option<bool>,
@@ -111,6 +112,8 @@ pub struct Settings {
     pub one_file_system: bool,
     /// `-u/--update` or `update`: skip files newer at the destination.
     pub update: bool,
+    /// `-c/--checksum` or `checksum`: compare content, not size and mtime.
+    pub checksum: bool,
     /// `--delete` or `delete`: remove destination entries the source lacks.
     pub delete: bool,
     /// `--delete-excluded` or `delete_excluded`: excluded names are extras.
@@ -209,6 +212,7 @@ impl Settings {
             mkpath: cli.mkpath || file.mkpath.unwrap_or(false),
             one_file_system: cli.one_file_system || file.one_file_system.unwrap_or(false),
             update: cli.update || file.update.unwrap_or(false),
+            checksum: cli.checksum || file.checksum.unwrap_or(false),
             delete: cli.delete || file.delete.unwrap_or(false),
             delete_excluded: cli.delete_excluded || file.delete_excluded.unwrap_or(false),
             max_delete: cli.max_delete.or(file.max_delete),

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bumped whenever a message type changes shape.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Environment variable the supervisor sets on each worker: its own pid, so
 /// a worker whose parent died before PR_SET_PDEATHSIG was armed exits.
@@ -118,6 +118,8 @@ pub struct WorkerInit {
     pub dereference: bool,
     /// Re-read source and copy and compare BLAKE3 hashes before placing.
     pub verify: bool,
+    /// `-c`: skip by content (BLAKE3), not by size and mtime.
+    pub checksum: bool,
     /// Highest log level the worker forwards.
     pub log_level: log::LevelFilter,
 }

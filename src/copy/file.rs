@@ -67,11 +67,21 @@ impl Copier {
             .dst_dir
             .get(&self.dst_root, parent)
             .map_err(CopyError::at(Op::OpenDestDir))?;
-        if plan.quick_check && super::attrs::up_to_date(ddir, name, &st) {
-            return Ok(Some(Placed::UpToDate {
-                bytes: st.st_size as u64,
-                repaired: false,
-            }));
+        if plan.quick_check {
+            let current = if self.opts.checksum {
+                same_content(ddir, &src, name, &st, &mut self.xattr_buf)?
+            } else {
+                super::attrs::up_to_date(ddir, name, &st)
+            };
+            if current {
+                // With -c only the content was compared: bring times,
+                // permissions, owner and xattrs over in place.
+                let repaired = self.opts.checksum && self.repair_current(parent, name, &st)?;
+                return Ok(Some(Placed::UpToDate {
+                    bytes: st.st_size as u64,
+                    repaired,
+                }));
+            }
         }
         // Created with its final permission bits (the worker's umask is 0),
         // so fchmod is only needed for setuid/setgid/sticky, after chown, or
@@ -191,6 +201,42 @@ impl Copier {
         rustix::fs::renameat(ddir, temp, ddir, name).map_err(CopyError::at(Op::Place))
     }
 
+    /// `-c`: the destination's data of `name` equals the source's; fix
+    /// everything else in place (metadata, and the mtime the quick check
+    /// would have compared). True when anything differed.
+    fn repair_current(&mut self, parent: &[u8], name: &[u8], st: &Stat) -> Result<bool, CopyError> {
+        let sdir = self
+            .src_dir
+            .get(&self.src_root, parent)
+            .map_err(CopyError::at(Op::Copy))?
+            .try_clone()
+            .map_err(CopyError::at(Op::Copy))?;
+        let ddir = self
+            .dst_dir
+            .get(&self.dst_root, parent)
+            .map_err(CopyError::at(Op::Copy))?;
+        let dst = rustix::fs::statat(ddir, name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(CopyError::at(Op::Copy))?;
+        let mut changed = super::repair_in_place((&sdir, ddir), name, (st, &dst), self.owner)
+            .map_err(CopyError::at(Op::Copy))?;
+        if (dst.st_mtime, dst.st_mtime_nsec) != (st.st_mtime, st.st_mtime_nsec) {
+            let times = rustix::fs::Timestamps {
+                last_access: rustix::fs::Timespec {
+                    tv_sec: st.st_atime,
+                    tv_nsec: st.st_atime_nsec as _,
+                },
+                last_modification: rustix::fs::Timespec {
+                    tv_sec: st.st_mtime,
+                    tv_nsec: st.st_mtime_nsec as _,
+                },
+            };
+            rustix::fs::utimensat(ddir, name, &times, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(CopyError::at(Op::Copy))?;
+            changed = true;
+        }
+        Ok(changed)
+    }
+
     /// Open source file `name` in directory `parent` (see `open_source`).
     fn open_source(&mut self, parent: &[u8], name: &[u8]) -> Result<(OwnedFd, Stat), CopyError> {
         let sdir = self
@@ -208,6 +254,36 @@ impl Copier {
             let _ = rustix::fs::unlinkat(dir, temp, AtFlags::empty());
         }
     }
+}
+
+/// `-c`: the destination has a regular file `name` of the source's size
+/// whose BLAKE3 equals the source's (both read through descriptors; the
+/// destination opened without following a symlink).
+fn same_content(
+    ddir: &OwnedFd,
+    src: &OwnedFd,
+    name: &[u8],
+    st: &Stat,
+    buf: &mut Vec<u8>,
+) -> Result<bool, CopyError> {
+    let Ok(dst) = rustix::fs::openat(
+        ddir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return Ok(false);
+    };
+    let dst_st = rustix::fs::fstat(&dst).map_err(CopyError::at(Op::Copy))?;
+    let regular =
+        rustix::fs::FileType::from_raw_mode(dst_st.st_mode) == rustix::fs::FileType::RegularFile;
+    if !regular || dst_st.st_size != st.st_size {
+        return Ok(false);
+    }
+    let len = st.st_size as u64;
+    let a = verify::hash_fd(src.as_fd(), len, buf).map_err(CopyError::at(Op::Copy))?;
+    let b = verify::hash_fd(dst.as_fd(), len, buf).map_err(CopyError::at(Op::Copy))?;
+    Ok(a == b)
 }
 
 /// Open a regular source file beneath its (held) directory, refusing a

@@ -203,6 +203,9 @@ pub struct Options {
     pub dereference: bool,
     /// Re-read source and copy and compare BLAKE3 hashes before placing.
     pub verify: bool,
+    /// `-c`: a destination file is current when its content (BLAKE3)
+    /// equals the source's, whatever its mtime.
+    pub checksum: bool,
 }
 
 /// One entry to place: its path relative to both roots, what it is, and

@@ -55,6 +55,7 @@ fn worker_init(s: &Settings, run_id: u64) -> WorkerInit {
         fsync: s.fsync,
         dereference: s.dereference,
         verify: s.verify,
+        checksum: s.checksum,
         log_level: crate::logging::file_level(s).max(log::max_level()),
     }
 }

@@ -15,6 +15,7 @@ impl From<&WorkerInit> for copy::Options {
             fsync: i.fsync,
             dereference: i.dereference,
             verify: i.verify,
+            checksum: i.checksum,
         }
     }
 }

@@ -77,6 +77,7 @@ impl FakeSupervisor {
             fsync: false,
             dereference: false,
             verify: false,
+            checksum: false,
             log_level: log::LevelFilter::Warn,
         };
         self.tasks

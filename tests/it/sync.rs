@@ -395,3 +395,32 @@ fn one_file_system_creates_mount_points_empty() {
         "without -x it is copied"
     );
 }
+
+#[test]
+fn checksum_catches_a_flipped_byte_with_the_mtime_kept_and_skips_equal_content() {
+    let env = TestEnv::new();
+    gen_tree(&env.src, 31, 40);
+    fs::write(env.src.join("audit"), b"precious bytes").unwrap();
+    fs::write(env.src.join("touched"), b"same content").unwrap();
+    assert_code(&env.copy(&[]), 0);
+    // Bit rot: one byte flipped, size and mtime as before.
+    let f = env.dst.join("audit");
+    let m = fs::metadata(&f).unwrap();
+    fs::write(&f, b"precious bytez").unwrap();
+    set_mtime_ns(&f, m.mtime(), m.mtime_nsec() as u32);
+    // Same content, another mtime.
+    set_mtime_ns(&env.dst.join("touched"), 1_500_000_000, 0);
+    let (_, v) = env.copy_json(&[]);
+    assert_eq!(v["files_copied"], 1, "size+mtime only sees 'touched': {v}");
+    let (out, v) = env.copy_json(&["-c"]);
+    assert_code(&out, 0);
+    assert_eq!(v["files_copied"], 1, "{v}");
+    assert_eq!(fs::read(&f).unwrap(), b"precious bytes");
+    assert_trees_equal(&env.src, &env.dst);
+    // Equal content everywhere now: nothing is copied.
+    set_mtime_ns(&env.dst.join("touched"), 1_500_000_000, 0);
+    let (_, v) = env.copy_json(&["-c"]);
+    assert_eq!(v["files_copied"], 0, "{v}");
+    assert_eq!(v["entries_repaired"], 1, "the mtime is set in place: {v}");
+    assert_trees_equal(&env.src, &env.dst);
+}

@@ -155,6 +155,8 @@ pub struct Options {
     pub one_file_system: bool,
     /// `-u`: a file newer at the destination is left alone.
     pub update: bool,
+    /// `-c`: no size+mtime skip here; the workers compare content.
+    pub checksum: bool,
 }
 
 impl From<&Settings> for Options {
@@ -177,6 +179,7 @@ impl From<&Settings> for Options {
             delete_excluded: s.delete_excluded,
             one_file_system: s.one_file_system,
             update: s.update,
+            checksum: s.checksum,
         }
     }
 }
@@ -863,8 +866,9 @@ impl Walker {
     /// A regular file up to date at the destination: the rsync quick check,
     /// done right here (one fstatat and no IPC).
     fn current(&self, job: &DirJob, e: &Entry, st: &Stat) -> bool {
-        let checkable =
-            !self.opts.dry_run && crate::copy::quick_check(job.dir.into(), self.opts.ignore_times);
+        let checkable = !self.opts.dry_run
+            && !self.opts.checksum
+            && crate::copy::quick_check(job.dir.into(), self.opts.ignore_times);
         if !checkable || !(self.data_current(e, st) || self.newer_at_destination(e, st)) {
             return false;
         }

@@ -127,6 +127,14 @@ pub struct Cli {
     #[arg(short = 'c', long)]
     pub checksum: bool,
 
+    /// Copy only the paths listed in FILE (- for stdin), one per line, relative to the source, with their parent directories; listed directories are not descended into
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Option<PathBuf>,
+
+    /// The --files-from list is separated by NUL bytes, not newlines (find -print0)
+    #[arg(long, requires = "files_from")]
+    pub from0: bool,
+
     /// Don't cross filesystem boundaries: a mount point is created, its contents are not copied
     #[arg(short = 'x', long)]
     pub one_file_system: bool,

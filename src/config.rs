@@ -30,6 +30,8 @@ pub struct FileConfig {
     pub one_file_system: Option<bool>,
     pub update: Option<bool>,
     pub checksum: Option<bool>,
+    pub files_from: Option<PathBuf>,
+    pub from0: Option<bool>,
     pub exclude_from: Option<Vec<PathBuf>>,
     pub include_from: Option<Vec<PathBuf>>,
     pub delete: Option<bool>,
@@ -54,7 +56,12 @@ impl FileConfig {
             msg: e.to_string(),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut cfg.source, &mut cfg.destination, &mut cfg.log_file] {
+        for p in [
+            &mut cfg.source,
+            &mut cfg.destination,
+            &mut cfg.log_file,
+            &mut cfg.files_from,
+        ] {
             if let Some(v) = p.as_mut() {
                 if v.is_relative() {
                     *v = base.join(&*v);
@@ -114,6 +121,9 @@ pub struct Settings {
     pub update: bool,
     /// `-c/--checksum` or `checksum`: compare content, not size and mtime.
     pub checksum: bool,
+    /// `--files-from` or `files_from` (`--from0`/`from0`: NUL-separated):
+    /// the listed paths, read when the settings are built.
+    pub files_from: Option<std::sync::Arc<Vec<Vec<u8>>>>,
     /// `--delete` or `delete`: remove destination entries the source lacks.
     pub delete: bool,
     /// `--delete-excluded` or `delete_excluded`: excluded names are extras.
@@ -179,6 +189,19 @@ impl Settings {
             usage("no destination given (argument 2 or config key \"destination\")")
         })?;
         let processes = processes(cli.processes.or(file.processes))?;
+        let files_from = match cli.files_from.as_ref().or(file.files_from.as_ref()) {
+            Some(p) => Some(std::sync::Arc::new(read_list(
+                p,
+                cli.from0 || file.from0.unwrap_or(false),
+            )?)),
+            None => None,
+        };
+        if files_from.is_some() && (cli.delete || file.delete.unwrap_or(false)) {
+            return Err(Error::Usage(
+                "--delete cannot be combined with --files-from (which entries would be extra?)"
+                    .into(),
+            ));
+        }
         let stall = cli.stall_timeout.or(file.stall_timeout).unwrap_or(60.0);
         if !(stall.is_finite() && stall > 0.0) {
             return Err(Error::Usage(format!(
@@ -213,6 +236,7 @@ impl Settings {
             one_file_system: cli.one_file_system || file.one_file_system.unwrap_or(false),
             update: cli.update || file.update.unwrap_or(false),
             checksum: cli.checksum || file.checksum.unwrap_or(false),
+            files_from,
             delete: cli.delete || file.delete.unwrap_or(false),
             delete_excluded: cli.delete_excluded || file.delete_excluded.unwrap_or(false),
             max_delete: cli.max_delete.or(file.max_delete),
@@ -254,6 +278,34 @@ fn filters(cli: &Cli, file: &FileConfig) -> Result<Vec<Rule>> {
         }
     }
     Ok(rules)
+}
+
+/// The `--files-from` list: paths separated by newlines (or NULs), empty
+/// entries skipped; `-` is standard input.
+fn read_list(path: &Path, nul: bool) -> Result<Vec<Vec<u8>>> {
+    let err = |e: std::io::Error| Error::Config {
+        path: path.display().to_string(),
+        msg: e.to_string(),
+    };
+    let mut data = Vec::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin().read_to_end(&mut data).map_err(err)?;
+    } else {
+        data = std::fs::read(path).map_err(err)?;
+    }
+    let sep = if nul { 0 } else { b'\n' };
+    Ok(data
+        .split(|&c| c == sep)
+        .map(|l| {
+            if nul {
+                l
+            } else {
+                l.strip_suffix(b"\r").unwrap_or(l)
+            }
+        })
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect())
 }
 
 /// Patterns from a file, one per line; blank lines and lines starting

@@ -424,3 +424,40 @@ fn checksum_catches_a_flipped_byte_with_the_mtime_kept_and_skips_equal_content()
     assert_eq!(v["entries_repaired"], 1, "the mtime is set in place: {v}");
     assert_trees_equal(&env.src, &env.dst);
 }
+
+#[test]
+fn files_from_copies_only_the_listed_paths_with_their_parents() {
+    let env = TestEnv::new();
+    fs::create_dir_all(env.src.join("a/b")).unwrap();
+    fs::create_dir_all(env.src.join("d/inner")).unwrap();
+    fs::write(env.src.join("a/b/c.txt"), b"c").unwrap();
+    fs::write(env.src.join("a/b/not-listed"), b"n").unwrap();
+    fs::write(env.src.join("d/inner/f"), b"f").unwrap();
+    fs::write(env.src.join("top"), b"t").unwrap();
+    fs::write(env.src.join("other"), b"o").unwrap();
+    fs::set_permissions(env.src.join("a"), fs::Permissions::from_mode(0o750)).unwrap();
+    let list = env.path("list");
+    fs::write(&list, "a/b/c.txt\n/top\n./d/\n\n").unwrap();
+    let (out, v) = env.copy_json(&["--files-from", list.to_str().unwrap()]);
+    assert_code(&out, 0);
+    assert_eq!(fs::read(env.dst.join("a/b/c.txt")).unwrap(), b"c");
+    assert_eq!(fs::read(env.dst.join("top")).unwrap(), b"t");
+    assert!(env.dst.join("d").is_dir(), "a listed directory is created");
+    assert!(!env.dst.join("d/inner").exists(), "but not descended into");
+    assert!(!env.dst.join("a/b/not-listed").exists() && !env.dst.join("other").exists());
+    let mode = fs::metadata(env.dst.join("a")).unwrap().mode() & 0o7777;
+    assert_eq!(mode, 0o750, "parents get their source attributes");
+    assert_eq!(v["files_copied"], 2, "{v}");
+    // NUL-separated, names with a newline.
+    fs::write(env.src.join("odd\nname"), b"o").unwrap();
+    let list0 = env.path("list0");
+    fs::write(&list0, b"odd\nname\0other\0").unwrap();
+    let (out, _) = env.copy_json(&["--from0", "--files-from", list0.to_str().unwrap()]);
+    assert_code(&out, 0);
+    assert!(env.dst.join("odd\nname").exists() && env.dst.join("other").exists());
+    // A path that leaves the source is refused by name, nothing else lost.
+    fs::write(&list, "../outside\ntop\n").unwrap();
+    let (out, v) = env.copy_json(&["--files-from", list.to_str().unwrap()]);
+    assert_code(&out, 1);
+    assert!(v["errors"].to_string().contains("outside"), "{v}");
+}

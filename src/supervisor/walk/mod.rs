@@ -10,6 +10,7 @@
 
 mod dest;
 mod large;
+mod list;
 
 pub use dest::remove_worker_temps;
 
@@ -157,6 +158,8 @@ pub struct Options {
     pub update: bool,
     /// `-c`: no size+mtime skip here; the workers compare content.
     pub checksum: bool,
+    /// `--files-from`: only these paths (relative to the source).
+    pub files_from: Option<Arc<Vec<Vec<u8>>>>,
 }
 
 impl From<&Settings> for Options {
@@ -180,6 +183,7 @@ impl From<&Settings> for Options {
             one_file_system: s.one_file_system,
             update: s.update,
             checksum: s.checksum,
+            files_from: s.files_from.clone(),
         }
     }
 }
@@ -321,11 +325,18 @@ impl Walker {
         if self.changes.on() {
             self.note_root();
         }
-        std::thread::scope(|s| {
-            for _ in 0..self.opts.threads.max(1) {
-                s.spawn(|| self.thread(&shared, src_root));
+        match &self.opts.files_from {
+            Some(list) => {
+                if !self.walk_list(&shared, list) {
+                    shared.stop.store(true, Ordering::Relaxed);
+                }
             }
-        });
+            None => std::thread::scope(|s| {
+                for _ in 0..self.opts.threads.max(1) {
+                    s.spawn(|| self.thread(&shared, src_root));
+                }
+            }),
+        }
         let large = std::mem::take(&mut *lock(&shared.large));
         if !shared.stop.load(Ordering::Relaxed) {
             let mut b = Batcher::new(&self);
@@ -762,6 +773,10 @@ impl Walker {
         } else {
             Arc::clone(&job.ancestors)
         };
+        if self.opts.files_from.is_some() {
+            // --files-from: listed directories are not descended into.
+            return;
+        }
         let mut q = lock(&sh.queue);
         q.jobs.push(DirJob {
             rel: e.rel.clone(),

@@ -77,13 +77,38 @@ noop() { # label src base
     report "$label"
 }
 
+# A sync where 1 % of the files changed and 1 % were deleted since the last
+# run: pcopy --delete against rsync -aHAX --delete, each starting from the
+# same synced destination (restored by --prepare, not timed).
+sync1pct() { # label src base
+    local label=$1 src=$2 base=$3
+    local s=$base/s1 p=$base/pristine d=$base/d1
+    rm -rf "$s" "$p" "$d"
+    cp -a "$src" "$s"
+    "$PCOPY" -q "$s" "$p"
+    python3 - "$s" <<'PY'
+import os, sys
+files = sorted(os.path.join(r, f) for r, _, fs in os.walk(sys.argv[1]) for f in fs)
+for f in files[::100]:            # 1 % changed
+    with open(f, "ab") as h: h.write(b"changed")
+for f in files[50::100]:          # 1 % deleted
+    os.unlink(f)
+PY
+    hyperfine -N -w 1 -r "$RUNS" --export-json "$OUT/$label.json" \
+        --prepare "bash -c 'rm -rf $d && cp -a $p $d'" \
+        -n "pcopy --delete" "$PCOPY -q --delete $s $d" \
+        -n "rsync -aHAX --delete" "rsync -aHAX --delete $s/ $d/" >/dev/null
+    rm -rf "$s" "$p" "$d"
+    report "$label"
+}
+
 report() {
     python3 - "$OUT/$1.json" "$1" <<'PY'
 import json, statistics, sys
 res = json.load(open(sys.argv[1]))["results"]
 med = {r["command"]: statistics.median(r["times"]) for r in res}
 rng = {r["command"]: (min(r["times"]), max(r["times"])) for r in res}
-p = med["pcopy"]
+p = res[0] and statistics.median(res[0]["times"])  # the first command is pcopy
 print(f"\n### {sys.argv[2]}\n")
 print("| tool | median s | min–max s | pcopy / tool |")
 print("|---|---|---|---|")
@@ -113,6 +138,7 @@ run_on() { # base where
     gen "$base/small50k" small 50000
     compare "$where-small50k" "$base/small50k" "$base"
     noop "$where-noop50k" "$base/small50k" "$base"
+    sync1pct "$where-sync1pct50k" "$base/small50k" "$base"
     [ $QUICK = 1 ] && return
     gen "$base/large" large 3 1024
     compare "$where-large-3x1GiB" "$base/large" "$base"

@@ -519,9 +519,10 @@ impl Walker {
         });
     }
 
-    /// `-i`/`--json-lines` for directory `e`: created, or the attributes
-    /// its existing copy will have set at the end (mtime, perms, owner,
-    /// xattrs, as rsync reports them).
+    /// Directory `e`: created, or the attributes its existing copy will
+    /// have set at the end. A difference in permissions, owner, group,
+    /// ACLs or xattrs counts as a repair (the finish pass makes it);
+    /// `-i`/`--json-lines` also hear of an mtime difference, as rsync says.
     fn note_dir(&self, e: &Entry, st: &Stat, created: bool) {
         if created {
             return self.changes.record(&Change {
@@ -546,6 +547,9 @@ impl Walker {
         let Ok(d) = crate::copy::repair::repair(dirs, e.name, (st, &dst), how) else {
             return;
         };
+        if d.any() {
+            self.found.repaired.fetch_add(1, Ordering::Relaxed);
+        }
         let mut r = reasons(&d);
         r.mtime = (dst.st_mtime, dst.st_mtime_nsec) != (st.st_mtime, st.st_mtime_nsec);
         if r.any() {
@@ -753,7 +757,7 @@ impl Walker {
         if created {
             let _ = self.events.send(WalkEvent::DirCreated);
         }
-        if self.changes.on() && !counting {
+        if !counting {
             self.note_dir(e, st, created);
         }
         if !counting || exists {

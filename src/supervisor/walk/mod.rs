@@ -504,6 +504,12 @@ impl Walker {
                     _ => special_same,
                 };
                 if current && !r.any() {
+                    // Data current; the worker repairs the metadata (a
+                    // symlink's owner, a FIFO's mode): say what it will fix.
+                    // (A dry run's data_current reports it already.)
+                    if kind != Kind::File && !self.opts.dry_run {
+                        self.note_metadata(e, st, &d, kind);
+                    }
                     return;
                 }
                 (Action::Updated, r)
@@ -517,6 +523,29 @@ impl Walker {
             size: (kind == Kind::File).then_some(st.st_size as u64),
             target: target.as_ref().map(|t| t.as_bytes()),
         });
+    }
+
+    /// The metadata differences of a non-directory whose data is current.
+    fn note_metadata(&self, e: &Entry, st: &Stat, dst: &Stat, kind: Kind) {
+        let Some(dst_dir) = e.dst else { return };
+        let how = crate::copy::repair::How {
+            owner: self.opts.owner,
+            apply: false,
+            follow_src: false,
+        };
+        let dirs = (e.src.as_fd(), dst_dir.as_fd());
+        if let Ok(d) = crate::copy::repair::repair(dirs, e.name, (st, dst), how) {
+            if d.any() {
+                self.changes.record(&Change {
+                    rel: &e.rel,
+                    kind,
+                    action: Action::Repaired,
+                    reasons: reasons(&d),
+                    size: None,
+                    target: None,
+                });
+            }
+        }
     }
 
     /// Directory `e`: created, or the attributes its existing copy will

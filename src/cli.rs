@@ -12,7 +12,7 @@ use std::path::PathBuf;
 /// times. Files are written under a temporary name and renamed into place, so
 /// a re-run after any interruption finishes the job without recopying.
 #[derive(Debug, Parser)]
-#[command(name = "pcopy", version, after_help = EXAMPLES)]
+#[command(name = "pcopy", version)]
 pub struct Cli {
     /// Source directory (its contents are copied)
     pub source: Option<PathBuf>,
@@ -159,13 +159,29 @@ pub struct Cli {
 const EXAMPLES: &str = "\
 Examples:
   pcopy /data/src /backup/dst          copy the contents of /data/src into /backup/dst
+                                       (with or without a trailing /: like rsync's src/ dst/,
+                                       unlike cp -a, which would create dst/src)
+  pcopy --delete -i src dst            mirror, printing each change rsync-style
+  pcopy -n -i src dst                  what would change? (writes nothing)
   pcopy -j 8 --log-file copy.log a b   8 workers, log to copy.log
   pcopy --json src dst | jq .files_failed
-  pcopy                                use ./config.json (source, destination, processes, log_file)
+  pcopy                                use ./config.json (source, destination, processes, log_file)";
 
-Exit codes: 0 done, 1 some entries failed, 2 usage/config/fatal error, 11 destination full,
-25 --max-delete reached,
-70 internal error, 130 SIGINT, 143 SIGTERM.";
+/// The text after the options in `--help`: examples, then the exit codes
+/// from the one table in code (`ExitStatus::TABLE`).
+fn after_help() -> String {
+    let mut s = format!("{EXAMPLES}\n\nExit status:\n");
+    for (code, meaning) in crate::error::ExitStatus::TABLE {
+        s += &format!("  {code:>3}  {}\n", meaning.replace('`', ""));
+    }
+    s
+}
+
+/// The command with its generated help text (also what the man page and
+/// completions are made from).
+pub fn command() -> clap::Command {
+    Cli::command().after_help(after_help())
+}
 
 /// One filter flag, in command-line order; pattern files are read by
 /// `config` (no filesystem work here).
@@ -206,7 +222,7 @@ impl Cli {
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
     {
-        let m = Cli::command().try_get_matches_from(args)?;
+        let m = command().try_get_matches_from(args)?;
         let mut cli = <Cli as clap::FromArgMatches>::from_arg_matches(&m)?;
         cli.rules = ordered_rules(&m);
         Ok(cli)
@@ -230,13 +246,13 @@ pub fn parse() -> Mode {
     }
     if let Some(shell) = cli.completions {
         let mut out = Vec::new();
-        clap_complete::generate(shell, &mut Cli::command(), "pcopy", &mut out);
+        clap_complete::generate(shell, &mut command(), "pcopy", &mut out);
         return Mode::Print(out);
     }
     if cli.man {
         let mut out = Vec::new();
         // Writing into a Vec cannot fail.
-        let _ = clap_mangen::Man::new(Cli::command()).render(&mut out);
+        let _ = clap_mangen::Man::new(command()).render(&mut out);
         return Mode::Print(out);
     }
     Mode::Supervisor(Box::new(cli))

@@ -28,6 +28,9 @@ pub enum Error {
     /// Anything else that makes continuing pointless (e.g. workers keep dying).
     #[error("{0}")]
     Fatal(String),
+    /// Another run holds the destination's lock: retrying later will work.
+    #[error("{0}")]
+    Locked(String),
 }
 
 impl Error {
@@ -38,7 +41,10 @@ impl Error {
         }
     }
     pub fn exit_status(&self) -> ExitStatus {
-        ExitStatus::Fatal
+        match self {
+            Error::Locked(_) => ExitStatus::Locked,
+            _ => ExitStatus::Fatal,
+        }
     }
 }
 
@@ -54,9 +60,15 @@ pub enum ExitStatus {
     /// 11: the destination filled up (ENOSPC/EDQUOT); what fits was
     /// copied, the rest is counted, nothing is left half-written.
     DiskFull,
+    /// 24: the only failures were source files that vanished during the
+    /// run (log rotation, temp files): rsync's code for the same.
+    Vanished,
     /// 25: `--max-delete` stopped deletions (rsync's code for the same);
     /// everything else succeeded.
     DeleteLimit,
+    /// 75: the destination is in use by another run (its lock is held);
+    /// sysexits' EX_TEMPFAIL: a retry later will work.
+    Locked,
     /// 70: an internal error (a bug; sysexits' EX_SOFTWARE). One line on
     /// stderr says where; please report it.
     Internal,
@@ -71,11 +83,47 @@ impl ExitStatus {
             ExitStatus::Partial => 1,
             ExitStatus::Fatal => 2,
             ExitStatus::DiskFull => 11,
+            ExitStatus::Vanished => 24,
             ExitStatus::DeleteLimit => 25,
+            ExitStatus::Locked => 75,
             ExitStatus::Internal => 70,
             ExitStatus::Interrupted(sig) => (128 + sig).clamp(0, 255) as u8,
         }
     }
+}
+
+impl ExitStatus {
+    /// Every documented code with its one-line meaning: the source of the
+    /// README's table and `--help` (a test keeps them equal).
+    pub const TABLE: &'static [(u8, &'static str)] = &[
+        (0, "every entry copied or already up to date"),
+        (
+            1,
+            "finished, but some entries failed (each named in the log, on stderr and in `errors`)",
+        ),
+        (
+            2,
+            "usage, config or fatal error; nothing (more) was written",
+        ),
+        (
+            11,
+            "the destination filled up; what fit was copied, nothing is half-written",
+        ),
+        (
+            24,
+            "the only failures were source files that vanished during the run",
+        ),
+        (
+            25,
+            "`--max-delete` stopped deletions; everything else succeeded",
+        ),
+        (70, "internal error (a bug); one line says where"),
+        (
+            75,
+            "the destination is in use by another pcopy run; retry later",
+        ),
+        (130, "interrupted by SIGINT (143: SIGTERM)"),
+    ];
 }
 
 impl From<ExitStatus> for std::process::ExitCode {
@@ -115,9 +163,32 @@ mod tests {
         assert_eq!(ExitStatus::Partial.code(), 1);
         assert_eq!(ExitStatus::Fatal.code(), 2);
         assert_eq!(ExitStatus::DiskFull.code(), 11);
+        assert_eq!(ExitStatus::Vanished.code(), 24);
+        assert_eq!(ExitStatus::DeleteLimit.code(), 25);
         assert_eq!(ExitStatus::Internal.code(), 70);
+        assert_eq!(ExitStatus::Locked.code(), 75);
         assert_eq!(ExitStatus::Interrupted(libc::SIGINT).code(), 130);
         assert_eq!(ExitStatus::Interrupted(libc::SIGTERM).code(), 143);
+    }
+
+    #[test]
+    fn the_table_lists_every_code_once() {
+        let all = [
+            ExitStatus::Success,
+            ExitStatus::Partial,
+            ExitStatus::Fatal,
+            ExitStatus::DiskFull,
+            ExitStatus::Vanished,
+            ExitStatus::DeleteLimit,
+            ExitStatus::Internal,
+            ExitStatus::Locked,
+            ExitStatus::Interrupted(libc::SIGINT),
+        ];
+        let codes: Vec<u8> = all.iter().map(|s| s.code()).collect();
+        let table: Vec<u8> = ExitStatus::TABLE.iter().map(|(c, _)| *c).collect();
+        assert_eq!(codes, table);
+        // None clashes with the shell's 126-128 or a signal's 128+n.
+        assert!(codes.iter().all(|&c| c < 126 || c == 130));
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub fn exit_status(s: &Summary) -> ExitStatus {
         ExitStatus::Interrupted(sig)
     } else if s.disk_full {
         ExitStatus::DiskFull
+    } else if s.only_vanished() {
+        ExitStatus::Vanished
     } else if s.any_failed() {
         ExitStatus::Partial
     } else if s.delete_limit_reached {

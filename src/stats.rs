@@ -20,6 +20,9 @@ pub struct Summary {
     pub files_copied: u64,
     pub files_skipped: u64,
     pub files_failed: u64,
+    /// Of the failed files and directories: source entries that vanished
+    /// during the run (harmless; exit 24 when they are the only failures).
+    pub entries_vanished: u64,
     pub dirs_created: u64,
     pub dirs_failed: u64,
     pub symlinks_copied: u64,
@@ -67,6 +70,11 @@ pub struct Summary {
 pub enum Failed {
     File,
     Dir,
+    /// A source file (or directory) that disappeared during the run: a
+    /// failure that needs no action (log rotation, temp files), exit 24
+    /// when it is the only kind.
+    Vanished,
+    VanishedDir,
 }
 
 /// How failures name entries: always a full path, the source's or the
@@ -108,12 +116,24 @@ impl Summary {
     /// The one way a failure is accounted: logged as an error, counted, and
     /// listed (the first `MAX_REPORTED_ERRORS`).
     pub fn fail(&mut self, what: Failed, path: String, msg: String) {
-        log::error!("{path}: {msg}");
         match what {
             Failed::File => self.files_failed += 1,
             Failed::Dir => self.dirs_failed += 1,
+            Failed::Vanished => self.files_failed += 1,
+            Failed::VanishedDir => self.dirs_failed += 1,
+        }
+        if matches!(what, Failed::Vanished | Failed::VanishedDir) {
+            self.entries_vanished += 1;
+            log::warn!("{path}: {msg}");
+        } else {
+            log::error!("{path}: {msg}");
         }
         self.push_error(path, msg);
+    }
+
+    /// Every failure was a vanished source entry (exit 24, not 1).
+    pub fn only_vanished(&self) -> bool {
+        self.any_failed() && self.files_failed + self.dirs_failed == self.entries_vanished
     }
 
     /// Record a failed entry, keeping at most `MAX_REPORTED_ERRORS` details.

@@ -66,8 +66,8 @@ pub fn prepare(source: &Path, destination: &Path, dry_run: bool, mkpath: bool) -
     match rustix::fs::flock(&dst_fd, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => {}
         Err(rustix::io::Errno::WOULDBLOCK) => {
-            return Err(Error::Fatal(format!(
-                "{}: destination is in use by another pcopy run",
+            return Err(Error::Locked(format!(
+                "{}: destination is in use by another pcopy run (retry when it has finished)",
                 destination.display()
             )))
         }

@@ -86,7 +86,8 @@ fn a_locked_destination_is_refused() {
     let d = fs::File::open(&env.dst).unwrap();
     rustix::fs::flock(&d, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
     let out = env.copy(&[]);
-    assert_code(&out, 2);
+    // sysexits' EX_TEMPFAIL: a retry later will work.
+    assert_code(&out, 75);
     assert!(
         stderr(&out).contains("in use by another pcopy run"),
         "{}",
@@ -116,4 +117,38 @@ fn a_missing_destination_parent_is_refused_unless_mkpath() {
     c.arg("--mkpath").arg(&env.src).arg(&dst);
     assert_code(&run(c), 0);
     assert_eq!(fs::read(dst.join("f")).unwrap(), b"x");
+}
+
+#[test]
+fn the_readme_help_and_code_share_one_exit_code_table() {
+    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("## Exit codes").nth(1).unwrap();
+    let rows: Vec<(u8, String)> = section
+        .lines()
+        .skip_while(|l| !l.starts_with("|---"))
+        .skip(1)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split(" | ").map(str::trim).collect();
+            (cells[0].parse().unwrap(), cells[1].to_string())
+        })
+        .collect();
+    let code: Vec<(u8, String)> = pcopy::error::ExitStatus::TABLE
+        .iter()
+        .map(|(c, m)| (*c, m.to_string()))
+        .collect();
+    assert_eq!(
+        rows, code,
+        "README's exit-code table differs from ExitStatus::TABLE"
+    );
+    let help = run({
+        let mut c = std::process::Command::new(bin());
+        c.arg("--help");
+        c
+    });
+    let text = String::from_utf8_lossy(&help.stdout);
+    for (c, m) in pcopy::error::ExitStatus::TABLE {
+        let line = format!("{c:>3}  {}", m.replace('`', ""));
+        assert!(text.contains(&line), "--help lacks {line:?}:\n{text}");
+    }
 }

@@ -335,13 +335,28 @@ fn a_source_vanishing_after_the_walk_is_reported() {
     flat_files(&env, 3);
     fs::write(env.src.join("ghost"), b"boo").unwrap();
     let (out, v) = finish(spawn(&env, "worker::before_open=return(vanish:ghost)", &[]));
-    assert_code(&out, 1);
+    // Only a vanished file: rsync's 24, not 1 (nothing for the user to do).
+    assert_code(&out, 24);
     let errs = v["errors"].to_string();
     assert!(
         errs.contains("ghost") && errs.contains("vanished"),
         "{errs}"
     );
+    assert_eq!(v["entries_vanished"], 1, "{v}");
     assert_eq!(count_files(&env.dst), 3);
+    // A vanished file and a real failure: 1.
+    fs::write(env.src.join("ghost"), b"boo").unwrap();
+    fs::create_dir(env.src.join("locked")).unwrap();
+    fs::write(env.src.join("locked/f"), b"x").unwrap();
+    // A type clash (reported without --delete): a real failure.
+    fs::write(
+        env.dst.join("locked"),
+        b"a file where the source has a directory",
+    )
+    .unwrap();
+    let (out, v) = finish(spawn(&env, "worker::before_open=return(vanish:ghost)", &[]));
+    assert_code(&out, 1);
+    assert_eq!(v["entries_vanished"], 1, "{v}");
 }
 
 #[test]

@@ -430,6 +430,14 @@ impl<'a> Dispatch<'a> {
                 self.no_space(path, msg);
                 self.count_unsent(t);
             }
+            Outcome::Failed {
+                kind: ErrorKind::NotFound,
+                msg,
+                dst: false,
+            } => {
+                let path = self.path_of(t);
+                self.summary.fail(Failed::Vanished, path, msg);
+            }
             Outcome::Failed { msg, dst, .. } => {
                 let path = if dst {
                     self.dst_path_of(t)

@@ -392,6 +392,10 @@ impl Walker {
     fn read_dir(&self, sh: &Shared, src_root: &OwnedFd, job: &DirJob, b: &mut Batcher) -> bool {
         let src = match crate::copy::open_src_dir(src_root, &job.rel, self.opts.dereference) {
             Ok(fd) => fd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.vanished(&job.rel, true);
+                return true;
+            }
             Err(e) => {
                 self.fail(&job.rel, &e.to_string(), true);
                 return true;
@@ -727,6 +731,10 @@ impl Walker {
                 self.fail(&e.rel, "dangling symlink (not followed)", false);
                 return true;
             }
+            Err(rustix::io::Errno::NOENT) => {
+                self.vanished(&e.rel, false);
+                return true;
+            }
             Err(err) => {
                 self.fail(&e.rel, &err.to_string(), false);
                 return true;
@@ -989,6 +997,19 @@ impl Walker {
             path: self.paths.source(rel),
             msg: msg.to_string(),
             what: if dir { Failed::Dir } else { Failed::File },
+        });
+    }
+
+    /// A source entry listed by its directory but gone when looked at.
+    fn vanished(&self, rel: &[u8], dir: bool) {
+        let _ = self.events.send(WalkEvent::Failed {
+            path: self.paths.source(rel),
+            msg: "vanished since the walk (not copied)".into(),
+            what: if dir {
+                Failed::VanishedDir
+            } else {
+                Failed::Vanished
+            },
         });
     }
 }

@@ -33,6 +33,12 @@ pub struct Summary {
     pub bytes_copied: u64,
     /// Bytes of files found up to date (skipped).
     pub bytes_skipped: u64,
+    /// Bytes of further names of files already counted (hard links): made
+    /// links, never copied. bytes_found = copied + skipped + linked +
+    /// failed + not copied.
+    pub bytes_linked: u64,
+    /// Bytes of regular files that failed.
+    pub bytes_failed: u64,
     pub elapsed_seconds: f64,
     pub workers: u32,
     pub worker_restarts: u32,
@@ -63,6 +69,9 @@ pub struct Summary {
     /// Signal that interrupted the run, if any (exit code 128 + signal).
     #[serde(skip)]
     pub signal: Option<i32>,
+    /// `--verify` was asked for (the text summary then says how many).
+    #[serde(skip)]
+    pub verify: bool,
 }
 
 /// What failed: one of the two counters every failure lands in.
@@ -175,56 +184,86 @@ impl Summary {
     /// The end-of-run summary for humans (stdout, and the log file).
     pub fn human(&self) -> String {
         use indicatif::HumanBytes;
-        let mut s = String::new();
+        let plural =
+            |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let mut lines = Vec::new();
         if self.dry_run {
-            s += "dry run: nothing was written; counts say what would be done\n";
+            lines.push("dry run: nothing was written; the counts say what would be done".into());
         }
-        s += &format!(
-            "files found: {}, copied: {}, skipped (up to date): {}, failed: {}\n",
+        let mut files = format!(
+            "files found: {}, copied: {}, skipped (up to date): {}, failed: {}",
             self.files_found, self.files_copied, self.files_skipped, self.files_failed
         );
-        s += &format!(
-            "dirs created: {}, symlinks: {}, hard links: {}, special: {}\n",
-            self.dirs_created, self.symlinks_copied, self.hardlinks_created, self.specials_copied
+        if self.entries_vanished > 0 {
+            files += &format!(" (vanished during the run: {})", self.entries_vanished);
+        }
+        lines.push(files);
+        let mut other = format!(
+            "directories created: {}, failed: {}; symlinks: {}, hard links: {}, special files: {}",
+            self.dirs_created,
+            self.dirs_failed,
+            self.symlinks_copied,
+            self.hardlinks_created,
+            self.specials_copied
         );
-        s += &format!(
-            "total size: {} found, {} copied in {:.2} s ({}/s) with {} workers, {} restarts",
+        if self.entries_ignored > 0 {
+            other += &format!(", ignored (sockets): {}", self.entries_ignored);
+        }
+        lines.push(other);
+        let mut size = format!(
+            "size: {} found = {} copied + {} up to date + {} hard-linked",
             HumanBytes(self.bytes_found),
             HumanBytes(self.bytes_copied),
-            self.elapsed_seconds,
-            HumanBytes(self.throughput() as u64),
-            self.workers,
-            self.worker_restarts
+            HumanBytes(self.bytes_skipped),
+            HumanBytes(self.bytes_linked)
         );
+        if self.bytes_failed > 0 {
+            size += &format!(" + {} failed", HumanBytes(self.bytes_failed));
+        }
+        if self.bytes_not_copied > 0 {
+            size += &format!(" + {} not copied", HumanBytes(self.bytes_not_copied));
+        }
+        lines.push(size);
+        let mut time = format!("time: {:.2} s", self.elapsed_seconds);
+        if !self.dry_run {
+            time += &format!(
+                " ({}/s) with {}, {}",
+                HumanBytes(self.throughput() as u64),
+                plural(self.workers.into(), "worker", "workers"),
+                plural(self.worker_restarts.into(), "restart", "restarts")
+            );
+        }
+        lines.push(time);
         if self.entries_deleted > 0 || self.delete_limit_reached {
-            s += &format!("\ndeleted (not in the source): {}", self.entries_deleted);
+            let mut d = format!("deleted (not in the source): {}", self.entries_deleted);
             if self.delete_limit_reached {
-                s += " (--max-delete reached: the other extra entries were kept)";
+                d += " (--max-delete reached: the other extra entries were kept)";
             }
+            lines.push(d);
         }
         if self.entries_repaired > 0 {
-            s += &format!(
-                "\nmetadata repaired (data already current): {}",
+            lines.push(format!(
+                "metadata repaired (data already current): {}",
                 self.entries_repaired
-            );
+            ));
         }
-        if self.entries_excluded > 0 || self.files_verified > 0 {
-            s += &format!(
-                "\nexcluded: {}, verified: {}",
-                self.entries_excluded, self.files_verified
-            );
+        if self.entries_excluded > 0 {
+            lines.push(format!("excluded: {}", self.entries_excluded));
+        }
+        if self.verify {
+            lines.push(format!("verified: {}", self.files_verified));
         }
         if self.disk_full {
-            s += &format!(
-                "\ndestination full: {} files ({}) not copied; free space and re-run to finish",
-                self.files_not_copied,
+            lines.push(format!(
+                "destination full: {} ({}) not copied; free space and re-run to finish",
+                plural(self.files_not_copied, "file", "files"),
                 HumanBytes(self.bytes_not_copied)
-            );
+            ));
         }
         if self.interrupted {
-            s += "\ninterrupted: the copy is incomplete; re-run to finish it";
+            lines.push("interrupted: the copy is incomplete; re-run to finish it".into());
         }
-        s
+        lines.join("\n")
     }
 }
 

@@ -292,6 +292,8 @@ impl Run<'_> {
         summary.files_skipped += found.skipped_files.load(Ordering::Relaxed);
         summary.bytes_skipped += found.skipped_bytes.load(Ordering::Relaxed);
         summary.entries_repaired += found.repaired.load(Ordering::Relaxed);
+        summary.bytes_linked = found.linked_bytes.load(Ordering::Relaxed);
+        summary.verify = self.settings.verify;
         summary.files_not_copied += found.unsent_files.load(Ordering::Relaxed);
         summary.bytes_not_copied += found.unsent_bytes.load(Ordering::Relaxed);
         summary.files_found = found.files.load(Ordering::Relaxed);

@@ -182,3 +182,42 @@ fn completions_and_man_page_are_generated_from_the_cli() {
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.contains(".TH pcopy") && s.contains("exclude"), "{s}");
 }
+
+#[test]
+fn the_summary_tells_the_whole_truth_in_english() {
+    let env = TestEnv::new();
+    gen_tree(&env.src, 8, 60);
+    let big = env.src.join("big");
+    fs::write(&big, vec![1u8; 100_000]).unwrap();
+    fs::hard_link(&big, env.src.join("big-link")).unwrap();
+    // A directory that fails: a -L loop.
+    fs::create_dir(env.src.join("loop")).unwrap();
+    std::os::unix::fs::symlink("..", env.src.join("loop/up")).unwrap();
+    let (out, v) = env.copy_json(&["-L", "-j", "1"]);
+    assert_code(&out, 1);
+    let n = |k: &str| v[k].as_u64().unwrap();
+    assert!(n("dirs_failed") >= 1, "{v}");
+    assert_eq!(n("bytes_linked"), 100_000, "{v}");
+    assert_eq!(
+        n("bytes_found"),
+        n("bytes_copied") + n("bytes_skipped") + n("bytes_linked") + n("bytes_failed"),
+        "found = copied + skipped + linked + failed: {v}"
+    );
+    // The text says the same, with the directory failure and in English.
+    let out = env.copy(&["-L", "-j", "1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("directories created: 0, failed: 1"), "{text}");
+    assert!(text.contains("with 1 worker,"), "{text}");
+    assert!(text.contains("hard-linked"), "{text}");
+    assert!(!text.contains("verified"), "--verify not asked: {text}");
+    // A dry run's bytes_skipped equals the real run's.
+    let (_, dry) = env.copy_json(&["-n"]);
+    let (_, real) = env.copy_json(&[]);
+    assert_eq!(dry["bytes_skipped"], real["bytes_skipped"], "{dry}\n{real}");
+    assert!(real["bytes_skipped"].as_u64().unwrap() > 0);
+    let out = env.copy(&["-n"]);
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("worker"),
+        "no workers in a dry run"
+    );
+}

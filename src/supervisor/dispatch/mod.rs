@@ -435,10 +435,16 @@ impl<'a> Dispatch<'a> {
                 msg,
                 dst: false,
             } => {
+                if let TaskKind::File { size } = t.kind {
+                    self.summary.bytes_failed += size;
+                }
                 let path = self.path_of(t);
                 self.summary.fail(Failed::Vanished, path, msg);
             }
             Outcome::Failed { msg, dst, .. } => {
+                if let TaskKind::File { size } = t.kind {
+                    self.summary.bytes_failed += size;
+                }
                 let path = if dst {
                     self.dst_path_of(t)
                 } else {
@@ -501,6 +507,7 @@ impl<'a> Dispatch<'a> {
             }
             bigfile::Placed::Failed(msg) => {
                 let path = self.path_of(t);
+                self.summary.bytes_failed += file_size;
                 self.summary.fail(Failed::File, path, msg);
             }
         }

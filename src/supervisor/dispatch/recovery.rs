@@ -18,7 +18,7 @@ impl Dispatch<'_> {
     pub(super) fn kill_bad(&mut self, set_id: u64, why: &str) {
         if let Some(&slot) = self.set_ids.get(&set_id) {
             if let Some(w) = self.slots[slot].worker.as_mut() {
-                log::error!("worker {}: undecodable message ({why}); killing it", w.pid);
+                log::warn!("worker {}: undecodable message ({why}); killing it", w.pid);
                 let _ = w.child.kill();
             }
         }
@@ -93,7 +93,9 @@ impl Dispatch<'_> {
             }
         }
         self.summary.worker_restarts += 1;
-        log::error!(
+        // Survived: a warning. An ERROR is for what the user must act on
+        // (a quarantined entry is reported as a failed entry).
+        log::warn!(
             "worker {} {}; re-dispatching its {} unfinished entries",
             w.pid,
             describe(status),

@@ -93,6 +93,8 @@ pub struct Found {
     /// The destination is full: the walk goes on only to count what is
     /// left, creating and dispatching nothing more.
     pub no_space: AtomicBool,
+    /// Bytes of further names of an inode already counted (hard links).
+    pub linked_bytes: AtomicU64,
     /// Entries whose data was current but whose metadata was repaired
     /// (in a dry run: would be).
     pub repaired: AtomicU64,
@@ -121,8 +123,13 @@ impl WalkEvent {
             WalkEvent::Deleted(n) => sm.entries_deleted += n,
             WalkEvent::NoSpace { .. } => {}
             WalkEvent::Dry {
-                up_to_date: true, ..
-            } => sm.files_skipped += 1,
+                up_to_date: true,
+                bytes,
+                ..
+            } => {
+                sm.files_skipped += 1;
+                sm.bytes_skipped += bytes;
+            }
             WalkEvent::Dry { kind, bytes, .. } => sm.count_placed(&kind, bytes),
         }
     }
@@ -913,6 +920,10 @@ impl Walker {
         let mut inodes = lock(&sh.inodes);
         if let Some(first) = inodes.get(&(st.st_dev, st.st_ino)) {
             lock(&sh.out).links.push((rel.clone(), first.clone()));
+            if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile {
+                let size = st.st_size as u64;
+                self.found.linked_bytes.fetch_add(size, Ordering::Relaxed);
+            }
             return true;
         }
         inodes.insert((st.st_dev, st.st_ino), rel.clone());

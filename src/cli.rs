@@ -237,10 +237,28 @@ pub enum Mode {
     Supervisor(Box<Cli>),
 }
 
+/// `--help`/`--version` print as clap does; a usage error is one line on
+/// stderr (clap's first line, which names the flag and the problem) and
+/// exit 2, not a usage block.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind as K;
+    if matches!(
+        e.kind(),
+        K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit()
+    }
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    crate::util::err_line(&format!("pcopy: {first} (see pcopy --help)"));
+    std::process::exit(2)
+}
+
 /// Parse argv. Usage errors, `--help` and `--version` exit inside clap
 /// (usage errors with code 2, matching our `ExitStatus::Fatal`).
 pub fn parse() -> Mode {
-    let cli = Cli::try_parse_ordered(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    let cli = Cli::try_parse_ordered(std::env::args_os()).unwrap_or_else(|e| usage_error(e));
     if let Some(token) = &cli.worker {
         return Mode::Worker(token.to_string_lossy().into_owned());
     }

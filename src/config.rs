@@ -163,6 +163,13 @@ impl Settings {
     /// `./config.json` when no paths are given on the command line.
     pub fn resolve(cli: &Cli) -> Result<Self> {
         let file = match (&cli.config, &cli.source) {
+            (Some(_), Some(src)) if cli.destination.is_none() => {
+                return Err(Error::Usage(format!(
+                    "one path ({}) with --config is ambiguous: give both SOURCE and DESTINATION \
+                     (they override the config's), or neither",
+                    src.display()
+                )))
+            }
             (Some(p), _) => FileConfig::load(p)?,
             (None, None) => {
                 let p = Path::new("config.json");

@@ -40,6 +40,17 @@ impl Error {
             source,
         }
     }
+    /// Machine-readable kind for the fatal JSON object.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Usage(_) => "usage",
+            Error::Config { .. } => "config",
+            Error::Io { .. } => "io",
+            Error::Fatal(_) => "fatal",
+            Error::Locked(_) => "locked",
+        }
+    }
+
     pub fn exit_status(&self) -> ExitStatus {
         match self {
             Error::Locked(_) => ExitStatus::Locked,

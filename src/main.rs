@@ -3,7 +3,6 @@
 use pcopy::cli::{self, Mode};
 use pcopy::config::Settings;
 use pcopy::error::ExitStatus;
-use pcopy::util::err_line;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -34,10 +33,7 @@ fn run() -> ExitCode {
             });
             match result {
                 Ok((summary, json, quiet)) => pcopy::report::print(&summary, json, quiet).into(),
-                Err(e) => {
-                    err_line(&format!("pcopy: {e}"));
-                    e.exit_status().into()
-                }
+                Err(e) => pcopy::report::fatal(&e, cli.json).into(),
             }
         }
     }

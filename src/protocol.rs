@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bumped whenever a message type changes shape.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// Environment variable the supervisor sets on each worker: its own pid, so
 /// a worker whose parent died before PR_SET_PDEATHSIG was armed exits.
@@ -217,6 +217,8 @@ pub enum Outcome {
         /// The failing operation was on the destination side: messages name
         /// the destination path, not the source.
         dst: bool,
+        /// The OS error number behind it, 0 if none (for the JSON `kind`).
+        errno: i32,
     },
 }
 
@@ -293,6 +295,7 @@ mod tests {
                     kind: ErrorKind::Changed,
                     msg: "x".into(),
                     dst: false,
+                    errno: 0,
                 },
             ],
             finished: true,

@@ -34,3 +34,20 @@ pub fn exit_status(s: &Summary) -> ExitStatus {
         ExitStatus::Success
     }
 }
+
+/// A run that could not start or continue (exit 2 or 75): one line on
+/// stderr and, with `--json`, still one JSON object on stdout so a script
+/// never parses an empty output.
+pub fn fatal(e: &crate::error::Error, json: bool) -> ExitStatus {
+    let status = e.exit_status();
+    err_line(&format!("pcopy: {e}"));
+    if json {
+        let v = serde_json::json!({
+            "schema_version": crate::stats::SCHEMA_VERSION,
+            "exit_code": status.code(),
+            "error": { "kind": e.kind(), "message": e.to_string() },
+        });
+        out_line(&v.to_string());
+    }
+    status
+}

@@ -10,12 +10,29 @@ pub const MAX_REPORTED_ERRORS: usize = 100;
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct ErrorEntry {
     pub path: String,
+    /// Machine-readable: the errno name (`EACCES`) when the OS said why,
+    /// else a word (`vanished`, `changed`, `type_clash`, `verify_mismatch`,
+    /// `crashed`, `disk_full`, `other`).
+    pub kind: String,
     pub message: String,
 }
+
+/// The `--json` schema's version: bumped when a field changes meaning or
+/// goes away (new fields do not bump it). Documented in docs/json.md.
+pub const SCHEMA_VERSION: u32 = 1;
 
 /// Counters for one run. `*_found` come from the walk, the rest from outcomes.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Summary {
+    pub schema_version: u32,
+    /// The source and destination as given (undecodable bytes as `\xNN`).
+    pub source: String,
+    pub destination: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub finished_at: String,
+    /// The process's exit code for this run (see the README's table).
+    pub exit_code: u8,
     pub files_found: u64,
     pub files_copied: u64,
     pub files_skipped: u64,
@@ -86,6 +103,19 @@ pub enum Failed {
     VanishedDir,
 }
 
+/// The machine-readable kind of an OS error: its errno name, or "other".
+pub fn io_kind(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind as K;
+    e.raw_os_error()
+        .and_then(crate::util::errno_name)
+        .unwrap_or(match e.kind() {
+            K::NotFound => "ENOENT",
+            K::PermissionDenied => "EACCES",
+            K::AlreadyExists => "EEXIST",
+            _ => "other",
+        })
+}
+
 /// How failures name entries: always a full path, the source's or the
 /// destination's, with the root itself named as given on the command line.
 #[derive(Clone, Debug)]
@@ -125,6 +155,11 @@ impl Summary {
     /// The one way a failure is accounted: logged as an error, counted, and
     /// listed (the first `MAX_REPORTED_ERRORS`).
     pub fn fail(&mut self, what: Failed, path: String, msg: String) {
+        self.fail_kind(what, "other", path, msg);
+    }
+
+    /// `fail`, with the machine-readable kind of the error (see `ErrorEntry`).
+    pub fn fail_kind(&mut self, what: Failed, kind: &str, path: String, msg: String) {
         match what {
             Failed::File => self.files_failed += 1,
             Failed::Dir => self.dirs_failed += 1,
@@ -137,7 +172,11 @@ impl Summary {
         } else {
             log::error!("{path}: {msg}");
         }
-        self.push_error(path, msg);
+        let kind = match what {
+            Failed::Vanished | Failed::VanishedDir => "vanished",
+            _ => kind,
+        };
+        self.push_error(kind, path, msg);
     }
 
     /// Every failure was a vanished source entry (exit 24, not 1).
@@ -146,9 +185,13 @@ impl Summary {
     }
 
     /// Record a failed entry, keeping at most `MAX_REPORTED_ERRORS` details.
-    pub fn push_error(&mut self, path: String, message: String) {
+    pub fn push_error(&mut self, kind: &str, path: String, message: String) {
         if self.errors.len() < MAX_REPORTED_ERRORS {
-            self.errors.push(ErrorEntry { path, message });
+            self.errors.push(ErrorEntry {
+                path,
+                kind: kind.to_string(),
+                message,
+            });
         } else {
             self.errors_truncated += 1;
         }
@@ -287,7 +330,7 @@ mod tests {
     fn error_list_is_capped() {
         let mut s = Summary::default();
         for i in 0..(MAX_REPORTED_ERRORS + 5) {
-            s.push_error(format!("p{i}"), "m".into());
+            s.push_error("other", format!("p{i}"), "m".into());
         }
         assert_eq!(s.errors.len(), MAX_REPORTED_ERRORS);
         assert_eq!(s.errors_truncated, 5);

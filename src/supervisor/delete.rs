@@ -70,8 +70,9 @@ pub fn run(dst_root: &OwnedFd, extras: &[Extra], t: &mut Tally, paths: &Paths, s
         let r = open_beneath(dst_root, parent, OFlags::DIRECTORY | OFlags::RDONLY)
             .and_then(|dir| remove(dir.as_fd(), name, &x.rel, x.dir, t));
         if let Err(e) = r {
-            sm.fail(
+            sm.fail_kind(
                 if x.dir { Failed::Dir } else { Failed::File },
+                crate::stats::io_kind(&e),
                 paths.destination(&x.rel),
                 format!("delete: {e}"),
             );

@@ -77,8 +77,9 @@ pub fn hard_links(
                 changes.record(&linked(&link.0, &first.0));
             }
             Ok(false) => sm.files_skipped += 1,
-            Err(e) => sm.fail(
+            Err(e) => sm.fail_kind(
                 Failed::File,
+                crate::stats::io_kind(&e),
                 paths.destination(&link.0),
                 format!("hard link to {}: {e}", first.display()),
             ),
@@ -106,8 +107,9 @@ pub fn dir_attrs(
     sm: &mut Summary,
 ) {
     let mut failed = |rel: &[u8], e: io::Error| {
-        sm.fail(
+        sm.fail_kind(
             Failed::Dir,
+            crate::stats::io_kind(&e),
             paths.destination(rel),
             format!("set directory attributes: {e}"),
         )

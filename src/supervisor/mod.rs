@@ -70,6 +70,7 @@ struct Run<'a> {
     stop: &'a signals::Signals,
     /// `-i` and `--json-lines`.
     changes: Arc<changes::Changes>,
+    started: std::time::SystemTime,
 }
 
 /// The walker thread and its two channels.
@@ -88,6 +89,7 @@ fn join(thread: std::thread::JoinHandle<walk::WalkOutput>) -> Result<walk::WalkO
 
 pub fn run(mut settings: Settings) -> Result<Summary> {
     let start = Instant::now();
+    let started = std::time::SystemTime::now();
     crate::failpoint::setup();
     let stop = signals::Signals::install().map_err(|e| Error::Fatal(format!("signals: {e}")))?;
     let filter = crate::filter::Filter::new(&settings.filters).map_err(Error::Usage)?;
@@ -116,6 +118,7 @@ pub fn run(mut settings: Settings) -> Result<Summary> {
         run_id: run_id(),
         found: Arc::new(walk::Found::default()),
         stop: &stop,
+        started,
         changes: Arc::new(changes::Changes::open(
             settings.itemize,
             settings.json_lines.as_deref(),
@@ -299,6 +302,14 @@ impl Run<'_> {
         summary.files_found = found.files.load(Ordering::Relaxed);
         summary.bytes_found = found.bytes.load(Ordering::Relaxed);
         summary.elapsed_seconds = start.elapsed().as_secs_f64();
+        let shown =
+            |p: &std::path::Path| crate::util::escape_bytes(p.as_os_str().as_encoded_bytes());
+        summary.schema_version = crate::stats::SCHEMA_VERSION;
+        summary.source = shown(&self.settings.source);
+        summary.destination = shown(&self.settings.destination);
+        summary.started_at = crate::util::rfc3339(self.started);
+        summary.finished_at = crate::util::rfc3339(std::time::SystemTime::now());
+        summary.exit_code = crate::report::exit_status(summary).code();
         for line in summary.human().lines() {
             log::info!("{line}");
         }

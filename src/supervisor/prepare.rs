@@ -36,6 +36,7 @@ fn open_dir(p: &Path) -> Result<OwnedFd> {
 }
 
 pub fn prepare(source: &Path, destination: &Path, dry_run: bool, mkpath: bool) -> Result<Roots> {
+    check_kinds(source, destination)?;
     let src_fd = open_dir(source)?;
     let sst = rustix::fs::fstat(&src_fd).map_err(|e| Error::io(source, e.into()))?;
     let source = std::fs::canonicalize(source).map_err(|e| Error::io(source, e))?;
@@ -80,6 +81,35 @@ pub fn prepare(source: &Path, destination: &Path, dry_run: bool, mkpath: bool) -
         dst_fd: Some(dst_fd),
         created,
     })
+}
+
+/// Say in one line what is wrong with the two paths before any error number
+/// would: pcopy copies a directory's contents into a directory.
+fn check_kinds(source: &Path, destination: &Path) -> Result<()> {
+    match std::fs::metadata(source) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::Usage(format!(
+                "{}: the source does not exist",
+                source.display()
+            )))
+        }
+        Ok(m) if !m.is_dir() => {
+            return Err(Error::Usage(format!(
+                "{}: the source is not a directory; pcopy copies a directory's contents (for one file, use cp)",
+                source.display()
+            )))
+        }
+        _ => {}
+    }
+    if let Ok(m) = std::fs::metadata(destination) {
+        if !m.is_dir() {
+            return Err(Error::Usage(format!(
+                "{}: the destination exists and is not a directory; give a directory (it is created if missing)",
+                destination.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Create the destination directory owner-only, like every directory a run

@@ -161,6 +161,7 @@ impl Worker {
                     kind: ErrorKind::Other,
                     msg,
                     dst: false,
+                    errno: 0,
                 },
             };
             if self.stop && matches!(outcome, Outcome::Failed { .. }) {

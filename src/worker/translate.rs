@@ -74,6 +74,7 @@ pub fn outcome(r: Result<Placed, CopyError>) -> Outcome {
             kind: kind(&e),
             msg: e.to_string(),
             dst: e.on_destination(),
+            errno: e.errno().unwrap_or(0),
         },
     }
 }
@@ -122,7 +123,7 @@ mod tests {
     fn copy_errors_become_outcomes_naming_the_right_side() {
         let full = CopyError::io(Op::Copy, io::Error::from_raw_os_error(libc::ENOSPC));
         match outcome(Err(full)) {
-            Outcome::Failed { kind, dst, msg } => {
+            Outcome::Failed { kind, dst, msg, .. } => {
                 assert_eq!(kind, ErrorKind::NoSpace);
                 assert!(dst);
                 assert!(msg.starts_with("copy: "), "{msg}");

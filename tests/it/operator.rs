@@ -221,3 +221,84 @@ fn the_summary_tells_the_whole_truth_in_english() {
         "no workers in a dry run"
     );
 }
+
+#[test]
+fn json_has_schema_times_exit_code_and_error_kinds() {
+    let env = TestEnv::new();
+    fs::write(env.src.join("ok"), b"x").unwrap();
+    fs::create_dir(env.src.join("clash")).unwrap();
+    fs::write(env.src.join("clash/f"), b"x").unwrap();
+    fs::create_dir(&env.dst).unwrap();
+    fs::write(
+        env.dst.join("clash"),
+        b"a file where the source has a directory",
+    )
+    .unwrap();
+    let (out, v) = env.copy_json(&[]);
+    assert_code(&out, 1);
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["exit_code"], 1);
+    assert_eq!(v["source"], env.src.to_str().unwrap());
+    assert_eq!(v["destination"], env.dst.to_str().unwrap());
+    for k in ["started_at", "finished_at"] {
+        let t = v[k].as_str().unwrap();
+        // RFC 3339 UTC: 2026-11-25T17:22:03.123Z
+        assert_eq!(
+            (t.len(), &t[4..5], &t[10..11], &t[23..]),
+            (24, "-", "T", "Z"),
+            "{k}: {t}"
+        );
+    }
+    assert!(v["finished_at"].as_str() >= v["started_at"].as_str());
+    let e = &v["errors"][0];
+    assert!(e["path"].as_str().unwrap().ends_with("clash"), "{e}");
+    assert_eq!(e["kind"], "EEXIST", "the errno name: {e}");
+}
+
+#[test]
+fn a_fatal_error_with_json_still_prints_one_json_object() {
+    let env = TestEnv::new();
+    let out = env.copy(&["--json", "--stall-timeout", "0"]);
+    assert_code(&out, 2);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["exit_code"], 2);
+    assert_eq!(v["error"]["kind"], "usage");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("stall timeout"));
+    assert_eq!(
+        stderr(&out).lines().count(),
+        1,
+        "one line: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn bad_paths_and_flags_get_one_line_saying_what_to_do() {
+    let env = TestEnv::new();
+    let file = env.path("a-file");
+    fs::write(&file, b"x").unwrap();
+    let cases: [(Vec<&str>, &str); 4] = [
+        (
+            vec![file.to_str().unwrap(), "dst"],
+            "source is not a directory",
+        ),
+        (
+            vec![env.src.to_str().unwrap(), file.to_str().unwrap()],
+            "destination exists and is not a directory",
+        ),
+        (vec!["-j", "-1", "a", "b"], "unexpected argument '-1'"),
+        (vec!["--config", "c.json", "only-one"], "ambiguous"),
+    ];
+    for (args, want) in cases {
+        let mut c = env.cmd();
+        c.args(&args);
+        let out = run(c);
+        assert_code(&out, 2);
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}

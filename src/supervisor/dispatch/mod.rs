@@ -381,7 +381,7 @@ impl<'a> Dispatch<'a> {
                 .store(true, std::sync::atomic::Ordering::Relaxed);
             log::error!("{path}: {msg}; destination full: no more data is dispatched");
             self.summary
-                .push_error(path, format!("{msg} (destination full)"));
+                .push_error("disk_full", path, format!("{msg} (destination full)"));
         }
     }
 
@@ -434,6 +434,7 @@ impl<'a> Dispatch<'a> {
                 kind: ErrorKind::NotFound,
                 msg,
                 dst: false,
+                ..
             } => {
                 if let TaskKind::File { size } = t.kind {
                     self.summary.bytes_failed += size;
@@ -441,7 +442,12 @@ impl<'a> Dispatch<'a> {
                 let path = self.path_of(t);
                 self.summary.fail(Failed::Vanished, path, msg);
             }
-            Outcome::Failed { msg, dst, .. } => {
+            Outcome::Failed {
+                msg,
+                dst,
+                kind,
+                errno,
+            } => {
                 if let TaskKind::File { size } = t.kind {
                     self.summary.bytes_failed += size;
                 }
@@ -450,7 +456,8 @@ impl<'a> Dispatch<'a> {
                 } else {
                     self.path_of(t)
                 };
-                self.summary.fail(Failed::File, path, msg);
+                let word = crate::util::errno_name(errno).unwrap_or(kind_word(kind));
+                self.summary.fail_kind(Failed::File, word, path, msg);
             }
         }
     }
@@ -562,6 +569,20 @@ impl<'a> Dispatch<'a> {
                 recovery::reap(&mut w.child);
             }
         }
+    }
+}
+
+/// The JSON `kind` of an outcome without an errno.
+fn kind_word(k: ErrorKind) -> &'static str {
+    match k {
+        ErrorKind::NotFound => "vanished",
+        ErrorKind::PermissionDenied => "permission_denied",
+        ErrorKind::Changed => "changed",
+        ErrorKind::TypeClash => "type_clash",
+        ErrorKind::NoSpace => "disk_full",
+        ErrorKind::Unsupported => "unsupported",
+        ErrorKind::VerifyMismatch => "verify_mismatch",
+        ErrorKind::Other => "other",
     }
 }
 

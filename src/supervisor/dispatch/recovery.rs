@@ -113,6 +113,7 @@ impl Dispatch<'_> {
                         kind: crate::protocol::ErrorKind::Other,
                         msg,
                         dst: false,
+                        errno: 0,
                     },
                 );
             } else {

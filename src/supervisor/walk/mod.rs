@@ -57,6 +57,8 @@ pub enum WalkEvent {
         path: String,
         msg: String,
         what: Failed,
+        /// Machine-readable kind (errno name or a word).
+        kind: &'static str,
     },
     /// An entry deliberately not copied (sockets).
     Ignored {
@@ -114,7 +116,12 @@ impl WalkEvent {
     pub fn apply(self, sm: &mut crate::stats::Summary) {
         match self {
             WalkEvent::DirCreated => sm.dirs_created += 1,
-            WalkEvent::Failed { path, msg, what } => sm.fail(what, path, msg),
+            WalkEvent::Failed {
+                path,
+                msg,
+                what,
+                kind,
+            } => sm.fail_kind(what, kind, path, msg),
             WalkEvent::Ignored { path, msg } => {
                 log::warn!("{path}: {msg}");
                 sm.entries_ignored += 1;
@@ -404,7 +411,7 @@ impl Walker {
                 return true;
             }
             Err(e) => {
-                self.fail(&job.rel, &e.to_string(), true);
+                self.fail_io(&job.rel, &e.to_string(), &e, true);
                 return true;
             }
         };
@@ -413,7 +420,8 @@ impl Walker {
                 Ok(fd) => Some(fd),
                 Err(_) if self.opts.dry_run || self.found.no_space() => None,
                 Err(e) => {
-                    self.fail(&job.rel, &format!("open destination directory: {e}"), true);
+                    let msg = format!("open destination directory: {e}");
+                    self.fail_io(&job.rel, &msg, &e, true);
                     return true;
                 }
             },
@@ -743,7 +751,8 @@ impl Walker {
                 return true;
             }
             Err(err) => {
-                self.fail(&e.rel, &err.to_string(), false);
+                let err = std::io::Error::from(err);
+                self.fail_io(&e.rel, &err.to_string(), &err, false);
                 return true;
             }
         };
@@ -793,7 +802,13 @@ impl Walker {
                     return self.dir_entry(sh, job, e, st);
                 }
                 Err(err) => {
-                    self.fail(&e.rel, &format!("create directory: {err}"), true);
+                    // A destination-side failure: name the destination path.
+                    let _ = self.events.send(WalkEvent::Failed {
+                        path: self.paths.destination(&e.rel),
+                        msg: format!("create directory: {err}"),
+                        what: Failed::Dir,
+                        kind: crate::stats::io_kind(&err),
+                    });
                     return;
                 }
             }
@@ -1004,10 +1019,20 @@ impl Walker {
     }
 
     fn fail(&self, rel: &[u8], msg: &str, dir: bool) {
+        self.fail_kind(rel, msg, dir, "other");
+    }
+
+    /// A failure caused by an OS error: its errno name is the kind.
+    fn fail_io(&self, rel: &[u8], msg: &str, e: &std::io::Error, dir: bool) {
+        self.fail_kind(rel, msg, dir, crate::stats::io_kind(e));
+    }
+
+    fn fail_kind(&self, rel: &[u8], msg: &str, dir: bool, kind: &'static str) {
         let _ = self.events.send(WalkEvent::Failed {
             path: self.paths.source(rel),
             msg: msg.to_string(),
             what: if dir { Failed::Dir } else { Failed::File },
+            kind,
         });
     }
 
@@ -1021,6 +1046,7 @@ impl Walker {
             } else {
                 Failed::Vanished
             },
+            kind: "vanished",
         });
     }
 }

@@ -242,7 +242,7 @@ impl Summary {
         }
         lines.push(files);
         let mut other = format!(
-            "directories created: {}, failed: {}; symlinks: {}, hard links: {}, special files: {}",
+            "directories created: {}, failed: {}; symlinks: {}, hard links: {}, specials: {}",
             self.dirs_created,
             self.dirs_failed,
             self.symlinks_copied,

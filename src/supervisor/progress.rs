@@ -1,12 +1,14 @@
-//! Live progress: on a terminal, an indicatif line with files and bytes done
-//! against the totals found so far (marked `+` while the walk still runs),
-//! throughput, ETA, live workers and restarts; in the log file, the same line
-//! every 10 s so long runs leave a trace.
+//! Live progress: on a terminal, an indicatif line drawn from templates. While
+//! the walk still runs the totals are not known: a spinner with what is done
+//! against what was found so far (marked `+`), no ETA. Once the walk is done:
+//! a bar over the bytes with indicatif's ETA (`HumanDuration`). Both fit 80
+//! columns (`{wide_msg}` takes what is left and is cut, never wrapped). In
+//! the log file, a plain line every 10 s so long runs leave a trace.
 
 use super::walk::Found;
 use crate::config::Settings;
 use crate::stats::Summary;
-use indicatif::HumanBytes;
+use indicatif::{HumanBytes, HumanDuration};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
@@ -21,7 +23,14 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 pub struct Bar {
     multi: Option<MultiProgress>,
     pb: Option<ProgressBar>,
+    /// The walk is done: the bar shows totals and an ETA.
+    counted: bool,
 }
+
+/// While walking: totals still growing, so no ETA.
+const WALKING: &str = "{spinner} {elapsed:>4} {wide_msg}";
+/// After the walk: a bar over the bytes, with indicatif's ETA.
+const COUNTED: &str = "{bar:12} {percent:>3}% {binary_bytes_per_sec:>11} ETA {eta:<4} {wide_msg}";
 
 impl Bar {
     pub fn new(s: &Settings) -> Self {
@@ -30,16 +39,18 @@ impl Bar {
             return Bar {
                 multi: None,
                 pb: None,
+                counted: false,
             };
         }
         let multi = MultiProgress::new();
         let pb = multi.add(ProgressBar::new_spinner());
-        if let Ok(style) = ProgressStyle::with_template("{spinner} {wide_msg}") {
+        if let Ok(style) = ProgressStyle::with_template(WALKING) {
             pb.set_style(style);
         }
         Bar {
             multi: Some(multi),
             pb: Some(pb),
+            counted: false,
         }
     }
 
@@ -78,10 +89,9 @@ impl Tracker {
 
     pub fn tick(&mut self, sm: &Summary, live: &Live) {
         let due = self.last_draw.is_none_or(|t| t.elapsed() >= DRAW_EVERY);
-        if let (Some(pb), true) = (&self.bar.pb, due) {
+        if due && self.bar.pb.is_some() {
             self.last_draw = Some(Instant::now());
-            pb.set_message(self.line(sm, live));
-            pb.tick();
+            self.draw(sm, live);
         }
         if self.last_log.elapsed() >= LOG_EVERY {
             self.last_log = Instant::now();
@@ -89,38 +99,77 @@ impl Tracker {
         }
     }
 
-    pub fn finish(&self) {
-        if let Some(pb) = &self.bar.pb {
-            pb.finish_and_clear();
+    fn draw(&mut self, sm: &Summary, live: &Live) {
+        let Some(pb) = &self.bar.pb else { return };
+        let (files_done, bytes_done) = self.done(sm, live);
+        let files_found = self.found.files.load(Ordering::Relaxed);
+        let bytes_found = self.found.bytes.load(Ordering::Relaxed);
+        if live.walking {
+            pb.set_message(format!(
+                "{files_done}/{files_found}+ files {}/{}+ w{} (counting)",
+                HumanBytes(bytes_done),
+                HumanBytes(bytes_found),
+                live.workers_alive
+            ));
+            pb.tick();
+            return;
         }
+        if !self.bar.counted {
+            self.bar.counted = true;
+            if let Ok(style) = ProgressStyle::with_template(COUNTED) {
+                pb.set_style(style.progress_chars("=> "));
+            }
+        }
+        pb.set_length(bytes_found.max(1));
+        pb.set_position(bytes_done.min(bytes_found));
+        pb.set_message(format!(
+            "{files_done}/{files_found} files w{}",
+            live.workers_alive
+        ));
     }
 
-    /// `1,234/5,000+ files  1.2 GiB/4.0 GiB+  350.0 MiB/s  ETA 12s  workers 2  restarts 0`
-    pub fn line(&self, sm: &Summary, live: &Live) -> String {
+    /// Files and bytes dealt with so far (copied, up to date, failed...).
+    fn done(&self, sm: &Summary, live: &Live) -> (u64, u64) {
         let skipped = self.found.skipped_files.load(Ordering::Relaxed);
-        let files_done = sm.files_copied
+        let files = sm.files_copied
             + sm.files_skipped
             + skipped
             + sm.files_failed
             + sm.symlinks_copied
             + sm.specials_copied
             + sm.entries_ignored;
-        let bytes_done = sm.bytes_copied
+        let bytes = sm.bytes_copied
             + sm.bytes_skipped
             + self.found.skipped_bytes.load(Ordering::Relaxed)
             + live.partial_bytes;
+        (files, bytes)
+    }
+
+    /// Take the bar off the screen for good (end of run, or interrupt:
+    /// nothing is drawn after it).
+    pub fn clear(&mut self) {
+        if let Some(pb) = self.bar.pb.take() {
+            pb.finish_and_clear();
+        }
+    }
+
+    /// The log's line: `1234/5000 files 1.20 GiB/4.00 GiB 350 MiB/s ETA 12 seconds 2 workers`
+    /// (`+` after the totals and no ETA while the walk still counts).
+    pub fn line(&self, sm: &Summary, live: &Live) -> String {
+        let (files_done, bytes_done) = self.done(sm, live);
         let files_found = self.found.files.load(Ordering::Relaxed);
         let bytes_found = self.found.bytes.load(Ordering::Relaxed);
         let more = if live.walking { "+" } else { "" };
         let secs = self.start.elapsed().as_secs_f64().max(1e-3);
         let rate = (sm.bytes_copied + live.partial_bytes) as f64 / secs;
-        let eta = if rate > 0.0 && bytes_found > bytes_done {
-            format!("{:.0}s{more}", (bytes_found - bytes_done) as f64 / rate)
+        let eta = if live.walking || rate <= 0.0 || bytes_found <= bytes_done {
+            String::new()
         } else {
-            "-".into()
+            let left = Duration::from_secs_f64((bytes_found - bytes_done) as f64 / rate);
+            format!(" ETA {}", HumanDuration(left))
         };
         format!(
-            "{files_done}/{files_found}{more} files  {}/{}{more}  {}/s  ETA {eta}  workers {}  restarts {}",
+            "{files_done}/{files_found}{more} files {}/{}{more} {}/s{eta} {} workers, {} restarts",
             HumanBytes(bytes_done),
             HumanBytes(bytes_found),
             HumanBytes(rate as u64),

@@ -186,8 +186,8 @@ impl<'a> Dispatch<'a> {
         self.drain_events();
         self.stop_all();
         self.left_registered();
-        if let Some(p) = &self.progress {
-            p.finish();
+        if let Some(p) = self.progress.as_mut() {
+            p.clear();
         }
         Ok(())
     }
@@ -550,6 +550,11 @@ impl<'a> Dispatch<'a> {
     }
 
     fn begin_shutdown(&mut self) {
+        // Off the screen now: the interrupted summary must not sit under a
+        // stale frame.
+        if let Some(p) = self.progress.as_mut() {
+            p.clear();
+        }
         log::warn!("interrupted: stopping workers at a file boundary");
         self.shutting_down = true;
         self.summary.interrupted = true;

@@ -11,6 +11,7 @@ use simplelog::{
     ColorChoice, CombinedLogger, ConfigBuilder, SharedLogger, TermLogger, TerminalMode, WriteLogger,
 };
 use std::fs::OpenOptions;
+use std::io::Write;
 
 /// Console level: errors only with -q, warnings by default, more with -v.
 fn console_level(s: &Settings) -> LevelFilter {
@@ -47,11 +48,19 @@ pub fn file_level(s: &Settings) -> LevelFilter {
 
 /// Install the supervisor's loggers: stderr (never stdout, which `--json`
 /// owns) plus the optional log file, opened for append.
-pub fn init_supervisor(s: &Settings, bar: Option<indicatif::MultiProgress>) -> Result<()> {
+pub fn init_supervisor(
+    s: &Settings,
+    bar: Option<indicatif::MultiProgress>,
+    run_id: u64,
+) -> Result<()> {
+    // The time comes from `Stamped` (fixed width, UTC, milliseconds), with
+    // the run id and pid, so lines of runs sharing one log file can be told
+    // apart; the level is padded to a fixed width too.
     let cfg = ConfigBuilder::new()
-        .set_time_format_rfc3339()
+        .set_time_level(LevelFilter::Off)
         .set_target_level(LevelFilter::Off)
         .set_thread_level(LevelFilter::Off)
+        .set_level_padding(simplelog::LevelPadding::Right)
         .build();
     let mut loggers: Vec<Box<dyn SharedLogger>> = vec![TermLogger::new(
         console_level(s),
@@ -72,7 +81,12 @@ pub fn init_supervisor(s: &Settings, bar: Option<indicatif::MultiProgress>) -> R
             .append(true)
             .open(path)
             .map_err(|e| Error::io(path, e))?;
-        loggers.push(WriteLogger::new(file_level(s), cfg, f));
+        let prefix = format!("run {:016x} pid {} ", run_id, std::process::id());
+        loggers.push(WriteLogger::new(
+            file_level(s),
+            cfg,
+            Stamped::new(f, prefix),
+        ));
     }
     let max = loggers
         .iter()
@@ -91,6 +105,50 @@ pub fn init_supervisor(s: &Settings, bar: Option<indicatif::MultiProgress>) -> R
     }
     log::set_max_level(max);
     Ok(())
+}
+
+/// The log file's writer: starts every line with `<RFC 3339 time> run <id>
+/// pid <pid> `. simplelog writes a record in several calls, so the line
+/// start is tracked across them (only the supervisor writes this file).
+struct Stamped<W: Write> {
+    inner: W,
+    prefix: String,
+    at_line_start: bool,
+}
+
+impl<W: Write> Stamped<W> {
+    fn new(inner: W, prefix: String) -> Self {
+        Stamped {
+            inner,
+            prefix,
+            at_line_start: true,
+        }
+    }
+}
+
+impl<W: Write> Write for Stamped<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut rest = buf;
+        while !rest.is_empty() {
+            if self.at_line_start {
+                let now = crate::util::rfc3339(std::time::SystemTime::now());
+                write!(self.inner, "{now} {}", self.prefix)?;
+                self.at_line_start = false;
+            }
+            let (line, more) = match rest.iter().position(|&b| b == b'\n') {
+                Some(i) => (&rest[..=i], &rest[i + 1..]),
+                None => (rest, &[][..]),
+            };
+            self.inner.write_all(line)?;
+            self.at_line_start = line.ends_with(b"\n");
+            rest = more;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Worker-side logger: forwards each record to the supervisor.

@@ -105,7 +105,8 @@ pub fn run(mut settings: Settings) -> Result<Summary> {
         settings.mkpath,
     )?;
     let bar = progress::Bar::new(&settings);
-    crate::logging::init_supervisor(&settings, bar.multi())?;
+    let run_id = run_id();
+    crate::logging::init_supervisor(&settings, bar.multi(), run_id)?;
     short_tmpdir();
     if let Some(why) = shrunk {
         log::warn!("{why}");
@@ -115,7 +116,7 @@ pub fn run(mut settings: Settings) -> Result<Summary> {
         settings: &settings,
         roots: &roots,
         paths: Paths::new(&settings.source, &settings.destination),
-        run_id: run_id(),
+        run_id,
         found: Arc::new(walk::Found::default()),
         stop: &stop,
         started,
@@ -135,21 +136,39 @@ pub fn run(mut settings: Settings) -> Result<Summary> {
 
 fn announce(s: &Settings, roots: &prepare::Roots) {
     log::info!(
-        "pcopy {} starting: {} -> {} with {} workers (ignore_times={}, fsync={}, dereference={}, verify={}, dry_run={}, delete={}, filters={:?})",
+        "pcopy {} starting: {} -> {}",
         env!("CARGO_PKG_VERSION"),
         roots.source.display(),
         roots.destination.display(),
+    );
+    let filters: Vec<String> = s
+        .filters
+        .iter()
+        .map(|r| format!("{}{}", if r.include { "+ " } else { "- " }, r.pattern))
+        .collect();
+    log::info!(
+        "settings: workers={} ignore_times={} checksum={} update={} fsync={} verify={} \
+         dereference={} one_file_system={} dry_run={} delete={} delete_excluded={} \
+         max_delete={:?} mkpath={} files_from={} chunk_bytes={} stall_timeout={:?} \
+         log_file={:?} filters={:?}",
         s.processes,
         s.ignore_times,
+        s.checksum,
+        s.update,
         s.fsync,
-        s.dereference,
         s.verify,
+        s.dereference,
+        s.one_file_system,
         s.dry_run,
         s.delete,
-        s.filters
-            .iter()
-            .map(|r| format!("{}{}", if r.include { "+ " } else { "- " }, r.pattern))
-            .collect::<Vec<_>>(),
+        s.delete_excluded,
+        s.max_delete,
+        s.mkpath,
+        s.files_from.as_ref().map_or(0, |l| l.len()),
+        s.chunk_bytes,
+        s.stall_timeout,
+        s.log_file,
+        filters,
     );
 }
 
@@ -313,6 +332,15 @@ impl Run<'_> {
         for line in summary.human().lines() {
             log::info!("{line}");
         }
+        log::info!(
+            "finished: exit code {}; {} copied, {} up to date, {} failed, {} deleted, {} repaired",
+            summary.exit_code,
+            summary.files_copied,
+            summary.files_skipped,
+            summary.files_failed + summary.dirs_failed,
+            summary.entries_deleted,
+            summary.entries_repaired
+        );
         self.changes.finish(summary);
     }
 }

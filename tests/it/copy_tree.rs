@@ -88,4 +88,32 @@ fn log_file_records_settings_errors_and_summary() {
     assert!(text.contains("starting"), "{text}");
     assert!(text.contains("copied ok"), "per-file line at -v: {text}");
     assert!(text.contains("files found: 1"), "{text}");
+    assert!(
+        text.contains("settings: workers="),
+        "effective settings: {text}"
+    );
+    assert!(
+        text.contains("finished: exit code 0"),
+        "closing line: {text}"
+    );
+    // Every line: a fixed-width UTC time, the run id and the pid.
+    let pid_run: Vec<&str> = text.lines().map(|l| &l[25..45]).collect();
+    for l in text.lines() {
+        assert_eq!(&l[4..5], "-", "{l}");
+        assert_eq!((&l[10..11], &l[23..25]), ("T", "Z "), "{l}");
+        assert!(
+            l[25..].starts_with("run ") && l[46..].starts_with("pid "),
+            "{l}"
+        );
+    }
+    assert!(
+        pid_run.windows(2).all(|w| w[0][..20] == w[1][..20]),
+        "one run id"
+    );
+    // A second run appends with another run id.
+    let out = env.copy(&["--log-file", log.to_str().unwrap()]);
+    assert_code(&out, 0);
+    let text = fs::read_to_string(&log).unwrap();
+    let ids: std::collections::HashSet<&str> = text.lines().map(|l| &l[29..45]).collect();
+    assert_eq!(ids.len(), 2, "{text}");
 }

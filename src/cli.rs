@@ -39,7 +39,7 @@ pub struct Cli {
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
 
-    /// More detail: -v logs every file, -vv adds debug detail
+    /// More detail: -v info on the console and a line per entry in the log file; -vv a line per entry on the console too
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
@@ -55,7 +55,7 @@ pub struct Cli {
     #[arg(short = 'n', long)]
     pub dry_run: bool,
 
-    /// Skip entries matching the glob PATTERN (repeatable; see docs/config.md for the rules)
+    /// Skip entries matching the glob PATTERN (repeatable; see FILTER RULES in the man page)
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
 
@@ -177,10 +177,15 @@ fn after_help() -> String {
     s
 }
 
-/// The command with its generated help text (also what the man page and
-/// completions are made from).
+/// The command with its generated help text (also what the completions
+/// are made from).
 pub fn command() -> clap::Command {
-    Cli::command().after_help(after_help())
+    base_command().after_help(after_help())
+}
+
+/// The command without the `--help` epilogue (the man page has sections).
+pub fn base_command() -> clap::Command {
+    Cli::command()
 }
 
 /// One filter flag, in command-line order; pattern files are read by
@@ -268,10 +273,7 @@ pub fn parse() -> Mode {
         return Mode::Print(out);
     }
     if cli.man {
-        let mut out = Vec::new();
-        // Writing into a Vec cannot fail.
-        let _ = clap_mangen::Man::new(command()).render(&mut out);
-        return Mode::Print(out);
+        return Mode::Print(crate::manpage::render());
     }
     Mode::Supervisor(Box::new(cli))
 }

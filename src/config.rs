@@ -6,13 +6,13 @@
 use crate::cli::{Cli, RuleArg};
 use crate::error::{Error, Result};
 use crate::filter::Rule;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The config file's keys (all optional; unknown keys are rejected by name).
-#[derive(Debug, Default, Deserialize, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct FileConfig {
     pub source: Option<PathBuf>,

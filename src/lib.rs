@@ -12,6 +12,7 @@ pub mod error;
 pub mod failpoint;
 pub mod filter;
 pub mod logging;
+pub mod manpage;
 pub mod protocol;
 pub mod report;
 pub mod stats;

@@ -334,3 +334,59 @@ fn strip_escapes(s: &str) -> String {
     }
     out
 }
+
+#[test]
+fn the_man_page_has_real_sections_and_renders_with_man() {
+    let env = TestEnv::new();
+    let out = run({
+        let mut c = Command::new(bin());
+        c.arg("--man");
+        c
+    });
+    assert_code(&out, 0);
+    let page = env.path("pcopy.1");
+    fs::write(&page, &out.stdout).unwrap();
+    let Ok(rendered) = Command::new("man")
+        .arg("-l")
+        .arg(&page)
+        .env("MANWIDTH", "80")
+        .env("MANPAGER", "cat")
+        .output()
+    else {
+        skip("man_page_render", "man(1) not installed");
+        return;
+    };
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let text = String::from_utf8_lossy(&rendered.stdout);
+    let plain: String = text.replace("\u{8}", "").chars().collect();
+    for section in [
+        "NAME",
+        "SYNOPSIS",
+        "DESCRIPTION",
+        "OPTIONS",
+        "CONFIGURATION",
+        "FILTER RULES",
+        "EXIT STATUS",
+        "JSON OUTPUT",
+        "FILES",
+        "EXAMPLES",
+        "SEE ALSO",
+    ] {
+        assert!(
+            plain.lines().any(|l| l.trim_end() == section),
+            "no {section} section:\n{plain}"
+        );
+    }
+    for needle in ["max_delete", "delete_limit_reached", "first", "75", "docs/"] {
+        let found = plain.contains(needle);
+        assert_eq!(found, needle != "docs/", "{needle:?} on the page: {found}");
+    }
+    assert!(
+        plain.contains("[OPTIONS] [SOURCE] [DESTINATION]"),
+        "synopsis: {plain}"
+    );
+}

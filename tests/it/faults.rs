@@ -157,6 +157,9 @@ fn a_worker_crashing_once_is_retried_and_the_run_succeeds() {
     assert_code(&out, 0);
     assert_eq!(v["worker_restarts"], 1, "{v}");
     assert!(stderr(&out).contains("signal 11"), "{}", explain(&out));
+    // Survived: a warning, not an error (an ERROR means the user must act).
+    assert!(!stderr(&out).contains("[ERROR]"), "{}", explain(&out));
+    assert!(stderr(&out).contains("[WARN]"), "{}", explain(&out));
     assert_trees_equal(&env.src, &env.dst);
     assert!(temps_under(&env.dst).is_empty());
 }

@@ -123,6 +123,10 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub json_lines: Option<PathBuf>,
 
+    /// Share extents with the source where the filesystem can (auto), always (else the file fails), or never (an independent physical copy) [default: auto]
+    #[arg(long, value_name = "WHEN")]
+    pub reflink: Option<ReflinkArg>,
+
     /// Skip files whose content (BLAKE3, hashed by the workers) equals the source's, instead of comparing size and mtime
     #[arg(short = 'c', long)]
     pub checksum: bool,
@@ -186,6 +190,17 @@ pub fn command() -> clap::Command {
 /// The command without the `--help` epilogue (the man page has sections).
 pub fn base_command() -> clap::Command {
     Cli::command()
+}
+
+/// `--reflink WHEN`.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ReflinkArg {
+    Auto,
+    Always,
+    Never,
 }
 
 /// One filter flag, in command-line order; pattern files are read by

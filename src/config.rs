@@ -3,7 +3,7 @@
 //! with an environment variable (`PCOPY_CHUNK_BYTES`, `PCOPY_WORKER_EXE`)
 //! reads it when the flag itself is absent (clap's `env`).
 
-use crate::cli::{Cli, RuleArg};
+use crate::cli::{Cli, ReflinkArg, RuleArg};
 use crate::error::{Error, Result};
 use crate::filter::Rule;
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,7 @@ pub struct FileConfig {
     pub one_file_system: Option<bool>,
     pub update: Option<bool>,
     pub checksum: Option<bool>,
+    pub reflink: Option<ReflinkArg>,
     pub files_from: Option<PathBuf>,
     pub from0: Option<bool>,
     pub exclude_from: Option<Vec<PathBuf>>,
@@ -121,6 +122,8 @@ pub struct Settings {
     pub update: bool,
     /// `-c/--checksum` or `checksum`: compare content, not size and mtime.
     pub checksum: bool,
+    /// `--reflink` or `reflink`: auto (default), always, never.
+    pub reflink: crate::protocol::Reflink,
     /// `--files-from` or `files_from` (`--from0`/`from0`: NUL-separated):
     /// the listed paths, read when the settings are built.
     pub files_from: Option<std::sync::Arc<Vec<Vec<u8>>>>,
@@ -243,6 +246,11 @@ impl Settings {
             one_file_system: cli.one_file_system || file.one_file_system.unwrap_or(false),
             update: cli.update || file.update.unwrap_or(false),
             checksum: cli.checksum || file.checksum.unwrap_or(false),
+            reflink: match cli.reflink.or(file.reflink) {
+                None | Some(ReflinkArg::Auto) => crate::protocol::Reflink::Auto,
+                Some(ReflinkArg::Always) => crate::protocol::Reflink::Always,
+                Some(ReflinkArg::Never) => crate::protocol::Reflink::Never,
+            },
             files_from,
             delete: cli.delete || file.delete.unwrap_or(false),
             delete_excluded: cli.delete_excluded || file.delete_excluded.unwrap_or(false),

@@ -49,6 +49,10 @@ pub const CONFIG_KEYS: &[(&str, &str)] = &[
         "checksum",
         "-c: compare content (BLAKE3), not size and mtime",
     ),
+    (
+        "reflink",
+        "--reflink: auto (share extents where possible), always, or never",
+    ),
     ("files_from", "--files-from: copy only the listed paths"),
     ("from0", "--from0: the list is NUL-separated"),
     (
@@ -89,6 +93,8 @@ pub const JSON_FIELDS: &[(&str, &str)] = &[
     ("entries_ignored", "sockets skipped"),
     ("bytes_found", "regular-file bytes found"),
     ("bytes_copied", "bytes written"),
+    ("files_cloned", "files placed as clones (--reflink)"),
+    ("bytes_cloned", "their bytes (shared, not written)"),
     ("bytes_skipped", "bytes of up-to-date files"),
     ("bytes_linked", "bytes of further hard-link names"),
     ("bytes_failed", "bytes of failed files"),

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bumped whenever a message type changes shape.
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// Environment variable the supervisor sets on each worker: its own pid, so
 /// a worker whose parent died before PR_SET_PDEATHSIG was armed exits.
@@ -82,6 +82,15 @@ pub struct Task {
     pub dir: DestDir,
 }
 
+/// `--reflink`: whether copies may share extents with their source.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reflink {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
 /// Whether this run created a task's destination directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DestDir {
@@ -120,6 +129,8 @@ pub struct WorkerInit {
     pub verify: bool,
     /// `-c`: skip by content (BLAKE3), not by size and mtime.
     pub checksum: bool,
+    /// `--reflink`.
+    pub reflink: Reflink,
     /// Highest log level the worker forwards.
     pub log_level: log::LevelFilter,
 }
@@ -206,7 +217,12 @@ pub enum ErrorKind {
 pub enum Outcome {
     /// Placed at its final name; `bytes` of file data written; `verified`
     /// when `--verify` re-read both and the checksums matched.
-    Copied { bytes: u64, verified: bool },
+    Copied {
+        bytes: u64,
+        verified: bool,
+        /// Cloned (`--reflink`): extents shared, no bytes moved.
+        cloned: bool,
+    },
     /// Destination already up to date (size and mtime match).
     Skipped { bytes: u64, repaired: bool },
     /// Intentionally not copied (e.g. a socket); the message says why.
@@ -290,6 +306,7 @@ mod tests {
                 Outcome::Copied {
                     bytes: 9,
                     verified: false,
+                    cloned: false,
                 },
                 Outcome::Failed {
                     kind: ErrorKind::Changed,
@@ -312,7 +329,8 @@ mod tests {
                     outcomes[0],
                     Outcome::Copied {
                         bytes: 9,
-                        verified: false
+                        verified: false,
+                        cloned: false
                     }
                 );
             }

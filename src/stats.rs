@@ -48,6 +48,10 @@ pub struct Summary {
     pub entries_ignored: u64,
     pub bytes_found: u64,
     pub bytes_copied: u64,
+    /// Regular files (and their bytes) placed as clones (`--reflink`):
+    /// extents shared with the source, no bytes moved. Not in `*_copied`.
+    pub files_cloned: u64,
+    pub bytes_cloned: u64,
     /// Bytes of files found up to date (skipped).
     pub bytes_skipped: u64,
     /// Bytes of further names of files already counted (hard links): made
@@ -237,6 +241,9 @@ impl Summary {
             "files found: {}, copied: {}, skipped (up to date): {}, failed: {}",
             self.files_found, self.files_copied, self.files_skipped, self.files_failed
         );
+        if self.files_cloned > 0 {
+            files += &format!(", cloned (reflink): {}", self.files_cloned);
+        }
         if self.entries_vanished > 0 {
             files += &format!(" (vanished during the run: {})", self.entries_vanished);
         }
@@ -260,6 +267,9 @@ impl Summary {
             HumanBytes(self.bytes_skipped),
             HumanBytes(self.bytes_linked)
         );
+        if self.bytes_cloned > 0 || self.files_cloned > 0 {
+            size += &format!(" + {} cloned", HumanBytes(self.bytes_cloned));
+        }
         if self.bytes_failed > 0 {
             size += &format!(" + {} failed", HumanBytes(self.bytes_failed));
         }

@@ -1,6 +1,8 @@
-//! Moving file bytes: `copy_file_range` (the kernel's copy path, reflinks on
-//! filesystems that support them) with a read/write fallback, and hole-aware
-//! copying via SEEK_DATA/SEEK_HOLE so sparse files stay sparse.
+//! Moving file data: clones (`FICLONE`/`FICLONERANGE`: extents shared, no
+//! bytes moved) when `--reflink` allows, else `copy_file_range` (which the
+//! kernel may itself turn into a clone on XFS/btrfs) with a read/write
+//! fallback, or read/write only (`--reflink=never`: an independent physical
+//! copy). Hole-aware via SEEK_DATA/SEEK_HOLE, so sparse files stay sparse.
 
 use rustix::fs::SeekFrom;
 use std::io;
@@ -15,6 +17,62 @@ const CHUNK: usize = 8 << 20;
 /// aborts the copy (shutdown requested).
 pub type Tick<'a> = &'a mut dyn FnMut(u64) -> bool;
 
+/// `--reflink`: whether copies may share extents with their source.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Reflink {
+    /// Clone where the filesystem can, else copy.
+    #[default]
+    Auto,
+    /// Clone or fail the file.
+    Always,
+    /// Copy the bytes; never share extents (not even through
+    /// `copy_file_range`, which may clone).
+    Never,
+}
+
+/// Make `dst` share all of `src`'s extents (`FICLONE`).
+pub fn clone_file(dst: BorrowedFd, src: BorrowedFd) -> io::Result<()> {
+    Ok(rustix::fs::ioctl_ficlone(dst, src)?)
+}
+
+/// Make `dst`'s bytes `off..off+len` share `src`'s at the same offsets
+/// (`FICLONERANGE`; `off` block-aligned, `len` too unless it ends at EOF).
+pub fn clone_range(dst: BorrowedFd, src: BorrowedFd, off: u64, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    #[repr(C)]
+    struct FileCloneRange {
+        src_fd: i64,
+        src_offset: u64,
+        src_length: u64,
+        dest_offset: u64,
+    }
+    // _IOW(0x94, 13, struct file_clone_range): not in libc or rustix.
+    const FICLONERANGE: libc::c_ulong = 0x4020_940d;
+    let arg = FileCloneRange {
+        src_fd: i64::from(src.as_raw_fd()),
+        src_offset: off,
+        src_length: len,
+        dest_offset: off,
+    };
+    // SAFETY: a valid descriptor and a pointer to a live, correctly laid
+    // out struct file_clone_range that the kernel only reads.
+    let r = unsafe { libc::ioctl(dst.as_raw_fd(), FICLONERANGE as _, &arg) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The filesystem (or this pair of files) cannot clone: fall back to
+/// copying, and stop trying on this filesystem.
+pub fn clone_unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EOPNOTSUPP | libc::EXDEV | libc::EINVAL | libc::ENOTTY | libc::ENOSYS)
+    )
+}
+
 pub fn interrupted() -> io::Error {
     io::Error::new(io::ErrorKind::Interrupted, "shutdown requested")
 }
@@ -25,19 +83,19 @@ pub fn interrupted() -> io::Error {
 pub fn copy_data(
     src: BorrowedFd,
     dst: BorrowedFd,
-    size: u64,
-    blocks: u64,
+    (size, blocks): (u64, u64),
+    bytes_only: bool,
     tick: Tick,
 ) -> io::Result<u64> {
     if blocks.saturating_mul(512) < size {
-        if let Some(n) = copy_sparse(src, dst, size, tick)? {
+        if let Some(n) = copy_sparse(src, dst, size, bytes_only, tick)? {
             return Ok(n);
         }
     }
     // Copy st_size bytes: a file that grows or shrinks meanwhile is caught
     // by the caller's post-copy fstat and copied again, and stopping at the
     // size saves the final zero-length copy_file_range per file.
-    copy_range(src, dst, 0, size, tick)
+    copy_range(src, dst, (0, size), bytes_only, tick)
 }
 
 /// Copy bytes `off..off+len` into the same range of `dst` (a pre-sized temp
@@ -46,13 +104,12 @@ pub fn copy_data(
 pub fn copy_span(
     src: BorrowedFd,
     dst: BorrowedFd,
-    off: u64,
-    len: u64,
-    sparse: bool,
+    (off, len): (u64, u64),
+    (sparse, bytes_only): (bool, bool),
     tick: Tick,
 ) -> io::Result<u64> {
     if !sparse {
-        return copy_range(src, dst, off, len, tick);
+        return copy_range(src, dst, (off, len), bytes_only, tick);
     }
     let end = off + len;
     let (mut pos, mut n) = (off, 0);
@@ -61,7 +118,7 @@ pub fn copy_span(
             Ok(d) => d,
             Err(rustix::io::Errno::NXIO) => break,
             Err(rustix::io::Errno::INVAL) if pos == off => {
-                return copy_range(src, dst, off, len, tick);
+                return copy_range(src, dst, (off, len), bytes_only, tick);
             }
             Err(e) => return Err(e.into()),
         };
@@ -69,7 +126,7 @@ pub fn copy_span(
             break;
         }
         let hole = rustix::fs::seek(src, SeekFrom::Hole(data))?.min(end);
-        n += copy_range(src, dst, data, hole - data, tick)?;
+        n += copy_range(src, dst, (data, hole - data), bytes_only, tick)?;
         pos = hole;
     }
     Ok(n)
@@ -77,7 +134,13 @@ pub fn copy_span(
 
 /// Copy the data segments only, then extend to `size`. `None` when the
 /// filesystem does not support SEEK_DATA (the caller copies densely).
-fn copy_sparse(src: BorrowedFd, dst: BorrowedFd, size: u64, tick: Tick) -> io::Result<Option<u64>> {
+fn copy_sparse(
+    src: BorrowedFd,
+    dst: BorrowedFd,
+    size: u64,
+    bytes_only: bool,
+    tick: Tick,
+) -> io::Result<Option<u64>> {
     let mut off = 0u64;
     while off < size {
         let data = match rustix::fs::seek(src, SeekFrom::Data(off)) {
@@ -87,15 +150,25 @@ fn copy_sparse(src: BorrowedFd, dst: BorrowedFd, size: u64, tick: Tick) -> io::R
             Err(e) => return Err(e.into()),
         };
         let hole = rustix::fs::seek(src, SeekFrom::Hole(data))?;
-        copy_range(src, dst, data, hole - data, tick)?;
+        copy_range(src, dst, (data, hole - data), bytes_only, tick)?;
         off = hole;
     }
     rustix::fs::ftruncate(dst, size)?;
     Ok(Some(size))
 }
 
-/// Copy `len` bytes (or to EOF) from offset `off` to the same offset.
-fn copy_range(src: BorrowedFd, dst: BorrowedFd, off: u64, len: u64, tick: Tick) -> io::Result<u64> {
+/// Copy `len` bytes (or to EOF) from offset `off` to the same offset;
+/// `bytes_only`: read/write, never `copy_file_range` (which may clone).
+fn copy_range(
+    src: BorrowedFd,
+    dst: BorrowedFd,
+    (off, len): (u64, u64),
+    bytes_only: bool,
+    tick: Tick,
+) -> io::Result<u64> {
+    if bytes_only {
+        return fallback(src, dst, off, len, tick);
+    }
     let (mut in_off, mut out_off) = (off, off);
     let mut left = len;
     while left > 0 {

@@ -63,6 +63,11 @@ impl Copier {
         let plan = self
             .plan(dir, &st)
             .map_err(CopyError::at(Op::OpenDestDir))?;
+        let dst_dev = self
+            .dst_dir
+            .stat()
+            .map_err(CopyError::at(Op::OpenDestDir))?
+            .st_dev;
         let ddir = self
             .dst_dir
             .get(&self.dst_root, parent)
@@ -100,18 +105,33 @@ impl Copier {
             st: &st,
             name,
             finish,
+            data: DataMode {
+                reflink: self.opts.reflink,
+                try_clone: !self.clone_refused.contains(&dst_dev),
+            },
+            moved: Default::default(),
         };
+        let mut result = None;
         if plan.unnamed {
             match placing.unnamed(&mut self.xattr_buf, tick) {
                 Err(Unnamed::Unsupported) => self.tmpfile_ok = false,
                 // An earlier attempt at this entry placed it: replace it
                 // through a named temp; O_TMPFILE stays on for the rest.
                 Err(Unnamed::Exists) => {}
-                Err(Unnamed::Failed(e)) => return Err(e),
-                Ok(r) => return Ok(r),
+                Err(Unnamed::Failed(e)) => result = Some(Err(e)),
+                Ok(r) => result = Some(Ok(r)),
             }
         }
-        placing.named(&tmp, &mut self.xattr_buf, tick)
+        let result = match result {
+            Some(r) => r,
+            None => placing.named(&tmp, &mut self.xattr_buf, tick),
+        };
+        if placing.moved.get().clone_refused {
+            // Once per filesystem, without a warning per file.
+            log::debug!("no reflink on this destination filesystem; copying bytes");
+            self.clone_refused.push(dst_dev);
+        }
+        result
     }
 
     /// Write one chunk of a large file into the supervisor's shared temp.
@@ -136,15 +156,39 @@ impl Copier {
         let out = super::open_beneath(ddir, temp, OFlags::WRONLY)
             .map_err(CopyError::at(Op::OpenSharedTemp))?;
         let sparse = (st.st_blocks as u64).saturating_mul(512) < span.file.size;
-        data::copy_span(
-            src.as_fd(),
-            out.as_fd(),
-            span.offset,
-            span.len,
-            sparse,
-            tick,
-        )
-        .map_err(CopyError::at(Op::CopyChunk))?;
+        let reflink = self.opts.reflink;
+        let dst_dev = self
+            .dst_dir
+            .stat()
+            .map_err(CopyError::at(Op::OpenDestDir))?
+            .st_dev;
+        let try_clone = reflink == data::Reflink::Always
+            || (reflink == data::Reflink::Auto && !self.clone_refused.contains(&dst_dev));
+        // Chunk ranges are multiples of 1 MiB, or end at EOF: clonable.
+        let mut cloned = false;
+        if try_clone {
+            match data::clone_range(out.as_fd(), src.as_fd(), span.offset, span.len) {
+                Ok(()) => cloned = true,
+                Err(e) if reflink == data::Reflink::Always => {
+                    return Err(CopyError::io(
+                        Op::CopyChunk,
+                        io::Error::new(e.kind(), format!("cannot clone (--reflink=always): {e}")),
+                    ))
+                }
+                Err(e) if data::clone_unsupported(&e) => self.clone_refused.push(dst_dev),
+                Err(e) => return Err(CopyError::io(Op::CopyChunk, e)),
+            }
+        }
+        if !cloned {
+            data::copy_span(
+                src.as_fd(),
+                out.as_fd(),
+                (span.offset, span.len),
+                (sparse, reflink == data::Reflink::Never),
+                tick,
+            )
+            .map_err(CopyError::at(Op::CopyChunk))?;
+        }
         crate::failpoint::mutate_hook("worker::chunk_done", src.as_fd(), name);
         let after = rustix::fs::fstat(&src).map_err(CopyError::at(Op::StatSource))?;
         if Stamp::of(&after) != span.file {
@@ -155,6 +199,7 @@ impl Copier {
         Ok(Placed::Copied {
             bytes: span.len,
             verified: false,
+            cloned,
         })
     }
 
@@ -317,26 +362,61 @@ fn open_source(
     Ok((src, st))
 }
 
-/// Copy the data into `out`, then report whether the source still has the
-/// size and mtime it had when opened (false: it changed during the copy).
+/// How a file's data is to be moved, and what happened.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct DataMode {
+    pub reflink: data::Reflink,
+    /// Cloning was not refused on this filesystem before.
+    pub try_clone: bool,
+}
+
+/// What moving the data did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Moved {
+    /// The copy shares the source's extents; no bytes were written.
+    pub cloned: bool,
+    /// The filesystem refused a clone: stop trying on it.
+    pub clone_refused: bool,
+}
+
+/// Clone (when the mode allows and the filesystem can) or copy the data
+/// into `out`, then report whether the source still has the size and
+/// mtime it had when opened (false: it changed during the copy).
 fn copy_unchanged(
     src: &OwnedFd,
     out: &File,
     st: &Stat,
     name: &[u8],
-    tick: data::Tick,
-) -> io::Result<bool> {
-    data::copy_data(
-        src.as_fd(),
-        out.as_fd(),
-        st.st_size as u64,
-        st.st_blocks as u64,
-        tick,
-    )?;
+    (mode, tick): (DataMode, data::Tick),
+) -> io::Result<(bool, Moved)> {
+    let mut moved = Moved::default();
+    let always = mode.reflink == data::Reflink::Always;
+    if mode.reflink != data::Reflink::Never && (mode.try_clone || always) {
+        match data::clone_file(out.as_fd(), src.as_fd()) {
+            Ok(()) => moved.cloned = true,
+            Err(e) if always => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot clone (--reflink=always): {e}"),
+                ))
+            }
+            Err(e) if data::clone_unsupported(&e) => moved.clone_refused = true,
+            Err(e) => return Err(e),
+        }
+    }
+    if !moved.cloned {
+        data::copy_data(
+            src.as_fd(),
+            out.as_fd(),
+            (st.st_size as u64, st.st_blocks as u64),
+            mode.reflink == data::Reflink::Never,
+            tick,
+        )?;
+    }
     crate::failpoint::hit("worker::after_data", name);
     crate::failpoint::mutate_hook("worker::source_changes", src.as_fd(), name);
     let after = rustix::fs::fstat(src)?;
-    Ok(Stamp::of(st) == Stamp::of(&after))
+    Ok((Stamp::of(st) == Stamp::of(&after), moved))
 }
 
 /// One regular file on its way into place: the opened source, where it
@@ -347,6 +427,9 @@ struct Placing<'a> {
     st: &'a Stat,
     name: &'a [u8],
     finish: Finish,
+    data: DataMode,
+    /// What the last fill did (read by the caller after placing).
+    moved: std::cell::Cell<Moved>,
 }
 
 impl Placing<'_> {
@@ -429,8 +512,9 @@ impl Placing<'_> {
     /// Data, then (if the source held still) the finish. `Ok(false)`: the
     /// source changed during the copy.
     fn fill(&self, out: &File, buf: &mut Vec<u8>, tick: data::Tick) -> Result<bool, CopyError> {
-        let same = copy_unchanged(self.src, out, self.st, self.name, tick)
+        let (same, moved) = copy_unchanged(self.src, out, self.st, self.name, (self.data, tick))
             .map_err(CopyError::at(Op::Copy))?;
+        self.moved.set(moved);
         if same {
             finish_file(self.src, out, self.st, self.name, &self.finish, buf)?;
         }
@@ -441,6 +525,7 @@ impl Placing<'_> {
         Placed::Copied {
             bytes: self.st.st_size as u64,
             verified: self.finish.verify,
+            cloned: self.moved.get().cloned,
         }
     }
 }

@@ -106,6 +106,8 @@ struct DirCache {
     /// Owner and group a new inode gets in this directory (computed once
     /// per directory, only when ownership is preserved).
     new_owner: Option<(u32, u32)>,
+    /// The directory's own stat (computed once per directory).
+    stat: Option<Stat>,
     /// Whether the directory has a default ACL (new inodes inherit an ACL
     /// and have their mode masked); computed once per directory.
     default_acl: Option<bool>,
@@ -116,6 +118,7 @@ impl DirCache {
         if self.fd.is_none() || self.rel != rel {
             self.fd = None;
             self.new_owner = None;
+            self.stat = None;
             self.default_acl = None;
             let fd = if self.follow {
                 open_src_dir(root, rel, true)?
@@ -132,15 +135,25 @@ impl DirCache {
 
     /// Who owns an inode this process creates in the cached directory: our
     /// euid, and the directory's group when it is setgid, else our egid.
-    fn new_owner(&mut self, (uid, gid): (u32, u32)) -> io::Result<(u32, u32)> {
-        if let Some(o) = self.new_owner {
-            return Ok(o);
+    /// The cached directory's stat.
+    fn stat(&mut self) -> io::Result<Stat> {
+        if let Some(st) = self.stat {
+            return Ok(st);
         }
         let fd = self
             .fd
             .as_ref()
             .ok_or_else(|| io::Error::other("directory cache empty"))?;
         let st = rustix::fs::fstat(fd)?;
+        self.stat = Some(st);
+        Ok(st)
+    }
+
+    fn new_owner(&mut self, (uid, gid): (u32, u32)) -> io::Result<(u32, u32)> {
+        if let Some(o) = self.new_owner {
+            return Ok(o);
+        }
+        let st = self.stat()?;
         let o = if st.st_mode & libc::S_ISGID != 0 {
             (uid, st.st_gid)
         } else {
@@ -206,6 +219,8 @@ pub struct Options {
     /// `-c`: a destination file is current when its content (BLAKE3)
     /// equals the source's, whatever its mtime.
     pub checksum: bool,
+    /// `--reflink`: clone where possible, always, or never.
+    pub reflink: data::Reflink,
 }
 
 /// One entry to place: its path relative to both roots, what it is, and
@@ -244,7 +259,12 @@ pub struct Span {
 pub enum Placed {
     /// Placed at its final name; `bytes` of data written; `verified` when
     /// `--verify` read both back and they matched.
-    Copied { bytes: u64, verified: bool },
+    Copied {
+        bytes: u64,
+        verified: bool,
+        /// The data was cloned (`--reflink`): extents shared, no bytes moved.
+        cloned: bool,
+    },
     /// The destination already had its data (quick check); `repaired` when
     /// its metadata differed and was fixed in place.
     UpToDate { bytes: u64, repaired: bool },
@@ -300,6 +320,8 @@ pub struct Copier {
     seq: u64,
     /// Scratch space for extended attribute lists and values.
     xattr_buf: Vec<u8>,
+    /// Destination filesystems (st_dev) that refused a clone: copied.
+    clone_refused: Vec<u64>,
     /// O_TMPFILE + linkat works on this destination (cleared on the first
     /// "unsupported"; a name already in the way does not clear it).
     tmpfile_ok: bool,
@@ -322,6 +344,7 @@ impl Copier {
                 rustix::process::getegid().as_raw(),
             ),
             seq: 0,
+            clone_refused: Vec::new(),
             tmpfile_ok: true,
             src_dir: DirCache {
                 follow: opts.dereference,
@@ -392,6 +415,7 @@ impl Copier {
             Ok(Placed::Copied {
                 bytes: 0,
                 verified: false,
+                cloned: false,
             })
         })();
         r.map_err(CopyError::at(Op::Symlink))

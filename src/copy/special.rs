@@ -62,5 +62,6 @@ pub(super) fn make_node(
     Ok(Placed::Copied {
         bytes: 0,
         verified: false,
+        cloned: false,
     })
 }

@@ -24,6 +24,8 @@ pub struct Big {
     pub failed: Option<String>,
     /// A chunk saw the source change: copy the file again whole.
     pub changed: bool,
+    /// A chunk's data was copied, not cloned (the file counts as copied).
+    pub copied_bytes: bool,
 }
 
 /// What finishing a file whose chunks are all in came to.
@@ -67,6 +69,7 @@ impl Registry {
             Outcome::Failed { msg, .. } => {
                 big.failed.get_or_insert_with(|| msg.clone());
             }
+            Outcome::Copied { cloned: false, .. } => big.copied_bytes = true,
             _ => {}
         }
         big.parts_left = big.parts_left.saturating_sub(1);

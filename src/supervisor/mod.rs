@@ -56,6 +56,7 @@ fn worker_init(s: &Settings, run_id: u64) -> WorkerInit {
         dereference: s.dereference,
         verify: s.verify,
         checksum: s.checksum,
+        reflink: s.reflink,
         log_level: crate::logging::file_level(s).max(log::max_level()),
     }
 }

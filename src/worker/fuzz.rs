@@ -176,6 +176,7 @@ fn fuzzed_messages_never_panic_nor_write_outside_the_destination() {
         dereference: false,
         verify: false,
         checksum: false,
+        reflink: Default::default(),
         log_level: log::LevelFilter::Warn,
     };
     let mut copier = Copier::new(open_dir(&src), open_dir(&dst), (&init).into());

@@ -3,7 +3,7 @@
 //! copy `Options`. `copy/` knows nothing of IPC; this file is why.
 
 use crate::copy::{self, Copier, CopyError, Job, Placed, Span, Stamp, What};
-use crate::protocol::{DestDir, ErrorKind, Outcome, Task, TaskKind, WorkerInit};
+use crate::protocol::{DestDir, ErrorKind, Outcome, Reflink, Task, TaskKind, WorkerInit};
 use std::io;
 
 impl From<&WorkerInit> for copy::Options {
@@ -16,6 +16,11 @@ impl From<&WorkerInit> for copy::Options {
             dereference: i.dereference,
             verify: i.verify,
             checksum: i.checksum,
+            reflink: match i.reflink {
+                Reflink::Auto => copy::data::Reflink::Auto,
+                Reflink::Always => copy::data::Reflink::Always,
+                Reflink::Never => copy::data::Reflink::Never,
+            },
         }
     }
 }
@@ -68,7 +73,15 @@ pub fn run(copier: &mut Copier, t: &Task, tick: copy::data::Tick) -> Outcome {
 
 pub fn outcome(r: Result<Placed, CopyError>) -> Outcome {
     match r {
-        Ok(Placed::Copied { bytes, verified }) => Outcome::Copied { bytes, verified },
+        Ok(Placed::Copied {
+            bytes,
+            verified,
+            cloned,
+        }) => Outcome::Copied {
+            bytes,
+            verified,
+            cloned,
+        },
         Ok(Placed::UpToDate { bytes, repaired }) => Outcome::Skipped { bytes, repaired },
         Err(e) => Outcome::Failed {
             kind: kind(&e),

@@ -78,6 +78,7 @@ impl FakeSupervisor {
             dereference: false,
             verify: false,
             checksum: false,
+            reflink: Default::default(),
             log_level: log::LevelFilter::Warn,
         };
         self.tasks

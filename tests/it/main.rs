@@ -9,6 +9,7 @@ mod faults;
 mod fidelity;
 mod hardening;
 mod operator;
+mod reflink;
 mod resume;
 mod sync;
 mod util;

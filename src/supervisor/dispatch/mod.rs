@@ -406,10 +406,20 @@ impl<'a> Dispatch<'a> {
         }
         let sm = &mut self.summary;
         match o {
-            Outcome::Copied { bytes, verified } => {
+            Outcome::Copied {
+                bytes,
+                verified,
+                cloned,
+            } => {
                 sm.files_verified += u64::from(verified);
-                sm.count_placed(&t.kind, bytes);
-                log::debug!("copied {}", t.rel.display());
+                if cloned {
+                    sm.files_cloned += 1;
+                    sm.bytes_cloned += bytes;
+                    log::debug!("cloned {}", t.rel.display());
+                } else {
+                    sm.count_placed(&t.kind, bytes);
+                    log::debug!("copied {}", t.rel.display());
+                }
             }
             Outcome::Skipped { bytes, repaired } => {
                 sm.files_skipped += 1;
@@ -477,8 +487,14 @@ impl<'a> Dispatch<'a> {
             let path = self.dst_path_of(t);
             self.no_space(path, msg.clone());
         }
-        if let Outcome::Copied { bytes, .. } = o {
-            self.summary.bytes_copied += bytes;
+        match o {
+            Outcome::Copied {
+                bytes,
+                cloned: true,
+                ..
+            } => self.summary.bytes_cloned += bytes,
+            Outcome::Copied { bytes, .. } => self.summary.bytes_copied += bytes,
+            _ => {}
         }
         let big = match self.big.chunk_done(&t.rel.0, &o) {
             bigfile::Counted::Complete(big) => big,
@@ -493,6 +509,10 @@ impl<'a> Dispatch<'a> {
             }
         };
         match bigfile::finish(&mut self.finisher, &t.rel.0, &big) {
+            bigfile::Placed::Done if !big.copied_bytes => {
+                self.summary.files_cloned += 1;
+                log::debug!("cloned {} (in chunks)", t.rel.display());
+            }
             bigfile::Placed::Done => {
                 self.summary.files_copied += 1;
                 log::debug!("copied {} (in chunks)", t.rel.display());

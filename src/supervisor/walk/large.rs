@@ -86,6 +86,7 @@ fn split(w: &Walker, l: &Large, chunk: u64, seq: u64, b: &mut Batcher) -> io::Re
         parts_left: parts as u32,
         failed: None,
         changed: false,
+        copied_bytes: false,
     };
     b.register(l.rel.0.clone(), big);
     let mtime = Time {

@@ -1,0 +1,120 @@
+//! `--reflink` on real copy-on-write filesystems: loop-mounted XFS
+//! (`mkfs.xfs -m reflink=1`) and btrfs images, checked with fiemap's
+//! "shared" extent flag (0x2000). Root only; .ci/run runs them as root.
+
+use crate::util::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A loop-mounted filesystem image, unmounted on drop.
+struct LoopFs(PathBuf);
+
+impl LoopFs {
+    fn make(dir: &Path, mkfs: &[&str]) -> Option<LoopFs> {
+        let img = dir.join("fs.img");
+        let mnt = dir.join("mnt");
+        fs::create_dir_all(&mnt).unwrap();
+        fs::File::create(&img).unwrap().set_len(400 << 20).unwrap();
+        let made = Command::new(mkfs[0])
+            .args(&mkfs[1..])
+            .arg(&img)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        let mounted = made
+            && Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(&img)
+                .arg(&mnt)
+                .status()
+                .is_ok_and(|s| s.success());
+        mounted.then_some(LoopFs(mnt))
+    }
+}
+
+impl Drop for LoopFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Whether every extent of `p` is shared (fiemap flag 0x2000).
+fn shared(p: &Path) -> bool {
+    let out = Command::new("xfs_io")
+        .args(["-r", "-c", "fiemap -v"])
+        .arg(p)
+        .output()
+        .expect("xfs_io (xfsprogs)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let flags: Vec<u64> = text
+        .lines()
+        .filter(|l| {
+            l.trim_start()
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit())
+        })
+        .filter(|l| !l.contains("hole"))
+        .filter_map(|l| l.split_whitespace().last())
+        .filter_map(|f| u64::from_str_radix(f.trim_start_matches("0x"), 16).ok())
+        .collect();
+    assert!(!flags.is_empty(), "no extents for {}:\n{text}", p.display());
+    flags.iter().all(|f| f & 0x2000 != 0)
+}
+
+fn reflink_on(name: &str, mkfs: &[&str]) {
+    let env = TestEnv::new();
+    let Some(m) = LoopFs::make(env.dir.path(), mkfs) else {
+        skip(name, "mkfs or the loop mount was refused");
+        return;
+    };
+    let src = m.0.join("src");
+    fs::create_dir(&src).unwrap();
+    let mut r = Lcg::new(5);
+    let big: Vec<u8> = (0..8 << 20).map(|_| r.next() as u8).collect();
+    fs::write(src.join("big"), &big).unwrap();
+    fs::create_dir(src.join("small")).unwrap();
+    gen_tree(&src.join("small"), 3, 30);
+    let run_json = |args: &[&str], dst: &Path| {
+        let mut c = env.cmd();
+        c.arg("--json").args(args).arg(&src).arg(dst);
+        let out = run(c);
+        (out.status.code(), parse_json(&out))
+    };
+    // auto: clones, and says so.
+    let auto = m.0.join("auto");
+    let (code, v) = run_json(&[], &auto);
+    assert_eq!(code, Some(0), "{v}");
+    assert!(v["files_cloned"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["bytes_copied"], 0, "no bytes moved: {v}");
+    assert!(shared(&auto.join("big")), "auto must share extents");
+    assert_trees_equal(&src, &auto);
+    // A write to the clone leaves the source alone.
+    fs::write(auto.join("big"), b"changed").unwrap();
+    assert_eq!(fs::read(src.join("big")).unwrap(), big);
+    // never: an independent physical copy.
+    let never = m.0.join("never");
+    let (code, v) = run_json(&["--reflink", "never"], &never);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["files_cloned"], 0, "{v}");
+    assert!(!shared(&never.join("big")), "never must not share extents");
+    assert_trees_equal(&src, &never);
+    // always, where cloning is impossible (another filesystem): the file
+    // fails with a clear error, nothing half-written.
+    let (code, v) = run_json(&["--reflink", "always"], &env.path("other-fs"));
+    assert_eq!(code, Some(1), "{v}");
+    assert!(v["errors"].to_string().contains("cannot clone"), "{v}");
+    assert!(temps_under(&env.path("other-fs")).is_empty());
+}
+
+#[test]
+#[ignore = "needs root to loop-mount an XFS image; .ci/run runs it as root (--ignored)"]
+fn reflink_on_xfs_shares_extents_and_never_does_not() {
+    reflink_on("reflink_xfs", &["mkfs.xfs", "-q", "-m", "reflink=1"]);
+}
+
+#[test]
+#[ignore = "needs root to loop-mount a btrfs image; .ci/run runs it as root (--ignored)"]
+fn reflink_on_btrfs_shares_extents_and_never_does_not() {
+    reflink_on("reflink_btrfs", &["mkfs.btrfs", "-q"]);
+}

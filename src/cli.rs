@@ -127,6 +127,10 @@ pub struct Cli {
     #[arg(long, value_name = "WHEN")]
     pub reflink: Option<ReflinkArg>,
 
+    /// Limit the data written by all workers together to RATE per second (rsync's units: K, M, G = 1024-based, KB, MB, GB = 1000-based, no suffix = KiB; 0 = no limit)
+    #[arg(long, value_name = "RATE")]
+    pub bwlimit: Option<String>,
+
     /// Skip files whose content (BLAKE3, hashed by the workers) equals the source's, instead of comparing size and mtime
     #[arg(short = 'c', long)]
     pub checksum: bool,

@@ -31,6 +31,7 @@ pub struct FileConfig {
     pub update: Option<bool>,
     pub checksum: Option<bool>,
     pub reflink: Option<ReflinkArg>,
+    pub bwlimit: Option<Rate>,
     pub files_from: Option<PathBuf>,
     pub from0: Option<bool>,
     pub exclude_from: Option<Vec<PathBuf>>,
@@ -80,6 +81,42 @@ impl FileConfig {
     }
 }
 
+/// A `bwlimit` value in config.json: rsync's string form (`"40M"`) or a
+/// number of KiB per second, as on rsync's command line.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Rate {
+    Text(String),
+    KiB(f64),
+}
+
+/// Parse a rate in rsync's `--bwlimit` units into bytes per second: a
+/// number with an optional suffix, `K`/`M`/`G`/`T` (or `KiB`...) powers of
+/// 1024, `KB`/`MB`/`GB`/`TB` powers of 1000, `B` bytes; no suffix = KiB.
+pub fn parse_rate(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("bad rate {s:?}: expected a number with an optional K, M or G"))?;
+    let mult: f64 = match unit.to_ascii_uppercase().as_str() {
+        "" | "K" | "KIB" => 1024.0,
+        "B" => 1.0,
+        "M" | "MIB" => 1024.0 * 1024.0,
+        "G" | "GIB" => 1024.0 * 1024.0 * 1024.0,
+        "T" | "TIB" => 1024f64.powi(4),
+        "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        _ => return Err(format!("bad rate {s:?}: unknown unit {unit:?}")),
+    };
+    Ok((n * mult) as u64)
+}
+
 /// Smallest `--chunk-bytes` (one page: smaller chunks only add overhead).
 const MIN_CHUNK: u64 = 4096;
 
@@ -124,6 +161,9 @@ pub struct Settings {
     pub checksum: bool,
     /// `--reflink` or `reflink`: auto (default), always, never.
     pub reflink: crate::protocol::Reflink,
+    /// `--bwlimit` or `bwlimit`: bytes per second written by all workers
+    /// together (0: no limit).
+    pub bwlimit: u64,
     /// `--files-from` or `files_from` (`--from0`/`from0`: NUL-separated):
     /// the listed paths, read when the settings are built.
     pub files_from: Option<std::sync::Arc<Vec<Vec<u8>>>>,
@@ -199,6 +239,11 @@ impl Settings {
             usage("no destination given (argument 2 or config key \"destination\")")
         })?;
         let processes = processes(cli.processes.or(file.processes))?;
+        let bwlimit = match (&cli.bwlimit, &file.bwlimit) {
+            (Some(t), _) | (None, Some(Rate::Text(t))) => parse_rate(t).map_err(Error::Usage)?,
+            (None, Some(Rate::KiB(k))) => (k * 1024.0) as u64,
+            (None, None) => 0,
+        };
         let files_from = match cli.files_from.as_ref().or(file.files_from.as_ref()) {
             Some(p) => Some(std::sync::Arc::new(read_list(
                 p,
@@ -246,6 +291,7 @@ impl Settings {
             one_file_system: cli.one_file_system || file.one_file_system.unwrap_or(false),
             update: cli.update || file.update.unwrap_or(false),
             checksum: cli.checksum || file.checksum.unwrap_or(false),
+            bwlimit,
             reflink: match cli.reflink.or(file.reflink) {
                 None | Some(ReflinkArg::Auto) => crate::protocol::Reflink::Auto,
                 Some(ReflinkArg::Always) => crate::protocol::Reflink::Always,
@@ -426,6 +472,17 @@ mod tests {
         };
         let e = Settings::merge(&cli(&["--chunk-bytes", "100"]), file).unwrap_err();
         assert!(e.to_string().contains("chunk size"), "{e}");
+    }
+
+    #[test]
+    fn rates_use_rsyncs_units() {
+        assert_eq!(parse_rate("40M").unwrap(), 40 << 20);
+        assert_eq!(parse_rate("40MB").unwrap(), 40_000_000);
+        assert_eq!(parse_rate("100").unwrap(), 100 << 10, "no suffix: KiB");
+        assert_eq!(parse_rate("1.5G").unwrap(), 3 << 29);
+        assert_eq!(parse_rate("512B").unwrap(), 512);
+        assert_eq!(parse_rate("0").unwrap(), 0);
+        assert!(parse_rate("fast").is_err() && parse_rate("3X").is_err());
     }
 
     #[test]

@@ -53,6 +53,10 @@ pub const CONFIG_KEYS: &[(&str, &str)] = &[
         "reflink",
         "--reflink: auto (share extents where possible), always, or never",
     ),
+    (
+        "bwlimit",
+        "--bwlimit: a rate for all workers together, \"40M\" (rsync's units)",
+    ),
     ("files_from", "--files-from: copy only the listed paths"),
     ("from0", "--from0: the list is NUL-separated"),
     (

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bumped whenever a message type changes shape.
-pub const PROTOCOL_VERSION: u32 = 8;
+pub const PROTOCOL_VERSION: u32 = 9;
 
 /// Environment variable the supervisor sets on each worker: its own pid, so
 /// a worker whose parent died before PR_SET_PDEATHSIG was armed exits.
@@ -131,6 +131,9 @@ pub struct WorkerInit {
     pub checksum: bool,
     /// `--reflink`.
     pub reflink: Reflink,
+    /// `--bwlimit`: bytes per second for the whole run (0: none), drawn
+    /// from the shared `Budget` sent with `Init`.
+    pub bwlimit: u64,
     /// Highest log level the worker forwards.
     pub log_level: log::LevelFilter,
 }
@@ -184,10 +187,75 @@ impl Default for Position {
     }
 }
 
+/// The run's one I/O budget (`--bwlimit`), in memory shared by the
+/// supervisor and every worker: a single atomic word holding the
+/// "theoretical arrival time" of the generic cell rate algorithm, in
+/// nanoseconds of CLOCK_MONOTONIC (the same clock in every process). Each
+/// worker charges the bytes it wrote and sleeps off any debt, so N workers
+/// together keep to the limit, never N times it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Budget(IpcSharedMemory);
+
+impl Budget {
+    /// How far ahead of the rate a burst may run: a few hundred ms.
+    const BURST_NS: u64 = 200_000_000;
+
+    pub fn new() -> Self {
+        Budget(IpcSharedMemory::from_byte(0, 8))
+    }
+
+    fn word(&self) -> Option<&AtomicU64> {
+        let bytes: &[u8] = &self.0;
+        if bytes.len() < 8 {
+            return None;
+        }
+        // SAFETY: as for `Position`: page-aligned, at least 8 bytes, lives
+        // as long as `self`, only ever accessed through this atomic.
+        Some(unsafe { AtomicU64::from_ptr(bytes.as_ptr() as *mut u64) })
+    }
+
+    pub fn share(&self) -> Self {
+        Budget(self.0.clone())
+    }
+
+    /// Charge `bytes` at `rate` bytes per second (0: no limit); returns how
+    /// long the caller must wait to stay within the shared budget.
+    pub fn charge(&self, bytes: u64, rate: u64) -> std::time::Duration {
+        let Some(tat) = self.word().filter(|_| rate > 0 && bytes > 0) else {
+            return std::time::Duration::ZERO;
+        };
+        let cost = (u128::from(bytes) * 1_000_000_000 / u128::from(rate)) as u64;
+        let now = monotonic_ns();
+        let mut old = tat.load(Ordering::Acquire);
+        loop {
+            let new = old.max(now) + cost;
+            match tat.compare_exchange_weak(old, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    let wait = new.saturating_sub(now + Self::BURST_NS);
+                    return std::time::Duration::from_nanos(wait);
+                }
+                Err(seen) => old = seen,
+            }
+        }
+    }
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: one clock for every process of a run.
+fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (t.tv_sec as u64) * 1_000_000_000 + t.tv_nsec as u64
+}
+
 /// Supervisor to worker.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ToWorker {
-    Init(WorkerInit, Position),
+    Init(WorkerInit, Position, Budget),
     Batch {
         id: u64,
         tasks: Vec<Task>,
@@ -349,6 +417,30 @@ mod tests {
         assert_eq!(mine.get(), Some((41, 7)));
         theirs.set(0, 0);
         assert_eq!(mine.get(), Some((0, 0)));
+    }
+
+    #[test]
+    fn the_budget_is_shared_and_keeps_the_rate() {
+        let mine = Budget::new();
+        let (tx, rx) = ipc::channel::<Budget>().unwrap();
+        tx.send(mine.share()).unwrap();
+        let theirs = rx.recv().unwrap();
+        // 10 MB/s: the first 2 MB ride the 200 ms burst, the next 1 MB,
+        // charged through the other mapping, must wait about 100 ms.
+        assert_eq!(
+            mine.charge(2_000_000, 10_000_000),
+            std::time::Duration::ZERO
+        );
+        let wait = theirs.charge(1_000_000, 10_000_000);
+        assert!(
+            wait.as_millis() >= 90 && wait.as_millis() <= 110,
+            "{wait:?}"
+        );
+        assert_eq!(
+            mine.charge(1_000_000, 0),
+            std::time::Duration::ZERO,
+            "no limit"
+        );
     }
 
     #[test]

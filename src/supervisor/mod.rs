@@ -57,6 +57,7 @@ fn worker_init(s: &Settings, run_id: u64) -> WorkerInit {
         verify: s.verify,
         checksum: s.checksum,
         reflink: s.reflink,
+        bwlimit: s.bwlimit,
         log_level: crate::logging::file_level(s).max(log::max_level()),
     }
 }

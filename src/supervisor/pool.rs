@@ -4,7 +4,7 @@
 //! and send `Init`.
 
 use crate::protocol::{
-    abort_hello, FromWorker, Position, ToWorker, WorkerInit, PARENT_ENV, PROTOCOL_VERSION,
+    abort_hello, Budget, FromWorker, Position, ToWorker, WorkerInit, PARENT_ENV, PROTOCOL_VERSION,
 };
 use ipc_channel::ipc::{IpcOneShotServer, IpcReceiver, IpcSender};
 use std::os::unix::process::CommandExt;
@@ -25,13 +25,17 @@ pub struct Spawned {
 }
 
 /// Spawn and initialise one worker; also returns its results receiver.
-pub fn spawn(exe: &Path, init: WorkerInit) -> Result<(Spawned, IpcReceiver<FromWorker>), String> {
+pub fn spawn(
+    exe: &Path,
+    init: WorkerInit,
+    budget: &Budget,
+) -> Result<(Spawned, IpcReceiver<FromWorker>), String> {
     let (server, name) =
         IpcOneShotServer::<FromWorker>::new().map_err(|e| format!("ipc server: {e}"))?;
     let mut child = command(exe, &name, &init)
         .spawn()
         .map_err(|e| format!("spawn {}: {e}", exe.display()))?;
-    match accept(server, &name, &mut child).and_then(|hello| initialise(hello, init)) {
+    match accept(server, &name, &mut child).and_then(|hello| initialise(hello, init, budget)) {
         Ok((tx, position, rx)) => {
             let pid = child.id();
             Ok((
@@ -113,6 +117,7 @@ fn accept(
 fn initialise(
     (rx, hello): (IpcReceiver<FromWorker>, FromWorker),
     init: WorkerInit,
+    budget: &Budget,
 ) -> Result<(IpcSender<ToWorker>, Position, IpcReceiver<FromWorker>), String> {
     let FromWorker::Hello { version, tasks, .. } = hello else {
         return Err(format!("unexpected first message {hello:?}"));
@@ -122,7 +127,7 @@ fn initialise(
     }
     let position = Position::new();
     tasks
-        .send(ToWorker::Init(init, position.share()))
+        .send(ToWorker::Init(init, position.share(), budget.share()))
         .map_err(|e| format!("send Init: {e}"))?;
     Ok((tasks, position, rx))
 }

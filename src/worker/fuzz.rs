@@ -177,6 +177,7 @@ fn fuzzed_messages_never_panic_nor_write_outside_the_destination() {
         verify: false,
         checksum: false,
         reflink: Default::default(),
+        bwlimit: 0,
         log_level: log::LevelFilter::Warn,
     };
     let mut copier = Copier::new(open_dir(&src), open_dir(&dst), (&init).into());

@@ -62,8 +62,8 @@ fn serve(token: String) -> Result<(), String> {
         let _ = up.send(FromWorker::Fatal { msg: msg.clone() });
         msg
     };
-    let (init, position) = match tasks_rx.recv() {
-        Ok(ToWorker::Init(init, position)) => (init, position),
+    let (init, position, budget) = match tasks_rx.recv() {
+        Ok(ToWorker::Init(init, position, budget)) => (init, position, budget),
         Ok(_) => return Err(fatal("protocol error: expected Init first".into())),
         Err(IpcError::Disconnected) => return Ok(()), // supervisor gone before Init
         Err(e) => return Err(fatal(format!("undecodable Init message: {e}"))),
@@ -71,6 +71,7 @@ fn serve(token: String) -> Result<(), String> {
     crate::logging::init_worker(up.clone(), init.log_level);
     let (src, dst) = validate::adopt_roots(&init.roots).map_err(|e| fatal(e.to_string()))?;
     let run_id = init.run_id;
+    let bwlimit = init.bwlimit;
     let copier = Copier::new(src, dst, (&init).into());
     Worker {
         up: up.clone(),
@@ -83,6 +84,8 @@ fn serve(token: String) -> Result<(), String> {
         last_poll: Instant::now(),
         unreported_bytes: 0,
         run_id,
+        budget,
+        bwlimit,
     }
     .main_loop(copier)
     .map_err(fatal)
@@ -102,6 +105,9 @@ struct Worker {
     last_poll: Instant,
     unreported_bytes: u64,
     run_id: u64,
+    /// `--bwlimit`: the run's shared budget and its rate (0: none).
+    budget: crate::protocol::Budget,
+    bwlimit: u64,
 }
 
 impl Worker {
@@ -188,8 +194,17 @@ impl Worker {
             .map_err(|_| ())
     }
 
-    /// Called after each data chunk: heartbeat, and shutdown check.
+    /// Called after each data chunk: the shared I/O budget, heartbeat, and
+    /// shutdown check.
     fn tick(&mut self, bytes: u64) -> bool {
+        let mut wait = self.budget.charge(bytes, self.bwlimit);
+        // Sleep off the debt in short steps, still answering Shutdown.
+        while !wait.is_zero() && !self.stop {
+            let step = wait.min(POLL_EVERY);
+            std::thread::sleep(step);
+            wait -= step;
+            self.poll();
+        }
         self.unreported_bytes += bytes;
         if self.last_send.elapsed() >= FLUSH_EVERY {
             let bytes = std::mem::take(&mut self.unreported_bytes);

@@ -79,10 +79,15 @@ impl FakeSupervisor {
             verify: false,
             checksum: false,
             reflink: Default::default(),
+            bwlimit: 0,
             log_level: log::LevelFilter::Warn,
         };
         self.tasks
-            .send(ToWorker::Init(init, Position::new()))
+            .send(ToWorker::Init(
+                init,
+                Position::new(),
+                pcopy::protocol::Budget::new(),
+            ))
             .expect("send Init");
     }
 

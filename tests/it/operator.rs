@@ -390,3 +390,52 @@ fn the_man_page_has_real_sections_and_renders_with_man() {
         "synopsis: {plain}"
     );
 }
+
+#[test]
+fn bwlimit_holds_for_all_workers_together() {
+    // tmpfs, so the limit and not the disk decides the time.
+    let Ok(dir) = tempfile::tempdir_in("/dev/shm") else {
+        skip("bwlimit", "no /dev/shm (tmpfs) to measure on");
+        return;
+    };
+    let (src, dst, log) = (
+        dir.path().join("s"),
+        dir.path().join("d"),
+        dir.path().join("log"),
+    );
+    fs::create_dir(&src).unwrap();
+    let mut r = Lcg::new(40);
+    let chunk: Vec<u8> = (0..10 << 20).map(|_| r.next() as u8).collect();
+    for i in 0..40 {
+        fs::write(src.join(format!("f{i:02}")), &chunk).unwrap();
+    }
+    let mut c = Command::new(bin());
+    c.args(["--bwlimit", "40M", "-j", "4", "--json", "--log-file"])
+        .arg(&log)
+        .arg(&src)
+        .arg(&dst);
+    let t0 = std::time::Instant::now();
+    let out = run(c);
+    let secs = t0.elapsed().as_secs_f64();
+    assert_code(&out, 0);
+    // 400 MiB at 40 MiB/s for all 4 workers together: 10 s (less the
+    // 200 ms burst), not 2.5 s (a per-worker limit).
+    assert!((8.5..11.5).contains(&secs), "took {secs:.2} s");
+    let v = parse_json(&out);
+    let rate = v["bytes_copied"].as_f64().unwrap() / v["elapsed_seconds"].as_f64().unwrap();
+    let mib = rate / f64::from(1 << 20);
+    assert!((34.0..46.0).contains(&mib), "summary rate {mib:.1} MiB/s");
+    // The summary line the operator reads says the same.
+    let text = fs::read_to_string(&log).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("] time: "))
+        .expect("time line");
+    let shown: f64 = line
+        .split('(')
+        .nth(1)
+        .and_then(|s| s.split(" MiB/s").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no MiB/s in {line:?}"));
+    assert!((shown - mib).abs() < 1.0, "{line:?} vs {mib:.1}");
+}

@@ -85,6 +85,8 @@ pub struct Dispatch<'a> {
     pub dst_root: OwnedFd,
     /// Places large files once all their chunks are in (same roots).
     finisher: Copier,
+    /// `--bwlimit`: the one budget every worker draws from.
+    budget: crate::protocol::Budget,
     big: bigfile::Registry,
     set: IpcReceiverSet,
     slots: Vec<Slot>,
@@ -130,6 +132,7 @@ impl<'a> Dispatch<'a> {
             found: Default::default(),
             dst_root,
             finisher,
+            budget: crate::protocol::Budget::new(),
             big: bigfile::Registry::default(),
             set: IpcReceiverSet::new().map_err(|e| Error::Fatal(format!("ipc: {e}")))?,
             slots: Vec::new(),
@@ -206,7 +209,7 @@ impl<'a> Dispatch<'a> {
     fn start(&mut self, slot: usize) -> Result<()> {
         let mut init = self.init.clone();
         init.worker = slot as u32;
-        let (w, rx) = pool::spawn(&self.exe, init).map_err(Error::Fatal)?;
+        let (w, rx) = pool::spawn(&self.exe, init, &self.budget).map_err(Error::Fatal)?;
         log::debug!("worker {slot} started as pid {}", w.pid);
         let id = self
             .set

@@ -30,6 +30,9 @@ pub enum Reflink {
     Never,
 }
 
+/// Below this size `--reflink=auto` writes the bytes instead of cloning.
+pub const CLONE_MIN: u64 = 64 << 10;
+
 /// Make `dst` share all of `src`'s extents (`FICLONE`).
 pub fn clone_file(dst: BorrowedFd, src: BorrowedFd) -> io::Result<()> {
     Ok(rustix::fs::ioctl_ficlone(dst, src)?)
@@ -205,7 +208,9 @@ fn copy_range(
 fn fallback(src: BorrowedFd, dst: BorrowedFd, off: u64, len: u64, tick: Tick) -> io::Result<u64> {
     let src = std::fs::File::from(src.try_clone_to_owned()?);
     let dst = std::fs::File::from(dst.try_clone_to_owned()?);
-    let mut buf = vec![0u8; 1 << 20];
+    // Sized to the data (a 4 KiB file gets a 4 KiB buffer, not a fresh
+    // 1 MiB mapping per file).
+    let mut buf = vec![0u8; len.clamp(1, 1 << 20) as usize];
     let mut done = 0u64;
     while done < len {
         let want = (len - done).min(buf.len() as u64) as usize;

@@ -391,7 +391,16 @@ fn copy_unchanged(
 ) -> io::Result<(bool, Moved)> {
     let mut moved = Moved::default();
     let always = mode.reflink == data::Reflink::Always;
-    if mode.reflink != data::Reflink::Never && (mode.try_clone || always) {
+    // auto: a small file is cheaper to write than to clone (measured on
+    // XFS: 50,000 4-KiB files 2.47 s cloned, 2.05 s written), and sharing
+    // its one extent saves nothing worth having.
+    let small = (st.st_size as u64) < data::CLONE_MIN;
+    let clone = match mode.reflink {
+        data::Reflink::Always => true,
+        data::Reflink::Auto => mode.try_clone && !small,
+        data::Reflink::Never => false,
+    };
+    if clone {
         match data::clone_file(out.as_fd(), src.as_fd()) {
             Ok(()) => moved.cloned = true,
             Err(e) if always => {
@@ -409,7 +418,8 @@ fn copy_unchanged(
             src.as_fd(),
             out.as_fd(),
             (st.st_size as u64, st.st_blocks as u64),
-            mode.reflink == data::Reflink::Never,
+            // Bytes only where copy_file_range could clone behind our back.
+            mode.reflink == data::Reflink::Never || (small && mode.reflink == data::Reflink::Auto),
             tick,
         )?;
     }

@@ -86,7 +86,8 @@ fn reflink_on(name: &str, mkfs: &[&str]) {
     let (code, v) = run_json(&[], &auto);
     assert_eq!(code, Some(0), "{v}");
     assert!(v["files_cloned"].as_u64().unwrap() > 0, "{v}");
-    assert_eq!(v["bytes_copied"], 0, "no bytes moved: {v}");
+    // The 8 MiB file was cloned; files under 64 KiB are written (cheaper).
+    assert!(v["bytes_cloned"].as_u64().unwrap() >= 8 << 20, "{v}");
     assert!(shared(&auto.join("big")), "auto must share extents");
     assert_trees_equal(&src, &auto);
     // A write to the clone leaves the source alone.

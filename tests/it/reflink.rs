@@ -73,6 +73,10 @@ fn reflink_on(name: &str, mkfs: &[&str]) {
     let mut r = Lcg::new(5);
     let big: Vec<u8> = (0..8 << 20).map(|_| r.next() as u8).collect();
     fs::write(src.join("big"), &big).unwrap();
+    let sparse = fs::File::create(src.join("sparse")).unwrap();
+    sparse.set_len(64 << 20).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&sparse, &[7u8; 100_000], 32 << 20).unwrap();
+    drop(sparse);
     fs::create_dir(src.join("small")).unwrap();
     gen_tree(&src.join("small"), 3, 30);
     let run_json = |args: &[&str], dst: &Path| {
@@ -99,6 +103,15 @@ fn reflink_on(name: &str, mkfs: &[&str]) {
     assert_eq!(code, Some(0), "{v}");
     assert_eq!(v["files_cloned"], 0, "{v}");
     assert!(!shared(&never.join("big")), "never must not share extents");
+    for d in [&auto, &never] {
+        use std::os::unix::fs::MetadataExt;
+        let blocks = fs::metadata(d.join("sparse")).unwrap().blocks();
+        assert!(
+            blocks * 512 < 4 << 20,
+            "{}: not sparse ({blocks} blocks)",
+            d.display()
+        );
+    }
     assert_trees_equal(&src, &never);
     // always, where cloning is impossible (another filesystem): the file
     // fails with a clear error, nothing half-written.

@@ -7,7 +7,6 @@
 use rustix::fs::SeekFrom;
 use std::io;
 use std::os::fd::BorrowedFd;
-use std::os::unix::fs::FileExt;
 
 /// Bytes per `copy_file_range` call: small enough that progress and
 /// shutdown checks happen several times a second on slow disks.
@@ -204,23 +203,30 @@ fn copy_range(
     Ok(in_off - off)
 }
 
-/// Plain pread/pwrite for filesystems without copy_file_range.
+/// Plain pread/pwrite (filesystems without copy_file_range, and
+/// `--reflink=never`), on the descriptors as they are: no dup per file.
 fn fallback(src: BorrowedFd, dst: BorrowedFd, off: u64, len: u64, tick: Tick) -> io::Result<u64> {
-    let src = std::fs::File::from(src.try_clone_to_owned()?);
-    let dst = std::fs::File::from(dst.try_clone_to_owned()?);
     // Sized to the data (a 4 KiB file gets a 4 KiB buffer, not a fresh
     // 1 MiB mapping per file).
     let mut buf = vec![0u8; len.clamp(1, 1 << 20) as usize];
     let mut done = 0u64;
     while done < len {
         let want = (len - done).min(buf.len() as u64) as usize;
-        let n = match src.read_at(&mut buf[..want], off + done) {
+        let n = match rustix::io::pread(src, &mut buf[..want], off + done) {
             Ok(0) => break,
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
         };
-        dst.write_all_at(&buf[..n], off + done)?;
+        let mut written = 0;
+        while written < n {
+            match rustix::io::pwrite(dst, &buf[written..n], off + done + written as u64) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(w) => written += w,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
         done += n as u64;
         if !tick(n as u64) {
             return Err(interrupted());

@@ -68,6 +68,7 @@ impl Copier {
             .stat()
             .map_err(CopyError::at(Op::OpenDestDir))?
             .st_dev;
+        let fs_clone = self.fs_clone(dst_dev);
         let ddir = self
             .dst_dir
             .get(&self.dst_root, parent)
@@ -107,7 +108,7 @@ impl Copier {
             finish,
             data: DataMode {
                 reflink: self.opts.reflink,
-                try_clone: !self.clone_refused.contains(&dst_dev),
+                fs: fs_clone,
             },
             moved: Default::default(),
         };
@@ -126,10 +127,13 @@ impl Copier {
             Some(r) => r,
             None => placing.named(&tmp, &mut self.xattr_buf, tick),
         };
-        if placing.moved.get().clone_refused {
+        let moved = placing.moved.get();
+        if moved.clone_refused {
             // Once per filesystem, without a warning per file.
             log::debug!("no reflink on this destination filesystem; copying bytes");
             self.clone_refused.push(dst_dev);
+        } else if moved.cloned && !self.clone_ok.contains(&dst_dev) {
+            self.clone_ok.push(dst_dev);
         }
         result
     }
@@ -282,6 +286,17 @@ impl Copier {
         Ok(changed)
     }
 
+    /// What cloning on filesystem `dev` came to so far.
+    fn fs_clone(&self, dev: u64) -> FsClone {
+        if self.clone_refused.contains(&dev) {
+            FsClone::No
+        } else if self.clone_ok.contains(&dev) {
+            FsClone::Yes
+        } else {
+            FsClone::Unknown
+        }
+    }
+
     /// Open source file `name` in directory `parent` (see `open_source`).
     fn open_source(&mut self, parent: &[u8], name: &[u8]) -> Result<(OwnedFd, Stat), CopyError> {
         let sdir = self
@@ -366,8 +381,16 @@ fn open_source(
 #[derive(Clone, Copy, Debug)]
 pub(super) struct DataMode {
     pub reflink: data::Reflink,
-    /// Cloning was not refused on this filesystem before.
-    pub try_clone: bool,
+    /// What this filesystem did with a clone so far.
+    pub fs: FsClone,
+}
+
+/// Whether a destination filesystem clones: learnt from the first try.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum FsClone {
+    Unknown,
+    Yes,
+    No,
 }
 
 /// What moving the data did.
@@ -395,10 +418,12 @@ fn copy_unchanged(
     // XFS: 50,000 4-KiB files 2.47 s cloned, 2.05 s written), and sharing
     // its one extent saves nothing worth having.
     let small = (st.st_size as u64) < data::CLONE_MIN;
-    let clone = match mode.reflink {
-        data::Reflink::Always => true,
-        data::Reflink::Auto => mode.try_clone && !small,
-        data::Reflink::Never => false,
+    let clone = match (mode.reflink, mode.fs) {
+        (data::Reflink::Always, _) => true,
+        (data::Reflink::Never, _) | (data::Reflink::Auto, FsClone::No) => false,
+        // The first file on a filesystem finds out whether it clones.
+        (data::Reflink::Auto, FsClone::Unknown) => true,
+        (data::Reflink::Auto, FsClone::Yes) => !small,
     };
     if clone {
         match data::clone_file(out.as_fd(), src.as_fd()) {
@@ -418,8 +443,9 @@ fn copy_unchanged(
             src.as_fd(),
             out.as_fd(),
             (st.st_size as u64, st.st_blocks as u64),
-            // Bytes only where copy_file_range could clone behind our back.
-            mode.reflink == data::Reflink::Never || (small && mode.reflink == data::Reflink::Auto),
+            // Bytes only where copy_file_range would clone behind our back
+            // (never; or a small file on a filesystem that clones).
+            mode.reflink == data::Reflink::Never || (mode.fs == FsClone::Yes && !moved.cloned),
             tick,
         )?;
     }

@@ -322,6 +322,9 @@ pub struct Copier {
     xattr_buf: Vec<u8>,
     /// Destination filesystems (st_dev) that refused a clone: copied.
     clone_refused: Vec<u64>,
+    /// Destination filesystems that cloned (small files are written there:
+    /// `copy_file_range` would clone them too, and cloning costs more).
+    clone_ok: Vec<u64>,
     /// O_TMPFILE + linkat works on this destination (cleared on the first
     /// "unsupported"; a name already in the way does not clear it).
     tmpfile_ok: bool,
@@ -345,6 +348,7 @@ impl Copier {
             ),
             seq: 0,
             clone_refused: Vec::new(),
+            clone_ok: Vec::new(),
             tmpfile_ok: true,
             src_dir: DirCache {
                 follow: opts.dereference,

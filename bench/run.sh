@@ -118,16 +118,41 @@ for name, m in med.items():
 PY
 }
 
+# Time, per-file cost and peak RSS by tree size (the scale table).
 memory() { # base
     local base=$1
-    gen "$base/empty1m" empty 1000000
     echo
-    echo "### peak RSS (VmHWM, KiB)"
+    echo "### scale: time and peak RSS (VmHWM, KiB) by tree size"
     echo
-    for c in small50k empty1m; do
+    echo "| tree | time s | µs per file | peak RSS |"
+    echo "|---|---|---|---|"
+    for spec in "empty 10000" "empty 100000" "empty 1000000" "small 10000" "small 100000"; do
+        set -- $spec
+        gen "$base/$1$2" "$1" "$2"
         rm -rf "$base/dm"
-        echo "- $c: $(python3 "$ROOT/bench/peak_rss.py" "$PCOPY" -q "$base/$c" "$base/dm")"
+        local t0 t1 rss
+        t0=$(date +%s.%N)
+        rss=$(python3 "$ROOT/bench/peak_rss.py" "$PCOPY" -q "$base/$1$2" "$base/dm" | tail -1)
+        t1=$(date +%s.%N)
+        python3 -c "t=$t1-$t0; print(f'| $1 $2 | {t:.2f} | {t/$2*1e6:.1f} | $rss |')"
         rm -rf "$base/dm"
+    done
+}
+
+# Where the time per file goes: perf record of pcopy and fcp on small50k,
+# children time per syscall entry point (what docs/performance.md tabulates).
+profile() { # base
+    local base=$1 tool
+    need perf || { [ "$(id -u)" = 0 ] && apt-get install -y -qq linux-perf >/dev/null; } || true
+    need perf || { echo "perf unavailable; profile skipped"; return; }
+    for tool in "$PCOPY -q" "$(command -v fcp)"; do
+        [ -n "${tool%% *}" ] || continue
+        rm -rf "$base/dp"
+        perf record -q -g -F 2999 -o "$OUT/perf.data" -- $tool "$base/small50k" "$base/dp" 2>/dev/null
+        echo; echo "### profile: ${tool%% *} (children % of CPU per syscall)"; echo
+        perf report -i "$OUT/perf.data" --children --sort sym --stdio -g none 2>/dev/null \
+            | grep -E "__x64_sys_|__do_sys_" | head -12
+        rm -rf "$base/dp"
     done
 }
 
@@ -148,5 +173,6 @@ run_on() { # base where
 
 run_on "$SHM_DIR" tmpfs
 [ $QUICK = 1 ] || memory "$SHM_DIR"
+[ $QUICK = 1 ] || profile "$SHM_DIR"
 [ $QUICK = 1 ] || run_on "$DISK_DIR" disk
 echo; echo "raw hyperfine JSON in $OUT"

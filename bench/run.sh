@@ -156,6 +156,29 @@ profile() { # base
     done
 }
 
+# Copies within a reflink-capable XFS image (root: loop mount; the image
+# lives on tmpfs): pcopy --reflink auto and never, cp -a, xcp.
+reflink() { # base
+    local base=$1 img=$1/xfs.img mnt=$1/xfs
+    [ "$(id -u)" = 0 ] || { echo "not root: XFS reflink comparison skipped"; return; }
+    need mkfs.xfs || apt-get install -y -qq xfsprogs >/dev/null || { echo "no xfsprogs"; return; }
+    rm -f "$img"; mkdir -p "$mnt"
+    truncate -s 5G "$img" && mkfs.xfs -q -f -m reflink=1 "$img" && mount -o loop "$img" "$mnt" \
+        || { echo "XFS loop mount refused: reflink comparison skipped"; return; }
+    mkdir -p "$mnt/one" && head -c 1G /dev/urandom > "$mnt/one/big"
+    cp -a "$base/small50k" "$mnt/small50k"
+    local c
+    for c in one small50k; do
+        local cmds=(-n pcopy "$PCOPY -q $mnt/$c $mnt/d" -n "pcopy never" "$PCOPY -q --reflink never $mnt/$c $mnt/d"
+            -n "cp -a" "cp -a $mnt/$c $mnt/d")
+        need xcp && cmds+=(-n xcp "xcp -r $mnt/$c $mnt/d")
+        hyperfine -N -w 1 -r "$RUNS" --prepare "rm -rf $mnt/d" --export-json "$OUT/xfs-$c.json" \
+            "${cmds[@]}" >/dev/null
+        report "xfs-$c"
+    done
+    umount "$mnt"; rm -f "$img"
+}
+
 run_on() { # base where
     local base=$1 where=$2
     mkdir -p "$base"
@@ -174,5 +197,6 @@ run_on() { # base where
 run_on "$SHM_DIR" tmpfs
 [ $QUICK = 1 ] || memory "$SHM_DIR"
 [ $QUICK = 1 ] || profile "$SHM_DIR"
+[ $QUICK = 1 ] || reflink "$SHM_DIR"
 [ $QUICK = 1 ] || run_on "$DISK_DIR" disk
 echo; echo "raw hyperfine JSON in $OUT"

@@ -72,6 +72,8 @@ struct Run<'a> {
     stop: &'a signals::Signals,
     /// `-i` and `--json-lines`.
     changes: Arc<changes::Changes>,
+    /// Walker threads that fit the descriptor budget.
+    walk_threads: usize,
     started: std::time::SystemTime,
 }
 
@@ -96,9 +98,20 @@ pub fn run(mut settings: Settings) -> Result<Summary> {
     let stop = signals::Signals::install().map_err(|e| Error::Fatal(format!("signals: {e}")))?;
     let filter = crate::filter::Filter::new(&settings.filters).map_err(Error::Usage)?;
     let mut shrunk = None;
+    let mut walk_threads = walk::Options::from(&settings).threads;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     if !settings.dry_run {
-        let walk_threads = walk::Options::from(&settings).threads;
-        (settings.processes, shrunk) = limits::fit_workers(settings.processes, walk_threads)?;
+        // Walker threads beyond one per CPU only help on latency-bound
+        // storage: under a tight descriptor limit, workers come first.
+        match limits::fit_workers(settings.processes, walk_threads) {
+            Ok(fit) => (settings.processes, shrunk) = fit,
+            Err(_) if walk_threads > cpus => {
+                walk_threads = cpus;
+                (settings.processes, shrunk) =
+                    limits::fit_workers(settings.processes, walk_threads)?;
+            }
+            Err(e) => return Err(e),
+        }
     }
     let roots = prepare::prepare(
         &settings.source,
@@ -122,6 +135,7 @@ pub fn run(mut settings: Settings) -> Result<Summary> {
         found: Arc::new(walk::Found::default()),
         stop: &stop,
         started,
+        walk_threads,
         changes: Arc::new(changes::Changes::open(
             settings.itemize,
             settings.json_lines.as_deref(),
@@ -180,7 +194,10 @@ impl Run<'_> {
         let (batch_tx, batches) = crossbeam_channel::bounded(2 * s.processes + 2);
         let (ev_tx, events) = crossbeam_channel::unbounded();
         let walker = walk::Walker {
-            opts: s.into(),
+            opts: walk::Options {
+                threads: self.walk_threads,
+                ..s.into()
+            },
             paths: self.paths.clone(),
             src_root: dup(&roots.src_fd, &roots.source)?,
             found: Arc::clone(&self.found),

@@ -187,8 +187,11 @@ impl From<&Settings> for Options {
             // whole files.
             chunk_bytes: (s.processes > 1 && !s.verify).then_some(s.chunk_bytes),
             parallel: s.processes.min(cpus),
-            // The quick check and the walk are stat-bound: one thread per CPU.
-            threads: cpus.min(8),
+            // On latency-bound storage each stat is a round trip: more
+            // threads than CPUs keep more in flight (source behind a 0.5 ms
+            // FUSE delay, 2,000 files, -j 16: 2.26 s with 2 threads, 1.06 s
+            // with 8); on tmpfs 8 threads cost nothing measurable.
+            threads: (cpus * 4).clamp(4, 16),
             batch_files: s.batch_files,
             batch_bytes: s.batch_bytes,
             owner: rustix::process::geteuid().is_root(),

@@ -179,6 +179,52 @@ reflink() { # base
     umount "$mnt"; rm -f "$img"
 }
 
+# Median of 3 timed runs of CMD, each after PREPARE ("-" if it failed).
+median3() { # prepare cmd
+    local j=$OUT/median3.json
+    hyperfine -N -r 3 --prepare "$1" --export-json "$j" "$2" >/dev/null 2>&1 || { echo "-"; return; }
+    python3 -c 'import json,sys,statistics; print(round(statistics.median(json.load(open(sys.argv[1]))["results"][0]["times"]),2))' "$j"
+}
+
+# Latency-bound storage: bench/latencyfs (a FUSE passthrough adding DELAY
+# per operation) on the source side, then on the destination side; every
+# tool at default settings, then pcopy's curve against -j. Root (FUSE mount).
+latency() { # base
+    local base=$1 lat=$1/lat delay=${LATENCY_US:-500} n=${LATENCY_FILES:-2000}
+    [ "$(id -u)" = 0 ] || { echo "not root: latency benchmark skipped"; return; }
+    [ -e /dev/fuse ] || { echo "no /dev/fuse: latency benchmark skipped"; return; }
+    (cd "$ROOT/bench/latencyfs" && cargo build --release --quiet) || { echo "latencyfs build failed"; return; }
+    local lfs=$ROOT/bench/latencyfs/target/release/latencyfs
+    rm -rf "$lat"; mkdir -p "$lat/back" "$lat/mnt"
+    python3 "$ROOT/bench/gen_corpus.py" small "$lat/back/src" "$n"
+    "$lfs" "$lat/back" "$lat/mnt" "$delay" & local pid=$!
+    sleep 1
+    echo; echo "### latency: $n small files, ${delay} µs per operation (median of 3)"; echo
+    echo "| tool | source side s | destination side s |"; echo "|---|---|---|"
+    local tools=("pcopy:$PCOPY -q" "cp -a:cp -a" "rsync -a:rsync -a")
+    need xcp && tools+=("xcp:xcp -r")
+    need fcp && tools+=("fcp:fcp")
+    local t name cmd
+    for t in "${tools[@]}"; do
+        name=${t%%:*}; cmd=${t#*:}
+        local slash=""; [ "$name" = "rsync -a" ] && slash=/
+        local a b
+        a=$(median3 "rm -rf $lat/out" "$cmd $lat/mnt/src$slash $lat/out$slash")
+        b=$(median3 "rm -rf $lat/back/out" "$cmd $lat/back/src$slash $lat/mnt/out$slash")
+        echo "| $name | $a | $b |"
+    done
+    echo; echo "pcopy against -j (source side / destination side, s):"
+    for j in 2 4 8 16 32; do
+        local a b
+        a=$(median3 "rm -rf $lat/out" "$PCOPY -q -j $j $lat/mnt/src $lat/out")
+        b=$(median3 "rm -rf $lat/back/out" "$PCOPY -q -j $j $lat/back/src $lat/mnt/out")
+        echo "- -j $j: $a / $b"
+    done
+    umount "$lat/mnt" 2>/dev/null || fusermount3 -u "$lat/mnt" 2>/dev/null
+    kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+    rm -rf "$lat"
+}
+
 run_on() { # base where
     local base=$1 where=$2
     mkdir -p "$base"
@@ -198,5 +244,6 @@ run_on "$SHM_DIR" tmpfs
 [ $QUICK = 1 ] || memory "$SHM_DIR"
 [ $QUICK = 1 ] || profile "$SHM_DIR"
 [ $QUICK = 1 ] || reflink "$SHM_DIR"
+[ $QUICK = 1 ] || latency "$SHM_DIR"
 [ $QUICK = 1 ] || run_on "$DISK_DIR" disk
 echo; echo "raw hyperfine JSON in $OUT"

@@ -129,6 +129,10 @@ pub struct Settings {
     pub destination: PathBuf,
     /// Worker processes (`-j` or `processes`); default: CPU count, at least 4.
     pub processes: usize,
+    /// Up to how many workers the run may grow while its workers mostly
+    /// wait on I/O (latency-bound storage): `processes` when it was given,
+    /// else 16.
+    pub max_processes: usize,
     /// Log file (`--log-file` or `log_file`); default: none.
     pub log_file: Option<PathBuf>,
     /// `--json`: one JSON object on stdout at the end.
@@ -238,7 +242,11 @@ impl Settings {
         let destination = (cli.destination.clone().or(file.destination)).ok_or_else(|| {
             usage("no destination given (argument 2 or config key \"destination\")")
         })?;
-        let processes = processes(cli.processes.or(file.processes))?;
+        let given = cli.processes.or(file.processes);
+        let processes = processes(given)?;
+        // Growth only happens while workers sleep on I/O, so it is bounded
+        // by what a latency-bound destination can use, not by CPUs.
+        let max_processes = given.unwrap_or(16.max(processes));
         let bwlimit = match (&cli.bwlimit, &file.bwlimit) {
             (Some(t), _) | (None, Some(Rate::Text(t))) => parse_rate(t).map_err(Error::Usage)?,
             (None, Some(Rate::KiB(k))) => (k * 1024.0) as u64,
@@ -307,7 +315,8 @@ impl Settings {
             batch_files: 256,
             batch_bytes: 64 << 20,
             chunk_bytes,
-            max_restarts_per_minute: 10 + 2 * processes,
+            max_restarts_per_minute: 10 + 2 * max_processes,
+            max_processes,
             worker_exe: cli.worker_exe.clone(),
         })
     }

@@ -103,6 +103,12 @@ pub fn run(mut settings: Settings) -> Result<Summary> {
     if !settings.dry_run {
         // Walker threads beyond one per CPU only help on latency-bound
         // storage: under a tight descriptor limit, workers come first.
+        // The growth limit must fit the descriptor budget too (silently:
+        // growing is an optimisation, not something the user asked for).
+        if settings.max_processes > settings.processes {
+            settings.max_processes = limits::fit_workers(settings.max_processes, walk_threads)
+                .map_or(settings.processes, |(n, _)| n.max(settings.processes));
+        }
         match limits::fit_workers(settings.processes, walk_threads) {
             Ok(fit) => (settings.processes, shrunk) = fit,
             Err(_) if walk_threads > cpus => {

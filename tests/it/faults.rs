@@ -624,3 +624,25 @@ fn an_interrupted_copy_deletes_nothing() {
         "deleted although the copy was interrupted"
     );
 }
+
+#[test]
+fn workers_grow_while_they_wait_on_io_unless_j_is_given() {
+    let env = TestEnv::new();
+    // More batches than the workers' window holds, each task sleeping 2 ms:
+    // workers asleep with work waiting, as on latency-bound storage.
+    flat_files(&env, 4000);
+    let (out, v) = finish(spawn(&env, "worker::before_task=sleep(2)", &[]));
+    assert_code(&out, 0);
+    let default = std::thread::available_parallelism().map_or(4, |n| n.get().max(4));
+    assert!(
+        v["workers"].as_u64().unwrap() > default as u64,
+        "no growth: {v}\n{}",
+        explain(&out)
+    );
+    assert_trees_equal(&env.src, &env.dst);
+    // With -j the count is the user's.
+    fs::remove_dir_all(&env.dst).unwrap();
+    let (out, v) = finish(spawn(&env, "worker::before_task=sleep(2)", &["-j", "4"]));
+    assert_code(&out, 0);
+    assert_eq!(v["workers"], 4, "{v}");
+}

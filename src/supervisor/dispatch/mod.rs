@@ -53,6 +53,8 @@ struct Slot {
 #[derive(Clone, Debug)]
 pub struct Options {
     pub workers: usize,
+    /// More workers may be started, up to this, while they mostly wait.
+    pub max_workers: usize,
     pub batch_files: usize,
     pub stall_timeout: Duration,
     pub max_restarts_per_minute: usize,
@@ -62,6 +64,7 @@ impl From<&Settings> for Options {
     fn from(s: &Settings) -> Self {
         Options {
             workers: s.processes,
+            max_workers: s.max_processes.max(s.processes),
             batch_files: s.batch_files,
             stall_timeout: s.stall_timeout,
             max_restarts_per_minute: s.max_restarts_per_minute,
@@ -99,6 +102,9 @@ pub struct Dispatch<'a> {
     shutting_down: bool,
     /// When the stall watchdog last ran (to notice the supervisor paused).
     last_check: Option<Instant>,
+    /// Samples of worker states since the last growth decision: (running,
+    /// total), when the window started, when the last sample was taken.
+    busy: (u32, u32, Option<Instant>, Option<Instant>),
 }
 
 impl<'a> Dispatch<'a> {
@@ -144,6 +150,7 @@ impl<'a> Dispatch<'a> {
             next_batch: 0,
             shutting_down: false,
             last_check: None,
+            busy: (0, 0, None, None),
         })
     }
 
@@ -184,6 +191,7 @@ impl<'a> Dispatch<'a> {
                 }
             }
             self.check_stalls();
+            self.maybe_grow()?;
             self.show_progress();
         }
         self.drain_events();
@@ -191,6 +199,65 @@ impl<'a> Dispatch<'a> {
         self.left_registered();
         if let Some(p) = self.progress.as_mut() {
             p.clear();
+        }
+        Ok(())
+    }
+
+    /// Latency-bound storage: when every worker holds work, more is waiting,
+    /// and the workers were found running (not sleeping on I/O) in fewer than
+    /// half of the samples of the last second, start one more worker, up to
+    /// `max_workers`. CPU-bound workers show as running (even on a loaded
+    /// machine, where they wait runnable), so a CPU-bound run does not grow.
+    fn maybe_grow(&mut self) -> Result<()> {
+        if self.shutting_down || self.slots.len() >= self.opts.max_workers {
+            return Ok(());
+        }
+        let pending = !self.batches.is_empty() || !self.retry.is_empty();
+        let all_busy = self
+            .slots
+            .iter()
+            .all(|s| s.worker.is_some() && !s.inflight.is_empty());
+        if !pending || !all_busy {
+            // Not a sample (a worker between batches is not idle time).
+            return Ok(());
+        }
+        // Sample every 20 ms at most (a /proc read per worker), decide
+        // every 300 ms, and grow by half the workers at a time so a slow
+        // filesystem gets enough of them within a few seconds.
+        let now = Instant::now();
+        if self
+            .busy
+            .3
+            .is_some_and(|t| now - t < Duration::from_millis(20))
+        {
+            return Ok(());
+        }
+        self.busy.3 = Some(now);
+        for s in &self.slots {
+            if let Some(w) = &s.worker {
+                self.busy.1 += 1;
+                self.busy.0 += u32::from(running(w.pid));
+            }
+        }
+        let start = *self.busy.2.get_or_insert(now);
+        if now - start < Duration::from_millis(300) {
+            return Ok(());
+        }
+        let (running, total) = (self.busy.0, self.busy.1);
+        self.busy = (0, 0, None, self.busy.3);
+        if running * 2 < total {
+            let more = (self.slots.len() / 2).max(1);
+            let target = (self.slots.len() + more).min(self.opts.max_workers);
+            while self.slots.len() < target {
+                let i = self.slots.len();
+                self.slots.push(Slot::default());
+                self.start(i)?;
+            }
+            self.summary.workers = self.slots.len() as u32;
+            log::info!(
+                "workers wait on I/O ({running} of {total} samples running): now {} workers",
+                self.slots.len()
+            );
         }
         Ok(())
     }
@@ -598,6 +665,19 @@ impl<'a> Dispatch<'a> {
             }
         }
     }
+}
+
+/// Whether process `pid` is running or runnable (state `R` in
+/// /proc/PID/stat), as opposed to sleeping or waiting on I/O.
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .map(|r| r.trim_start().starts_with('R'))
+        })
+        .unwrap_or(true)
 }
 
 /// The JSON `kind` of an outcome without an errno.

@@ -138,6 +138,18 @@ pub struct WorkerInit {
     pub log_level: log::LevelFilter,
 }
 
+/// The first 8 bytes of a shared mapping as one atomic word (`Position`,
+/// `Budget`).
+fn shared_word(shm: &IpcSharedMemory) -> Option<&AtomicU64> {
+    let bytes: &[u8] = shm;
+    if bytes.len() < 8 {
+        return None;
+    }
+    // SAFETY: the mapping is page-aligned, at least 8 bytes, lives as long
+    // as `shm`, and is only ever accessed through this atomic.
+    Some(unsafe { AtomicU64::from_ptr(bytes.as_ptr() as *mut u64) })
+}
+
 /// Which task a worker is on, in memory shared with the supervisor: one
 /// atomic word the worker stores before each task (no message per file), so
 /// after a crash the supervisor knows exactly which task was in progress even
@@ -151,13 +163,7 @@ impl Position {
     }
 
     fn word(&self) -> Option<&AtomicU64> {
-        let bytes: &[u8] = &self.0;
-        if bytes.len() < 8 {
-            return None;
-        }
-        // SAFETY: the mapping is page-aligned, at least 8 bytes, lives as long
-        // as `self`, and is only ever accessed through this atomic.
-        Some(unsafe { AtomicU64::from_ptr(bytes.as_ptr() as *mut u64) })
+        shared_word(&self.0)
     }
 
     /// Worker side: about to run task `index` of batch `batch`.
@@ -205,13 +211,7 @@ impl Budget {
     }
 
     fn word(&self) -> Option<&AtomicU64> {
-        let bytes: &[u8] = &self.0;
-        if bytes.len() < 8 {
-            return None;
-        }
-        // SAFETY: as for `Position`: page-aligned, at least 8 bytes, lives
-        // as long as `self`, only ever accessed through this atomic.
-        Some(unsafe { AtomicU64::from_ptr(bytes.as_ptr() as *mut u64) })
+        shared_word(&self.0)
     }
 
     pub fn share(&self) -> Self {

@@ -55,7 +55,6 @@ impl Copier {
         dir: DestDir,
         tick: data::Tick,
     ) -> Result<Option<Placed>, CopyError> {
-        let tmp = self.temp_name();
         let (src, st) = self.open_source(parent, name)?;
         self.dst_dir
             .get(&self.dst_root, parent)
@@ -125,7 +124,13 @@ impl Copier {
         }
         let result = match result {
             Some(r) => r,
-            None => placing.named(&tmp, &mut self.xattr_buf, tick),
+            None => {
+                // Named only now: most files in new directories never need
+                // one (temp_name's fields, as `placing` holds the dir cache).
+                self.seq += 1;
+                let tmp = super::temp::worker(self.opts.run_id, self.pid, self.seq);
+                placing.named(&tmp, &mut self.xattr_buf, tick)
+            }
         };
         let moved = placing.moved.get();
         if moved.clone_refused {
@@ -600,7 +605,7 @@ fn finish_file(
         src.as_fd(),
         out.as_fd(),
         buf,
-        &escape_bytes(name),
+        || escape_bytes(name),
         f.exact_xattrs,
     );
     if f.chmod {

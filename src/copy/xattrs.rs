@@ -81,15 +81,22 @@ fn remove_extra(
     Ok(())
 }
 
-/// `copy`, with every attribute not copied logged as a warning naming
-/// `shown` (the copy is kept: attributes are best effort).
-pub fn copy_or_warn(src: BorrowedFd, dst: BorrowedFd, buf: &mut Vec<u8>, shown: &str, exact: bool) {
+/// `copy`, with every attribute not copied logged as a warning naming the
+/// entry (`shown` is only called then: no per-file allocation on the hot
+/// path). The copy is kept: attributes are best effort.
+pub fn copy_or_warn(
+    src: BorrowedFd,
+    dst: BorrowedFd,
+    buf: &mut Vec<u8>,
+    shown: impl Fn() -> String,
+    exact: bool,
+) {
     match copy(src, dst, buf, exact) {
         Ok(refused) => {
             for r in refused {
-                log::warn!("{shown}: extended attribute not copied: {r}");
+                log::warn!("{}: extended attribute not copied: {r}", shown());
             }
         }
-        Err(e) => log::warn!("{shown}: extended attributes not copied: {e}"),
+        Err(e) => log::warn!("{}: extended attributes not copied: {e}", shown()),
     }
 }

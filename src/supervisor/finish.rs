@@ -89,10 +89,10 @@ pub fn hard_links(
 
 /// Extended attributes of a source directory onto its copy (best effort).
 fn dir_xattrs(src_root: &OwnedFd, rel: &[u8], dst: &File, follow: bool, buf: &mut Vec<u8>) {
-    let shown = format!("{}/", crate::util::escape_bytes(rel));
+    let shown = || format!("{}/", crate::util::escape_bytes(rel));
     match crate::copy::open_src_dir(src_root, rel, follow) {
-        Ok(src) => crate::copy::xattrs::copy_or_warn(src.as_fd(), dst.as_fd(), buf, &shown, true),
-        Err(e) => log::warn!("{shown}: extended attributes not copied: {e}"),
+        Ok(src) => crate::copy::xattrs::copy_or_warn(src.as_fd(), dst.as_fd(), buf, shown, true),
+        Err(e) => log::warn!("{}: extended attributes not copied: {e}", shown()),
     }
 }
 

@@ -81,6 +81,18 @@ fn attr(m: &std::fs::Metadata, ino: u64) -> FileAttr {
     }
 }
 
+/// Answer a getxattr/listxattr: the error, the size asked for (size 0),
+/// or the bytes.
+fn xattr_reply(reply: ReplyXattr, r: isize, size: u32, buf: &[u8]) {
+    if r < 0 {
+        reply.error(errno(std::io::Error::last_os_error()))
+    } else if size == 0 {
+        reply.size(r as u32)
+    } else {
+        reply.data(&buf[..r as usize])
+    }
+}
+
 fn cpath(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
 }
@@ -405,13 +417,7 @@ impl Filesystem for Lfs {
             let mut buf = vec![0u8; size as usize];
             // SAFETY: valid C strings and buffer.
             let r = unsafe { libc::lgetxattr(cpath(&p).as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-            if r < 0 {
-                reply.error(errno(std::io::Error::last_os_error()))
-            } else if size == 0 {
-                reply.size(r as u32)
-            } else {
-                reply.data(&buf[..r as usize])
-            }
+            xattr_reply(reply, r, size, &buf)
         });
     }
 
@@ -421,13 +427,7 @@ impl Filesystem for Lfs {
             let mut buf = vec![0u8; size as usize];
             // SAFETY: a valid C string and buffer.
             let r = unsafe { libc::llistxattr(cpath(&p).as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-            if r < 0 {
-                reply.error(errno(std::io::Error::last_os_error()))
-            } else if size == 0 {
-                reply.size(r as u32)
-            } else {
-                reply.data(&buf[..r as usize])
-            }
+            xattr_reply(reply, r, size, &buf)
         });
     }
 

@@ -155,6 +155,10 @@ pub struct Cli {
     #[arg(long)]
     pub mkpath: bool,
 
+    /// Run as one rank of an MPI job (under mpirun or srun): the ranks share the walk and the copy (needs a build with the `mpi` feature)
+    #[arg(long)]
+    pub mpi: bool,
+
     /// Internal (tests, packaging): the executable started as each worker [default: this one]
     #[arg(long, hide = true, value_name = "PATH", env = "PCOPY_WORKER_EXE")]
     pub worker_exe: Option<PathBuf>,

@@ -203,6 +203,9 @@ pub struct Settings {
     /// `--worker-exe` or `PCOPY_WORKER_EXE` (hidden): the worker executable
     /// (default: this executable).
     pub worker_exe: Option<PathBuf>,
+    /// `--mpi`: one rank of an MPI job (command line only: the same config
+    /// file serves runs with and without MPI).
+    pub mpi: bool,
 }
 
 impl Settings {
@@ -318,6 +321,7 @@ impl Settings {
             max_restarts_per_minute: 10 + 2 * max_processes,
             max_processes,
             worker_exe: cli.worker_exe.clone(),
+            mpi: cli.mpi,
         })
     }
 }

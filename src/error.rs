@@ -31,6 +31,10 @@ pub enum Error {
     /// Another run holds the destination's lock: retrying later will work.
     #[error("{0}")]
     Locked(String),
+    /// Under MPI: another rank refused to start and said why; this one
+    /// exits with the same code and prints nothing.
+    #[error("another rank refused to start")]
+    Elsewhere { locked: bool },
 }
 
 impl Error {
@@ -48,12 +52,13 @@ impl Error {
             Error::Io { .. } => "io",
             Error::Fatal(_) => "fatal",
             Error::Locked(_) => "locked",
+            Error::Elsewhere { .. } => "elsewhere",
         }
     }
 
     pub fn exit_status(&self) -> ExitStatus {
         match self {
-            Error::Locked(_) => ExitStatus::Locked,
+            Error::Locked(_) | Error::Elsewhere { locked: true } => ExitStatus::Locked,
             _ => ExitStatus::Fatal,
         }
     }

@@ -52,6 +52,7 @@ pub fn init_supervisor(
     s: &Settings,
     bar: Option<indicatif::MultiProgress>,
     run_id: u64,
+    rank: Option<u32>,
 ) -> Result<()> {
     // The time comes from `Stamped` (fixed width, UTC, milliseconds), with
     // the run id and pid, so lines of runs sharing one log file can be told
@@ -81,7 +82,8 @@ pub fn init_supervisor(
             .append(true)
             .open(path)
             .map_err(|e| Error::io(path, e))?;
-        let prefix = format!("run {:016x} pid {} ", run_id, std::process::id());
+        let rank = rank.map_or(String::new(), |r| format!("rank {r} "));
+        let prefix = format!("run {:016x} {rank}pid {} ", run_id, std::process::id());
         loggers.push(WriteLogger::new(
             file_level(s),
             cfg,
@@ -108,12 +110,13 @@ pub fn init_supervisor(
 }
 
 /// The log file's writer: starts every line with `<RFC 3339 time> run <id>
-/// pid <pid> `. simplelog writes a record in several calls, so the line
-/// start is tracked across them (only the supervisor writes this file).
+/// pid <pid> `. simplelog writes a record in several calls, so the line is
+/// assembled here and written whole, one `write` on an `O_APPEND` file: the
+/// lines of processes sharing one log (MPI ranks, runs) never interleave.
 struct Stamped<W: Write> {
     inner: W,
     prefix: String,
-    at_line_start: bool,
+    line: Vec<u8>,
 }
 
 impl<W: Write> Stamped<W> {
@@ -121,7 +124,7 @@ impl<W: Write> Stamped<W> {
         Stamped {
             inner,
             prefix,
-            at_line_start: true,
+            line: Vec::new(),
         }
     }
 }
@@ -130,17 +133,20 @@ impl<W: Write> Write for Stamped<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let mut rest = buf;
         while !rest.is_empty() {
-            if self.at_line_start {
+            if self.line.is_empty() {
                 let now = crate::util::rfc3339(std::time::SystemTime::now());
-                write!(self.inner, "{now} {}", self.prefix)?;
-                self.at_line_start = false;
+                write!(self.line, "{now} {}", self.prefix)?;
             }
-            let (line, more) = match rest.iter().position(|&b| b == b'\n') {
+            let (part, more) = match rest.iter().position(|&b| b == b'\n') {
                 Some(i) => (&rest[..=i], &rest[i + 1..]),
                 None => (rest, &[][..]),
             };
-            self.inner.write_all(line)?;
-            self.at_line_start = line.ends_with(b"\n");
+            self.line.extend_from_slice(part);
+            if part.ends_with(b"\n") {
+                let r = self.inner.write_all(&self.line);
+                self.line.clear();
+                r?;
+            }
             rest = more;
         }
         Ok(buf.len())

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bumped whenever a message type changes shape.
-pub const PROTOCOL_VERSION: u32 = 9;
+pub const PROTOCOL_VERSION: u32 = 10;
 
 /// Environment variable the supervisor sets on each worker: its own pid, so
 /// a worker whose parent died before PR_SET_PDEATHSIG was armed exits.
@@ -136,6 +136,9 @@ pub struct WorkerInit {
     pub bwlimit: u64,
     /// Highest log level the worker forwards.
     pub log_level: log::LevelFilter,
+    /// The supervisor's MPI rank (0 without MPI): part of temp names, so
+    /// workers on two nodes with the same pid never pick the same one.
+    pub rank: u32,
 }
 
 /// The first 8 bytes of a shared mapping as one atomic word (`Position`,
@@ -449,4 +452,48 @@ mod tests {
         assert_eq!(RelPath::from_path(p.as_path()), p);
         assert_eq!(p.display(), "a/\\xff");
     }
+}
+
+// Between MPI ranks (`--mpi`): encoded with bincode, never seen by workers.
+
+/// A walk job handed to another rank: a directory to read, or (`entry`) one
+/// hard-linked entry for the rank that owns its inode.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerJob {
+    #[serde(with = "serde_bytes")]
+    pub rel: Vec<u8>,
+    /// This run created the destination directory (of the entry's parent).
+    pub created: bool,
+    pub entry: bool,
+    /// `-L`: the directory's ancestors' (dev, ino), for loop detection.
+    pub ancestors: Vec<(u64, u64)>,
+}
+
+/// Messages of the distributed walk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerMsg {
+    /// An idle rank asks for work; `hungry`: its workers have nothing
+    /// queued either, so copy tasks are welcome too.
+    Steal { hungry: bool },
+    /// The answer to `Steal` (possibly empty): directories to walk, or,
+    /// when there are none to give and the thief is hungry, copy tasks
+    /// this rank walked but its workers have not started.
+    Work {
+        jobs: Vec<PeerJob>,
+        tasks: Vec<Task>,
+    },
+    /// Hard-linked entries for the rank that owns their inodes.
+    Entries(Vec<PeerJob>),
+    /// Rank 0 asks every rank for its state (termination wave `n`).
+    Probe(u64),
+    /// A rank's state: idle, and how many job-carrying messages it has
+    /// sent and received since the start.
+    Report {
+        wave: u64,
+        idle: bool,
+        sent: u64,
+        received: u64,
+    },
+    /// The walk is over everywhere.
+    Done,
 }

@@ -8,7 +8,9 @@ use crate::util::{err_line, out_line};
 /// A closed stdout (`pcopy ... | head -1`) is not an error: the copy is
 /// done and the exit status still says how it went.
 pub fn print(s: &Summary, json: bool, quiet: bool) -> ExitStatus {
-    if json {
+    if s.silent {
+        // Another MPI rank (rank 0) prints the job's summary.
+    } else if json {
         match serde_json::to_string(s) {
             Ok(j) => out_line(&j),
             Err(e) => err_line(&format!("pcopy: cannot encode summary: {e}")),
@@ -40,6 +42,9 @@ pub fn exit_status(s: &Summary) -> ExitStatus {
 /// never parses an empty output.
 pub fn fatal(e: &crate::error::Error, json: bool) -> ExitStatus {
     let status = e.exit_status();
+    if matches!(e, crate::error::Error::Elsewhere { .. }) {
+        return status;
+    }
     err_line(&format!("pcopy: {e}"));
     if json {
         let v = serde_json::json!({

@@ -1,13 +1,13 @@
 //! Run counters aggregated by the supervisor from worker outcomes, and the
 //! summary (human text and the `--json` object).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Maximum number of `{path, message}` entries kept in the JSON `errors` list;
 /// `errors_truncated` says how many more there were.
 pub const MAX_REPORTED_ERRORS: usize = 100;
 
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct ErrorEntry {
     pub path: String,
     /// Machine-readable: the errno name (`EACCES`) when the OS said why,
@@ -22,7 +22,7 @@ pub struct ErrorEntry {
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Counters for one run. `*_found` come from the walk, the rest from outcomes.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Summary {
     pub schema_version: u32,
     /// The source and destination as given (undecodable bytes as `\xNN`).
@@ -93,6 +93,9 @@ pub struct Summary {
     /// `--verify` was asked for (the text summary then says how many).
     #[serde(skip)]
     pub verify: bool,
+    /// Under MPI, a rank other than 0: rank 0 prints the job's summary.
+    #[serde(skip)]
+    pub silent: bool,
 }
 
 /// What failed: one of the two counters every failure lands in.
@@ -156,6 +159,47 @@ impl Paths {
 }
 
 impl Summary {
+    /// Add another rank's counts to these (MPI): counters add up, flags
+    /// combine, elapsed is the longest, error details are appended up to
+    /// the cap. Field by field through the JSON form, so a counter added
+    /// later is summed without being listed here.
+    pub fn absorb(&mut self, other: Summary) {
+        use serde_json::Value;
+        let keep = ["schema_version", "exit_code", "errors", "errors_truncated"];
+        let (Ok(Value::Object(mut mine)), Ok(Value::Object(theirs))) =
+            (serde_json::to_value(&*self), serde_json::to_value(&other))
+        else {
+            return;
+        };
+        for (k, v) in theirs {
+            if keep.contains(&k.as_str()) {
+                continue;
+            }
+            let merged = match (mine.get(&k), v) {
+                (Some(Value::Number(a)), Value::Number(b)) => match (a.as_u64(), b.as_u64()) {
+                    (Some(a), Some(b)) => Value::from(a + b),
+                    _ => Value::from(a.as_f64().unwrap_or(0.0).max(b.as_f64().unwrap_or(0.0))),
+                },
+                (Some(Value::Bool(a)), Value::Bool(b)) => Value::Bool(*a || b),
+                (Some(a), _) => a.clone(),
+                (None, v) => v,
+            };
+            mine.insert(k, merged);
+        }
+        let errors = std::mem::take(&mut self.errors);
+        let truncated = self.errors_truncated + other.errors_truncated;
+        let (signal, verify, silent) = (self.signal.or(other.signal), self.verify, self.silent);
+        if let Ok(s) = serde_json::from_value::<Summary>(Value::Object(mine)) {
+            *self = s;
+        }
+        self.errors = errors;
+        self.errors_truncated = truncated;
+        for e in other.errors {
+            self.push_error(&e.kind, e.path, e.message);
+        }
+        (self.signal, self.verify, self.silent) = (signal, verify, silent);
+    }
+
     /// The one way a failure is accounted: logged as an error, counted, and
     /// listed (the first `MAX_REPORTED_ERRORS`).
     pub fn fail(&mut self, what: Failed, path: String, msg: String) {

@@ -221,6 +221,8 @@ pub struct Options {
     pub checksum: bool,
     /// `--reflink`: clone where possible, always, or never.
     pub reflink: data::Reflink,
+    /// This process's MPI rank (0 without MPI): part of every temp name.
+    pub rank: u32,
 }
 
 /// One entry to place: its path relative to both roots, what it is, and
@@ -313,8 +315,8 @@ pub struct Copier {
     opts: Options,
     /// Ownership is preserved (asked for, and we are root).
     owner: bool,
-    /// Cached: part of every temp name.
-    pid: u32,
+    /// Cached: part of every temp name (`temp::writer` of rank and pid).
+    pid: u64,
     /// Our (euid, egid): the owner of what we create, setgid aside.
     ids: (u32, u32),
     seq: u64,
@@ -341,7 +343,7 @@ impl Copier {
             dst_root,
             owner: opts.preserve_owner && attrs::is_root(),
             opts,
-            pid: std::process::id(),
+            pid: temp::writer(opts.rank, u64::from(std::process::id())),
             ids: (
                 rustix::process::geteuid().as_raw(),
                 rustix::process::getegid().as_raw(),

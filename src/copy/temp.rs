@@ -9,7 +9,11 @@
 //! .pcopy-tmp.<run id: 16 lowercase hex>.s.<seq>       a hard link being placed
 //! ```
 //!
-//! `<pid>` and `<seq>` are decimal without leading zeros.
+//! `<pid>` and `<seq>` are decimal without leading zeros. Under MPI several
+//! nodes write into one tree with one run id and pids that may repeat, so
+//! the rank is folded in (`writer`): `<pid>` is `rank << 32 | pid`, and the
+//! `<seq>` of a `big` or `s.` temp is `rank << 32 | seq`. Rank 0 (and every
+//! run without MPI) writes exactly the names above.
 
 /// Prefix of every temporary name.
 pub const PREFIX: &[u8] = b".pcopy-tmp.";
@@ -17,8 +21,8 @@ pub const PREFIX: &[u8] = b".pcopy-tmp.";
 /// Which of pcopy's writers made a temp.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// A worker process (its pid).
-    Worker(u32),
+    /// A worker process (its writer id: `rank << 32 | pid`).
+    Worker(u64),
     /// The shared temp of a large file copied in chunks.
     Big,
     /// A hard link created by the finish pass.
@@ -33,6 +37,11 @@ pub struct Temp {
     pub seq: u64,
 }
 
+/// A name part unique across the ranks of one MPI run.
+pub fn writer(rank: u32, id: u64) -> u64 {
+    (u64::from(rank) << 32) | (id & 0xffff_ffff)
+}
+
 fn build(run_id: u64, tail: std::fmt::Arguments) -> Vec<u8> {
     let mut n = PREFIX.to_vec();
     n.extend_from_slice(format!("{run_id:016x}.{tail}").as_bytes());
@@ -40,7 +49,7 @@ fn build(run_id: u64, tail: std::fmt::Arguments) -> Vec<u8> {
 }
 
 /// A worker's temp for its `seq`-th entry.
-pub fn worker(run_id: u64, pid: u32, seq: u64) -> Vec<u8> {
+pub fn worker(run_id: u64, pid: u64, seq: u64) -> Vec<u8> {
     build(run_id, format_args!("{pid}.{seq}"))
 }
 
@@ -85,8 +94,10 @@ pub fn parse(name: &[u8]) -> Option<Temp> {
         (Kind::Link, decimal(seq)?)
     } else {
         let dot = tail.iter().position(|&c| c == b'.')?;
-        let pid = u32::try_from(decimal(&tail[..dot])?).ok()?;
-        (Kind::Worker(pid), decimal(&tail[dot + 1..])?)
+        (
+            Kind::Worker(decimal(&tail[..dot])?),
+            decimal(&tail[dot + 1..])?,
+        )
     };
     Some(Temp { run_id, kind, seq })
 }
@@ -108,6 +119,13 @@ mod tests {
         );
         assert_eq!(parse(&big(id, 0)).map(|t| t.kind), Some(Kind::Big));
         assert_eq!(parse(&link(u64::MAX, 3)).map(|t| t.run_id), Some(u64::MAX));
+        let w = writer(3, 4242);
+        assert_eq!(
+            parse(&worker(id, w, 1)).map(|t| t.kind),
+            Some(Kind::Worker(w))
+        );
+        assert_ne!(writer(3, 4242), writer(2, 4242));
+        assert_eq!(writer(0, 4242), 4242);
     }
 
     #[test]
@@ -123,7 +141,7 @@ mod tests {
             b".pcopy-tmp.0123456789abcdef.big",
             b".pcopy-tmp.0123456789abcdef.big1/x",
             b".pcopy-tmp.0123456789abcdef.s.",
-            b".pcopy-tmp.0123456789abcdef.99999999999.1",
+            b".pcopy-tmp.0123456789abcdef.999999999999999999999.1",
             b"x.pcopy-tmp.0123456789abcdef.1.2",
         ] {
             assert_eq!(parse(n), None, "{}", String::from_utf8_lossy(n));

@@ -15,8 +15,9 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// An entry of the destination the source has no counterpart for.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Extra {
+    #[serde(with = "serde_bytes")]
     pub rel: Vec<u8>,
     pub dir: bool,
 }

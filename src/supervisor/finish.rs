@@ -66,12 +66,13 @@ fn link_one(root: &OwnedFd, link: &[u8], first: &[u8], run_id: u64, seq: u64) ->
 pub fn hard_links(
     root: &OwnedFd,
     links: &[(RelPath, RelPath)],
-    (run_id, changes): (u64, &Changes),
+    (run_id, rank, changes): (u64, u32, &Changes),
     paths: &Paths,
     sm: &mut Summary,
 ) {
     for (seq, (link, first)) in links.iter().enumerate() {
-        match link_one(root, &link.0, &first.0, run_id, seq as u64) {
+        let seq = temp::writer(rank, seq as u64);
+        match link_one(root, &link.0, &first.0, run_id, seq) {
             Ok(true) => {
                 sm.hardlinks_created += 1;
                 changes.record(&linked(&link.0, &first.0));
@@ -106,14 +107,29 @@ pub fn dir_attrs(
     paths: &Paths,
     sm: &mut Summary,
 ) {
-    let mut failed = |rel: &[u8], e: io::Error| {
-        sm.fail_kind(
-            Failed::Dir,
-            crate::stats::io_kind(&e),
-            paths.destination(rel),
-            format!("set directory attributes: {e}"),
-        )
-    };
+    some_dirs(root, dirs.iter(), src_root, follow, paths, sm);
+    root_attrs(root, src_root, follow, paths, sm);
+}
+
+fn dir_failed(sm: &mut Summary, paths: &Paths, rel: &[u8], e: io::Error) {
+    sm.fail_kind(
+        Failed::Dir,
+        crate::stats::io_kind(&e),
+        paths.destination(rel),
+        format!("set directory attributes: {e}"),
+    )
+}
+
+/// Apply the attributes of `dirs`, in the order given.
+pub fn some_dirs<'a>(
+    root: &OwnedFd,
+    dirs: impl Iterator<Item = &'a DirMeta>,
+    src_root: &OwnedFd,
+    follow: bool,
+    paths: &Paths,
+    sm: &mut Summary,
+) {
+    let mut failed = |rel: &[u8], e: io::Error| dir_failed(sm, paths, rel, e);
     let owner = is_root();
     let mut buf = Vec::new();
     for d in dirs {
@@ -126,6 +142,20 @@ pub fn dir_attrs(
             failed(&d.rel, e);
         }
     }
+}
+
+/// The root's own attributes (last: its mtime must survive every change
+/// below it).
+pub fn root_attrs(
+    root: &OwnedFd,
+    src_root: &OwnedFd,
+    follow: bool,
+    paths: &Paths,
+    sm: &mut Summary,
+) {
+    let mut failed = |rel: &[u8], e: io::Error| dir_failed(sm, paths, rel, e);
+    let owner = is_root();
+    let mut buf = Vec::new();
     let root = match root.try_clone() {
         Ok(fd) => File::from(fd),
         Err(e) => return failed(b"", e),

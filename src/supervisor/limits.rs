@@ -69,6 +69,36 @@ pub fn fit_workers(requested: usize, walkers: usize) -> Result<(usize, Option<St
     Ok((n, why))
 }
 
+/// mpirun binds each rank to one core by default (with 2 ranks or fewer),
+/// and workers inherit the binding: say so when the CPUs this rank may use
+/// are fewer than its workers.
+pub fn warn_affinity(workers: usize) {
+    let Ok(set) = rustix::thread::sched_getaffinity(None) else {
+        return;
+    };
+    let cpus = set.count() as usize;
+    if cpus < workers.min(online_cpus().unwrap_or(usize::MAX)) {
+        log::warn!(
+            "this rank may use {cpus} CPU(s) for {workers} workers: mpirun binds ranks to cores; \
+             run with --bind-to none (srun: --cpu-bind=none)"
+        );
+    }
+}
+
+/// CPUs online on this machine (`/sys/devices/system/cpu/online`, e.g.
+/// `0-3,8`), whatever this process may use.
+fn online_cpus() -> Option<usize> {
+    let text = std::fs::read_to_string("/sys/devices/system/cpu/online").ok()?;
+    let mut n = 0;
+    for part in text.trim().split(',') {
+        n += match part.split_once('-') {
+            Some((a, b)) => b.parse::<usize>().ok()? + 1 - a.parse::<usize>().ok()?,
+            None => part.parse::<usize>().map(|_| 1).ok()?,
+        };
+    }
+    Some(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

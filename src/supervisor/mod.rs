@@ -14,6 +14,7 @@ pub mod progress;
 mod signals;
 pub mod walk;
 
+use crate::cluster::{Cluster, Verdict};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::protocol::{RootFds, WorkerInit};
@@ -44,7 +45,7 @@ fn dup(fd: &OwnedFd, what: &std::path::Path) -> Result<OwnedFd> {
 }
 
 /// What a worker is told, from the settings.
-fn worker_init(s: &Settings, run_id: u64) -> WorkerInit {
+fn worker_init(s: &Settings, run_id: u64, rank: u32) -> WorkerInit {
     WorkerInit {
         worker: 0,
         // Filled in by `Dispatch::new` from the descriptors it holds.
@@ -59,6 +60,7 @@ fn worker_init(s: &Settings, run_id: u64) -> WorkerInit {
         reflink: s.reflink,
         bwlimit: s.bwlimit,
         log_level: crate::logging::file_level(s).max(log::max_level()),
+        rank,
     }
 }
 
@@ -75,11 +77,17 @@ struct Run<'a> {
     /// Walker threads that fit the descriptor budget.
     walk_threads: usize,
     started: std::time::SystemTime,
+    cluster: &'a Cluster,
+    /// Entries quarantined by earlier runs (`--mpi` only), skipped.
+    quarantined: Arc<std::collections::HashSet<Vec<u8>>>,
+    /// Entries this run quarantined.
+    newly_quarantined: std::cell::RefCell<Vec<Vec<u8>>>,
 }
 
-/// The walker thread and its two channels.
+/// The walker thread, its two channels, and (MPI) the peer thread.
 struct Walking {
     thread: std::thread::JoinHandle<walk::WalkOutput>,
+    peer: Option<std::thread::JoinHandle<crate::cluster::Peered>>,
     batches: Receiver<walk::Batch>,
     events: Receiver<walk::WalkEvent>,
 }
@@ -94,6 +102,7 @@ fn join(thread: std::thread::JoinHandle<walk::WalkOutput>) -> Result<walk::WalkO
 pub fn run(mut settings: Settings) -> Result<Summary> {
     let start = Instant::now();
     let started = std::time::SystemTime::now();
+    let cluster = Cluster::join(settings.mpi)?;
     crate::failpoint::setup();
     let stop = signals::Signals::install().map_err(|e| Error::Fatal(format!("signals: {e}")))?;
     let filter = crate::filter::Filter::new(&settings.filters).map_err(Error::Usage)?;
@@ -119,20 +128,56 @@ pub fn run(mut settings: Settings) -> Result<Summary> {
             Err(e) => return Err(e),
         }
     }
-    let roots = prepare::prepare(
-        &settings.source,
-        &settings.destination,
-        settings.dry_run,
-        settings.mkpath,
+    let (roots, verdict) = cluster.start(
+        || {
+            let roots = prepare::prepare(
+                &settings.source,
+                &settings.destination,
+                settings.dry_run,
+                settings.mkpath,
+            )?;
+            let quarantined = cluster
+                .load_quarantine(&roots.destination)
+                .into_iter()
+                .map(serde_bytes::ByteBuf::from)
+                .collect();
+            let v = Verdict::Go {
+                run_id: run_id(),
+                created: roots.created,
+                quarantined,
+            };
+            Ok((roots, v))
+        },
+        |v| {
+            let created = matches!(v, Verdict::Go { created: true, .. });
+            prepare::open_roots(
+                &settings.source,
+                &settings.destination,
+                settings.dry_run,
+                created,
+            )
+        },
     )?;
+    let Verdict::Go {
+        run_id,
+        quarantined,
+        ..
+    } = verdict
+    else {
+        return Err(Error::Elsewhere { locked: false });
+    };
     let bar = progress::Bar::new(&settings);
-    let run_id = run_id();
-    crate::logging::init_supervisor(&settings, bar.multi(), run_id)?;
+    let rank = cluster.mpi().then_some(cluster.rank());
+    crate::logging::init_supervisor(&settings, bar.multi(), run_id, rank)?;
+    if cluster.mpi() {
+        limits::warn_affinity(settings.processes);
+    }
     short_tmpdir();
     if let Some(why) = shrunk {
         log::warn!("{why}");
     }
     announce(&settings, &roots);
+    cluster.announce_quarantine(&roots.destination, quarantined.len());
     let run = Run {
         settings: &settings,
         roots: &roots,
@@ -142,6 +187,9 @@ pub fn run(mut settings: Settings) -> Result<Summary> {
         stop: &stop,
         started,
         walk_threads,
+        cluster: &cluster,
+        quarantined: Arc::new(quarantined.into_iter().map(|b| b.into_vec()).collect()),
+        newly_quarantined: Default::default(),
         changes: Arc::new(changes::Changes::open(
             settings.itemize,
             settings.json_lines.as_deref(),
@@ -152,7 +200,7 @@ pub fn run(mut settings: Settings) -> Result<Summary> {
         (Some(dst_fd), false) => run.copy(dst_fd, walking, bar)?,
         _ => run.dry_run(walking)?,
     };
-    run.totals(&mut summary, start);
+    run.totals(&mut summary, start)?;
     Ok(summary)
 }
 
@@ -199,7 +247,14 @@ impl Run<'_> {
         let (s, roots) = (self.settings, self.roots);
         let (batch_tx, batches) = crossbeam_channel::bounded(2 * s.processes + 2);
         let (ev_tx, events) = crossbeam_channel::unbounded();
+        let cluster = self.cluster;
+        let jobs = walk::Jobs::new(cluster.size() > 1);
+        let peer = cluster.spawn_walk(&jobs, (&batch_tx, &batches));
         let walker = walk::Walker {
+            jobs: Arc::clone(&jobs),
+            rank: cluster.rank(),
+            ranks: cluster.size(),
+            quarantined: Arc::clone(&self.quarantined),
             opts: walk::Options {
                 threads: self.walk_threads,
                 ..s.into()
@@ -222,6 +277,7 @@ impl Run<'_> {
         };
         Ok(Walking {
             thread: std::thread::spawn(move || walker.run()),
+            peer,
             batches,
             events,
         })
@@ -241,7 +297,7 @@ impl Run<'_> {
             s.into(),
             self.paths.clone(),
             exe,
-            worker_init(s, self.run_id),
+            worker_init(s, self.run_id, self.cluster.rank()),
             // Moved, not cloned: when the dispatcher is gone, a walker
             // blocked on a full batch channel sees it closed and stops.
             (walking.batches, walking.events),
@@ -255,34 +311,80 @@ impl Run<'_> {
         d.found = Arc::clone(&self.found);
         let result = d.run();
         let mut summary = std::mem::take(&mut d.summary);
+        *self.newly_quarantined.borrow_mut() = d.quarantined();
         drop(d); // closes the batch channel so a still-running walker stops
         let walked = join(walking.thread)?;
-        result?;
-        if !summary.interrupted {
-            if summary.disk_full {
-                summary.files_not_copied += walked.links.len() as u64;
-            } else {
-                finish::hard_links(
-                    dst_fd,
-                    &walked.links,
-                    (self.run_id, &self.changes),
-                    &self.paths,
-                    &mut summary,
-                );
-                // After every copy, before directory times (a deletion
-                // changes its directory's mtime).
-                self.delete(dst_fd, &walked.extras, &mut summary);
-            }
-            finish::dir_attrs(
+        self.peer_done(walking.peer);
+        if let Err(e) = result {
+            // A rank that cannot go on ends the job (MPI's rule).
+            self.cluster.abort(e.exit_status().code().into());
+            return Err(e);
+        }
+        if summary.interrupted {
+            self.cluster
+                .abort(crate::report::exit_status(&summary).code().into());
+            return Ok(summary);
+        }
+        // Under MPI the first name of a linked inode may have been copied
+        // by another rank: all copies are done before any link is made.
+        self.cluster.barrier();
+        let extras = if summary.disk_full {
+            summary.files_not_copied += walked.links.len() as u64;
+            Vec::new()
+        } else {
+            finish::hard_links(
                 dst_fd,
-                &walked.dirs,
-                &roots.src_fd,
-                s.dereference,
+                &walked.links,
+                (self.run_id, self.cluster.rank(), &self.changes),
                 &self.paths,
                 &mut summary,
             );
-        }
+            walked.extras
+        };
+        // After every copy, before directory times (a deletion changes its
+        // directory's mtime).
+        self.delete(dst_fd, extras, &mut summary)?;
+        self.dir_attrs(dst_fd, &walked.dirs, &mut summary);
         Ok(summary)
+    }
+
+    /// Log what the peer thread did for the other ranks.
+    fn peer_done(&self, peer: Option<std::thread::JoinHandle<crate::cluster::Peered>>) {
+        if let Some(p) = peer.and_then(|h| h.join().ok()) {
+            log::info!(
+                "rank {} walk: asked {} times for work, took {} directories and {} copy tasks, \
+                 gave {} and {}; sent {} and received {} hard-linked entries",
+                self.cluster.rank(),
+                p.steals,
+                p.jobs_taken,
+                p.tasks_taken,
+                p.jobs_given,
+                p.tasks_given,
+                p.entries_sent,
+                p.entries_received
+            );
+        }
+    }
+
+    /// Directory attributes, deepest first, the root last. Under MPI every
+    /// rank applies its own directories level by level, all ranks finishing
+    /// a level before any starts the next one up; rank 0 does the root.
+    fn dir_attrs(&self, dst_fd: &OwnedFd, dirs: &[walk::DirMeta], summary: &mut Summary) {
+        let (s, src) = (self.settings, &self.roots.src_fd);
+        if !self.cluster.mpi() {
+            finish::dir_attrs(dst_fd, dirs, src, s.dereference, &self.paths, summary);
+            return;
+        }
+        let depth = |d: &walk::DirMeta| d.rel.iter().filter(|&&c| c == b'/').count() as u64 + 1;
+        let deepest = self.cluster.max(dirs.iter().map(depth).max().unwrap_or(0));
+        for level in (1..=deepest).rev() {
+            let here = dirs.iter().filter(|d| depth(d) == level);
+            finish::some_dirs(dst_fd, here, src, s.dereference, &self.paths, summary);
+            self.cluster.barrier();
+        }
+        if self.cluster.rank() == 0 {
+            finish::root_attrs(dst_fd, src, s.dereference, &self.paths, summary);
+        }
     }
 
     /// Dry run: the walker reports each entry's fate; nothing is spawned,
@@ -295,6 +397,7 @@ impl Run<'_> {
             ev.apply(&mut summary);
         }
         let walked = join(walking.thread)?;
+        self.peer_done(walking.peer);
         summary.hardlinks_created = walked.links.len() as u64;
         if self.changes.on() {
             for (link, first) in &walked.links {
@@ -309,7 +412,7 @@ impl Run<'_> {
             }
         }
         if let Some(dst_fd) = &self.roots.dst_fd {
-            self.delete(dst_fd, &walked.extras, &mut summary);
+            self.delete(dst_fd, walked.extras, &mut summary)?;
         }
         summary.dry_run = true;
         summary.workers = 0;
@@ -317,11 +420,21 @@ impl Run<'_> {
     }
 
     /// `--delete`: remove (in a dry run: list) the extras the walk found.
-    fn delete(&self, dst_fd: &OwnedFd, extras: &[delete::Extra], summary: &mut Summary) {
+    /// Under MPI rank 0 deletes what every rank found, so `--max-delete`
+    /// counts for the whole job.
+    fn delete(
+        &self,
+        dst_fd: &OwnedFd,
+        extras: Vec<delete::Extra>,
+        summary: &mut Summary,
+    ) -> Result<()> {
         let s = self.settings;
         if !s.delete {
-            return;
+            return Ok(());
         }
+        let extras: Vec<delete::Extra> =
+            self.cluster.gather(extras)?.into_iter().flatten().collect();
+        let extras = &extras[..];
         let mut t = delete::Tally {
             dry_run: s.dry_run,
             changes: Arc::clone(&self.changes),
@@ -331,10 +444,11 @@ impl Run<'_> {
         delete::run(dst_fd, extras, &mut t, &self.paths, summary);
         summary.entries_deleted += t.deleted;
         summary.delete_limit_reached |= t.budget.reached;
+        Ok(())
     }
 
     /// Totals the walk counted itself, and the closing lines of the log.
-    fn totals(&self, summary: &mut Summary, start: Instant) {
+    fn totals(&self, summary: &mut Summary, start: Instant) -> Result<()> {
         let found = &self.found;
         summary.files_skipped += found.skipped_files.load(Ordering::Relaxed);
         summary.bytes_skipped += found.skipped_bytes.load(Ordering::Relaxed);
@@ -353,6 +467,7 @@ impl Run<'_> {
         summary.destination = shown(&self.settings.destination);
         summary.started_at = crate::util::rfc3339(self.started);
         summary.finished_at = crate::util::rfc3339(std::time::SystemTime::now());
+        self.gather(summary)?;
         summary.exit_code = crate::report::exit_status(summary).code();
         for line in summary.human().lines() {
             log::info!("{line}");
@@ -367,5 +482,35 @@ impl Run<'_> {
             summary.entries_repaired
         );
         self.changes.finish(summary);
+        Ok(())
+    }
+
+    /// Under MPI: log this rank's share, persist the job's quarantine, sum
+    /// every rank's summary at rank 0 and give its total to every rank, so
+    /// all exit with the same code (rank 0 alone prints it).
+    fn gather(&self, summary: &mut Summary) -> Result<()> {
+        let c = self.cluster;
+        if !c.mpi() {
+            return Ok(());
+        }
+        log::info!(
+            "rank {} share: {} files copied ({} bytes), {} up to date, {} failed, {} directories created",
+            c.rank(),
+            summary.files_copied,
+            summary.bytes_copied,
+            summary.files_skipped,
+            summary.files_failed,
+            summary.dirs_created
+        );
+        let newly = self.newly_quarantined.borrow().clone();
+        let newly: Vec<Vec<u8>> = c.gather(newly)?.into_iter().flatten().collect();
+        let old: Vec<Vec<u8>> = self.quarantined.iter().cloned().collect();
+        c.save_quarantine(&self.roots.destination, &old, &newly);
+        c.reduce(summary)?;
+        let (verify, signal) = (summary.verify, summary.signal);
+        *summary = c.broadcast(summary.clone())?;
+        (summary.verify, summary.signal) = (verify, signal);
+        summary.silent = c.rank() != 0;
+        Ok(())
     }
 }

@@ -83,6 +83,36 @@ pub fn prepare(source: &Path, destination: &Path, dry_run: bool, mkpath: bool) -
     })
 }
 
+/// Under MPI, every rank but 0: open the roots rank 0 has validated,
+/// created and locked (`created`: it did not exist before this run).
+pub fn open_roots(
+    source: &Path,
+    destination: &Path,
+    dry_run: bool,
+    created: bool,
+) -> Result<Roots> {
+    let src_fd = open_dir(source)?;
+    let source = std::fs::canonicalize(source).map_err(|e| Error::io(source, e))?;
+    if dry_run && created {
+        return Ok(Roots {
+            source,
+            destination: destination.to_path_buf(),
+            src_fd,
+            dst_fd: None,
+            created,
+        });
+    }
+    let destination = std::fs::canonicalize(destination).map_err(|e| Error::io(destination, e))?;
+    let dst_fd = open_dir(&destination)?;
+    Ok(Roots {
+        source,
+        destination,
+        src_fd,
+        dst_fd: Some(dst_fd),
+        created,
+    })
+}
+
 /// Say in one line what is wrong with the two paths before any error number
 /// would: pcopy copies a directory's contents into a directory.
 fn check_kinds(source: &Path, destination: &Path) -> Result<()> {

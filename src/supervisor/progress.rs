@@ -34,7 +34,9 @@ const COUNTED: &str = "{bar:12} {percent:>3}% {binary_bytes_per_sec:>11} ETA {et
 
 impl Bar {
     pub fn new(s: &Settings) -> Self {
-        let on = !s.quiet && !s.no_progress && !s.dry_run && std::io::stderr().is_terminal();
+        // Under MPI stderr is mpirun's, shared by every rank: no bar.
+        let on =
+            !s.quiet && !s.no_progress && !s.dry_run && !s.mpi && std::io::stderr().is_terminal();
         if !on {
             return Bar {
                 multi: None,

@@ -179,6 +179,7 @@ fn fuzzed_messages_never_panic_nor_write_outside_the_destination() {
         reflink: Default::default(),
         bwlimit: 0,
         log_level: log::LevelFilter::Warn,
+        rank: 0,
     };
     let mut copier = Copier::new(open_dir(&src), open_dir(&dst), (&init).into());
     let mut r = Rng(0x5eed_1234_abcd_ef01);

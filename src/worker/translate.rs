@@ -21,6 +21,7 @@ impl From<&WorkerInit> for copy::Options {
                 Reflink::Always => copy::data::Reflink::Always,
                 Reflink::Never => copy::data::Reflink::Never,
             },
+            rank: i.rank,
         }
     }
 }

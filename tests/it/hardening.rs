@@ -81,6 +81,7 @@ impl FakeSupervisor {
             reflink: Default::default(),
             bwlimit: 0,
             log_level: log::LevelFilter::Warn,
+            rank: 0,
         };
         self.tasks
             .send(ToWorker::Init(

@@ -154,6 +154,18 @@ impl<'a> Dispatch<'a> {
         })
     }
 
+    /// Entries quarantined in this run (they crashed `MAX_CRASHES` workers).
+    pub fn quarantined(&self) -> Vec<Vec<u8>> {
+        let mut q: Vec<Vec<u8>> = self
+            .crashes
+            .iter()
+            .filter(|(_, &n)| n >= MAX_CRASHES)
+            .map(|(rel, _)| rel.clone())
+            .collect();
+        q.sort();
+        q
+    }
+
     pub fn run(&mut self) -> Result<()> {
         for i in 0..self.opts.workers {
             self.slots.push(Slot::default());

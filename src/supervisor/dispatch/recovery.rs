@@ -135,7 +135,11 @@ impl Dispatch<'_> {
             rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::RDONLY,
         );
         if let Ok(dir) = dir {
-            match crate::supervisor::walk::remove_worker_temps(&dir, self.init.run_id, pid) {
+            match crate::supervisor::walk::remove_worker_temps(
+                &dir,
+                self.init.run_id,
+                crate::copy::temp::writer(self.init.rank, u64::from(pid)),
+            ) {
                 Ok(n) if n > 0 => log::debug!("removed {n} temp file(s) of dead worker {pid}"),
                 Ok(_) => {}
                 Err(e) => log::warn!("cleaning up after worker {pid}: {e}"),

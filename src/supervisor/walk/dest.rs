@@ -66,9 +66,10 @@ pub fn remove_stale_temps(dst: &OwnedFd, src: Option<&OwnedFd>, run_id: u64) -> 
 }
 
 /// Remove the temps worker `pid` of this run left in `dir` (it died).
-pub fn remove_worker_temps(dir: &OwnedFd, run_id: u64, pid: u32) -> io::Result<usize> {
+pub fn remove_worker_temps(dir: &OwnedFd, run_id: u64, writer: u64) -> io::Result<usize> {
     remove_matching(dir, |name| {
-        temp::parse(name).is_some_and(|t| t.run_id == run_id && t.kind == temp::Kind::Worker(pid))
+        temp::parse(name)
+            .is_some_and(|t| t.run_id == run_id && t.kind == temp::Kind::Worker(writer))
     })
 }
 

@@ -65,6 +65,7 @@ fn split(w: &Walker, l: &Large, chunk: u64, seq: u64, b: &mut Batcher) -> io::Re
     };
     let (parent, _) = crate::copy::split_rel(&l.rel.0);
     let dir = crate::copy::open_beneath(root, parent, OFlags::DIRECTORY | OFlags::RDONLY)?;
+    let seq = crate::copy::temp::writer(w.rank, seq);
     let temp = RelPath(crate::copy::temp::big(w.run_id, seq));
     let size = l.file.size;
     let fd = rustix::fs::openat(

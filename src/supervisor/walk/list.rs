@@ -25,7 +25,7 @@ impl Walker {
             for comp in rel.split(|&c| c == b'/') {
                 let here = join_rel(&parent, comp);
                 let last = here.len() == rel.len();
-                if !done.contains(&here) && !self.list_entry(sh, &here, &mut b) {
+                if !done.contains(&here) && !self.list_entry(sh, &here, DestDir::Existing, &mut b) {
                     return false;
                 }
                 if !last {
@@ -37,9 +37,16 @@ impl Walker {
         b.flush()
     }
 
-    /// One listed path (or one of its parents): handled like a walked entry
-    /// of its parent directory.
-    fn list_entry(&self, sh: &Shared, rel: &[u8], b: &mut Batcher) -> bool {
+    /// One listed path (or one of its parents), or a hard-linked entry
+    /// another rank walked: handled like a walked entry of its parent
+    /// directory (`dir`: whether this run created that directory).
+    pub(super) fn list_entry(
+        &self,
+        sh: &Shared,
+        rel: &[u8],
+        dir: DestDir,
+        b: &mut Batcher,
+    ) -> bool {
         let (parent, name) = split_rel(rel);
         let src = match open_src_dir(&self.src_root, parent, self.opts.dereference) {
             Ok(fd) => fd,
@@ -54,7 +61,7 @@ impl Walker {
             .and_then(|root| open_beneath(root, parent, OFlags::DIRECTORY | OFlags::RDONLY).ok());
         let job = DirJob {
             rel: parent.to_vec(),
-            dir: DestDir::Existing,
+            dir,
             ancestors: Arc::new(Vec::new()),
         };
         let e = Entry {

@@ -11,8 +11,11 @@
 mod dest;
 mod large;
 mod list;
+mod share;
 
 pub use dest::remove_worker_temps;
+use share::Job;
+pub use share::Jobs;
 
 use super::changes::{Action, Change, Kind, Reasons};
 use crate::config::Settings;
@@ -27,7 +30,7 @@ use std::collections::HashMap;
 use std::os::fd::AsFd;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 
 /// A destination directory whose final mode and times are applied after
 /// all its children are in place.
@@ -224,6 +227,14 @@ pub struct Walker {
     pub changes: Arc<super::changes::Changes>,
     /// The source root's device (`-x`).
     pub root_dev: u64,
+    /// The job stack; under MPI shared with other ranks.
+    pub jobs: Arc<Jobs>,
+    /// This rank and how many there are (0 and 1 without MPI).
+    pub rank: u32,
+    pub ranks: u32,
+    /// `--mpi`: entries quarantined by an earlier run (they crashed
+    /// workers), reported as failed and not tried again.
+    pub quarantined: Arc<std::collections::HashSet<Vec<u8>>>,
 }
 
 /// Tasks for the dispatcher, and the large files whose chunks are among
@@ -278,22 +289,14 @@ impl<'a> Batcher<'a> {
 
 /// A directory to read: its path relative to both roots, whether this run
 /// created its destination, and (with `-L`) its ancestors' identities.
-struct DirJob {
+pub(super) struct DirJob {
     rel: Vec<u8>,
     dir: DestDir,
     ancestors: Arc<Vec<(u64, u64)>>,
 }
 
-#[derive(Default)]
-struct Queue {
-    jobs: Vec<DirJob>,
-    active: usize,
-}
-
 /// State shared by the walker threads.
 struct Shared {
-    queue: Mutex<Queue>,
-    wake: Condvar,
     /// The dispatcher is gone (fatal error or interrupt): stop walking.
     stop: AtomicBool,
     inodes: Mutex<HashMap<(u64, u64), RelPath>>,
@@ -304,6 +307,16 @@ struct Shared {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panicking walker thread is reported at join; the data stays usable.
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The rank that owns an inode's names: a fixed mix of (dev, ino), the
+/// same on every rank.
+fn owner_of(dev: u64, ino: u64, ranks: u32) -> u32 {
+    let mut x = dev.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ ino;
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    (x % u64::from(ranks.max(1))) as u32
 }
 
 fn join_rel(parent: &[u8], name: &[u8]) -> Vec<u8> {
@@ -320,20 +333,19 @@ impl Walker {
     pub fn run(self) -> WalkOutput {
         let src_root = &self.src_root;
         let root_id = rustix::fs::fstat(src_root).map_or((0, 0), |s| (s.st_dev, s.st_ino));
+        if self.rank == 0 && self.opts.files_from.is_none() {
+            // Under MPI the other ranks start empty and steal.
+            self.jobs.push(Job::Dir(DirJob {
+                rel: Vec::new(),
+                dir: if self.root_created {
+                    DestDir::Created
+                } else {
+                    DestDir::Existing
+                },
+                ancestors: Arc::new(vec![root_id]),
+            }));
+        }
         let shared = Shared {
-            queue: Mutex::new(Queue {
-                jobs: vec![DirJob {
-                    rel: Vec::new(),
-                    dir: if self.root_created {
-                        DestDir::Created
-                    } else {
-                        DestDir::Existing
-                    },
-                    ancestors: Arc::new(vec![root_id]),
-                }],
-                active: 0,
-            }),
-            wake: Condvar::new(),
             stop: AtomicBool::new(false),
             inodes: Mutex::new(HashMap::new()),
             out: Mutex::new(WalkOutput::default()),
@@ -344,9 +356,16 @@ impl Walker {
         }
         match &self.opts.files_from {
             Some(list) => {
-                if !self.walk_list(&shared, list) {
-                    shared.stop.store(true, Ordering::Relaxed);
+                // One thread reads the list (rank 0's); under MPI the other
+                // ranks still own hard-linked entries sent to them.
+                if self.rank == 0 {
+                    self.jobs.begin();
+                    if !self.walk_list(&shared, list) {
+                        shared.stop.store(true, Ordering::Relaxed);
+                    }
+                    self.jobs.done_one();
                 }
+                self.thread(&shared, src_root);
             }
             None => std::thread::scope(|s| {
                 for _ in 0..self.opts.threads.max(1) {
@@ -370,38 +389,22 @@ impl Walker {
     /// One walker thread: take directory jobs until none are left anywhere.
     fn thread(&self, sh: &Shared, src_root: &OwnedFd) {
         let mut b = Batcher::new(self);
-        while let Some(job) = self.next_job(sh) {
-            if !self.read_dir(sh, src_root, &job, &mut b) {
+        let flush = |b: &mut Batcher| {
+            if !b.flush() {
                 sh.stop.store(true, Ordering::Relaxed);
             }
-            let mut q = lock(&sh.queue);
-            q.active -= 1;
-            if q.jobs.is_empty() && q.active == 0 {
-                sh.wake.notify_all();
+        };
+        while let Some(job) = self.jobs.next(&sh.stop, || flush(&mut b)) {
+            let ok = match job {
+                Job::Dir(job) => self.read_dir(sh, src_root, &job, &mut b),
+                Job::Entry { rel, dir } => self.list_entry(sh, &rel, dir, &mut b),
+            };
+            if !ok {
+                sh.stop.store(true, Ordering::Relaxed);
             }
+            self.jobs.done_one();
         }
-        if !b.flush() {
-            sh.stop.store(true, Ordering::Relaxed);
-        }
-    }
-
-    fn next_job(&self, sh: &Shared) -> Option<DirJob> {
-        let mut q = lock(&sh.queue);
-        loop {
-            if sh.stop.load(Ordering::Relaxed) {
-                sh.wake.notify_all();
-                return None;
-            }
-            if let Some(j) = q.jobs.pop() {
-                q.active += 1;
-                return Some(j);
-            }
-            if q.active == 0 {
-                sh.wake.notify_all();
-                return None;
-            }
-            q = sh.wake.wait(q).unwrap_or_else(|p| p.into_inner());
-        }
+        flush(&mut b);
     }
 
     /// Read one directory and handle its entries. `false` when the
@@ -843,8 +846,7 @@ impl Walker {
             // --files-from: listed directories are not descended into.
             return;
         }
-        let mut q = lock(&sh.queue);
-        q.jobs.push(DirJob {
+        self.jobs.push(Job::Dir(DirJob {
             rel: e.rel.clone(),
             dir: if created {
                 DestDir::Created
@@ -852,8 +854,7 @@ impl Walker {
                 DestDir::Existing
             },
             ancestors,
-        });
-        sh.wake.notify_one();
+        }));
     }
 
     fn file_entry(
@@ -870,8 +871,17 @@ impl Walker {
         } else {
             0
         };
+        if ft != FileType::Socket && self.foreign(st, e, job) {
+            return true;
+        }
         self.found.files.fetch_add(1, Ordering::Relaxed);
         self.found.bytes.fetch_add(size, Ordering::Relaxed);
+        if !self.quarantined.is_empty() && self.quarantined.contains(&e.rel) {
+            let msg =
+                "quarantined: it crashed workers in an earlier run (the log names the list to delete to retry)";
+            self.fail_kind(&e.rel, msg, false, "quarantined");
+            return true;
+        }
         let rel = RelPath(e.rel.clone());
         if ft != FileType::Socket && self.linked(sh, st, &rel) {
             return true;
@@ -926,6 +936,30 @@ impl Walker {
             dir: job.dir,
         };
         b.push(task, size)
+    }
+
+    /// Under MPI every name of a hard-linked inode is handled by one rank,
+    /// chosen by its (dev, ino), so the names stay links whichever ranks
+    /// walked them: an entry another rank owns goes there (and is counted
+    /// there).
+    fn foreign(&self, st: &Stat, e: &Entry, job: &DirJob) -> bool {
+        if self.ranks < 2 || st.st_nlink < 2 {
+            return false;
+        }
+        let owner = owner_of(st.st_dev, st.st_ino, self.ranks);
+        if owner == self.rank {
+            return false;
+        }
+        self.jobs.forward(
+            owner,
+            crate::protocol::PeerJob {
+                rel: e.rel.clone(),
+                created: job.dir == DestDir::Created,
+                entry: true,
+                ancestors: Vec::new(),
+            },
+        );
+        true
     }
 
     /// A further name of an inode seen before (any type but a directory:

@@ -1,0 +1,249 @@
+//! The supervisor's one view of the other ranks of an MPI job (`--mpi`).
+//! Without `--mpi` (or without the `mpi` feature) it is a single rank and
+//! every call does nothing; all MPI calls live in `cluster/mpi.rs`.
+
+#[cfg(feature = "mpi")]
+mod mpi;
+#[cfg(feature = "mpi")]
+mod quarantine;
+
+use crate::error::{Error, Result};
+use crate::stats::Summary;
+use crate::supervisor::walk::{Batch, Jobs};
+use crossbeam_channel::{Receiver, Sender};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// What one rank did for the others during the walk (logged, and summed
+/// into the shares report of the tests).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct Peered {
+    pub steals: u64,
+    pub jobs_taken: u64,
+    pub jobs_given: u64,
+    /// Copy tasks taken from and given to other ranks' queues.
+    pub tasks_taken: u64,
+    pub tasks_given: u64,
+    pub entries_sent: u64,
+    pub entries_received: u64,
+    pub halted: bool,
+}
+
+/// Rank 0's verdict at start, sent to every rank.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Verdict {
+    Go {
+        run_id: u64,
+        /// The destination root did not exist before this run.
+        created: bool,
+        /// Entries quarantined by earlier runs (the state file).
+        quarantined: Vec<serde_bytes::ByteBuf>,
+    },
+    /// Rank 0 refused (and said why); `locked` picks the exit code.
+    Refused { locked: bool },
+}
+
+pub struct Cluster {
+    #[cfg(feature = "mpi")]
+    mpi: Option<mpi::Mpi>,
+    rank: u32,
+    size: u32,
+}
+
+impl Cluster {
+    pub fn join(want: bool) -> Result<Self> {
+        if !want {
+            return Ok(Cluster {
+                #[cfg(feature = "mpi")]
+                mpi: None,
+                rank: 0,
+                size: 1,
+            });
+        }
+        #[cfg(feature = "mpi")]
+        {
+            let m = mpi::init()?;
+            Ok(Cluster {
+                rank: m.rank,
+                size: m.size,
+                mpi: Some(m),
+            })
+        }
+        #[cfg(not(feature = "mpi"))]
+        Err(Error::Usage(
+            "--mpi: this pcopy was built without MPI support (cargo build --release --features mpi; see docs/mpi.md)".into(),
+        ))
+    }
+
+    pub fn rank(&self) -> u32 {
+        self.rank
+    }
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+    /// Under `--mpi`, even with one rank.
+    pub fn mpi(&self) -> bool {
+        #[cfg(feature = "mpi")]
+        return self.mpi.is_some();
+        #[cfg(not(feature = "mpi"))]
+        false
+    }
+
+    /// Rank 0 decides (`first`: validate, create and lock the destination);
+    /// every rank learns the verdict, the others then open the roots
+    /// (`then`). A refusal is printed once, by the rank that refused; the
+    /// others exit with the same code and say nothing.
+    pub fn start<R>(
+        &self,
+        first: impl FnOnce() -> Result<(R, Verdict)>,
+        then: impl FnOnce(&Verdict) -> Result<R>,
+    ) -> Result<(R, Verdict)> {
+        #[cfg(feature = "mpi")]
+        if let Some(m) = &self.mpi {
+            let mine = if self.rank == 0 { Some(first()) } else { None };
+            let verdict = match &mine {
+                Some(Ok((_, v))) => v.clone(),
+                Some(Err(e)) => Verdict::Refused {
+                    locked: matches!(e, Error::Locked(_)),
+                },
+                None => Verdict::Refused { locked: false },
+            };
+            let verdict: Verdict = m.broadcast_t(&verdict)?;
+            if let Verdict::Refused { locked } = verdict {
+                return match mine {
+                    Some(Err(e)) => Err(e),
+                    _ => Err(Error::Elsewhere { locked }),
+                };
+            }
+            let mine = match mine {
+                Some(r) => r.map(|(r, _)| r),
+                None => then(&verdict),
+            };
+            // Every rank must have its roots, or none goes on.
+            let failed = m.max(u64::from(mine.is_err()));
+            return match (mine, failed) {
+                (Ok(r), 0) => Ok((r, verdict)),
+                (Ok(_), _) => Err(Error::Elsewhere { locked: false }),
+                (Err(e), _) => Err(e),
+            };
+        }
+        let _ = then;
+        first()
+    }
+
+    /// The walk's peer thread (only with other ranks to talk to).
+    /// `batches`: this rank's batch channel, both ends.
+    pub fn spawn_walk(
+        &self,
+        jobs: &Arc<Jobs>,
+        batches: (&Sender<Batch>, &Receiver<Batch>),
+    ) -> Option<std::thread::JoinHandle<Peered>> {
+        #[cfg(feature = "mpi")]
+        if let Some(m) = self.mpi.as_ref().filter(|_| self.size > 1) {
+            let (tx, rx) = batches;
+            return Some(m.spawn_walk(Arc::clone(jobs), (tx.clone(), rx.clone())));
+        }
+        let _ = (jobs, batches);
+        None
+    }
+
+    pub fn barrier(&self) {
+        #[cfg(feature = "mpi")]
+        if let Some(m) = &self.mpi {
+            m.barrier();
+        }
+    }
+
+    /// The largest `v` over all ranks.
+    pub fn max(&self, v: u64) -> u64 {
+        #[cfg(feature = "mpi")]
+        if let Some(m) = &self.mpi {
+            return m.max(v);
+        }
+        v
+    }
+
+    /// Every rank's `v` at rank 0 (its own first); empty on the others.
+    pub fn gather<T: Serialize + serde::de::DeserializeOwned>(&self, v: T) -> Result<Vec<T>> {
+        #[cfg(feature = "mpi")]
+        if let Some(m) = &self.mpi {
+            return m.gather_t(&v);
+        }
+        Ok(vec![v])
+    }
+
+    /// Rank 0's `v` on every rank.
+    pub fn broadcast<T: Serialize + serde::de::DeserializeOwned>(&self, v: T) -> Result<T> {
+        #[cfg(feature = "mpi")]
+        if let Some(m) = &self.mpi {
+            return m.broadcast_t(&v);
+        }
+        Ok(v)
+    }
+
+    /// Sum every rank's summary into rank 0's; the others keep theirs.
+    pub fn reduce(&self, summary: &mut Summary) -> Result<()> {
+        if !self.mpi() {
+            return Ok(());
+        }
+        let all = self.gather(summary.clone())?;
+        for other in all.into_iter().skip(1) {
+            summary.absorb(other);
+        }
+        Ok(())
+    }
+
+    /// Entries quarantined for `destination` by earlier MPI runs.
+    pub fn load_quarantine(&self, destination: &std::path::Path) -> Vec<Vec<u8>> {
+        #[cfg(feature = "mpi")]
+        if self.mpi() {
+            return quarantine::state_file(destination)
+                .map_or_else(Vec::new, |f| quarantine::load(&f));
+        }
+        let _ = destination;
+        Vec::new()
+    }
+
+    /// Say, at the start, which entries stay quarantined and how to retry.
+    pub fn announce_quarantine(&self, destination: &std::path::Path, n: usize) {
+        #[cfg(feature = "mpi")]
+        if n > 0 && self.rank == 0 {
+            if let Some(f) = quarantine::state_file(destination) {
+                log::warn!(
+                    "{n} entr(ies) quarantined by an earlier run are skipped; delete {} to retry them",
+                    f.display()
+                );
+            }
+        }
+        let _ = (destination, n);
+    }
+
+    /// Rank 0: add the entries this job quarantined to the state file.
+    pub fn save_quarantine(&self, destination: &std::path::Path, old: &[Vec<u8>], new: &[Vec<u8>]) {
+        #[cfg(feature = "mpi")]
+        if self.mpi() && self.rank == 0 && !new.is_empty() {
+            if let Some(f) = quarantine::state_file(destination) {
+                match quarantine::save(&f, old, new) {
+                    Ok(()) => log::warn!(
+                        "{} entr(ies) quarantined; listed in {} (delete it to retry them)",
+                        new.len(),
+                        f.display()
+                    ),
+                    Err(e) => log::error!("{}: cannot save the quarantine list: {e}", f.display()),
+                }
+            }
+        }
+        let _ = (destination, old, new);
+    }
+
+    /// End the whole job now (a rank that cannot go on: MPI's rule).
+    pub fn abort(&self, code: i32) {
+        #[cfg(feature = "mpi")]
+        if let Some(m) = self.mpi.as_ref().filter(|_| self.size > 1) {
+            log::error!("rank {} stops the MPI job (exit code {code})", self.rank);
+            log::logger().flush();
+            m.abort(code);
+        }
+        let _ = code;
+    }
+}

@@ -1,0 +1,525 @@
+//! Everything that calls MPI (feature `mpi`). One thread at a time calls it
+//! (`MPI_THREAD_SERIALIZED`): the walk's peer thread while the walk runs,
+//! then the supervisor's thread for the collectives of start and finish.
+//! Payloads are serde types encoded with bincode.
+
+use super::Peered;
+use crate::error::{Error, Result};
+use crate::protocol::{PeerJob, PeerMsg};
+use crate::supervisor::walk::{Batch, Jobs};
+use crossbeam_channel::{Receiver, Sender};
+use mpi::request::Request;
+use mpi::topology::{Communicator, SimpleCommunicator};
+use mpi::traits::*;
+use mpi::Threading;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Messages of the walk.
+const TAG_WALK: i32 = 11;
+/// Point-to-point gathers to rank 0 (summary, deletions, quarantine).
+const TAG_GATHER: i32 = 12;
+/// At most this many jobs per message: bounded messages, and an idle rank
+/// comes back for more.
+const MAX_SHARE: usize = 1024;
+
+pub struct Mpi {
+    /// Finalizes MPI when dropped (at the end of `supervisor::run`).
+    _universe: mpi::environment::Universe,
+    pub rank: u32,
+    pub size: u32,
+}
+
+pub fn init() -> Result<Mpi> {
+    let (universe, threading) = mpi::initialize_with_threading(Threading::Serialized)
+        .ok_or_else(|| Error::Fatal("--mpi: MPI was already initialised".into()))?;
+    if matches!(threading, Threading::Single | Threading::Funneled) {
+        return Err(Error::Fatal(format!(
+            "--mpi: the MPI library offers thread level {threading:?}; pcopy needs MPI_THREAD_SERIALIZED"
+        )));
+    }
+    let world = universe.world();
+    Ok(Mpi {
+        rank: world.rank() as u32,
+        size: world.size() as u32,
+        _universe: universe,
+    })
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    // Encoding plain data into a Vec cannot fail.
+    bincode::serde::encode_to_vec(v, bincode::config::standard()).unwrap_or_default()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T> {
+    bincode::serde::decode_from_slice(b, bincode::config::standard())
+        .map(|(v, _)| v)
+        .map_err(|e| Error::Fatal(format!("--mpi: undecodable message from another rank: {e}")))
+}
+
+impl Mpi {
+    fn world(&self) -> SimpleCommunicator {
+        SimpleCommunicator::world()
+    }
+
+    pub fn barrier(&self) {
+        self.world().barrier();
+    }
+
+    pub fn max(&self, v: u64) -> u64 {
+        let mut out = 0u64;
+        self.world()
+            .all_reduce_into(&v, &mut out, mpi::collective::SystemOperation::max());
+        out
+    }
+
+    /// Rank 0's bytes to every rank.
+    pub fn broadcast(&self, mine: Vec<u8>) -> Vec<u8> {
+        let world = self.world();
+        let root = world.process_at_rank(0);
+        let mut len = mine.len() as u64;
+        root.broadcast_into(&mut len);
+        let mut buf = if self.rank == 0 {
+            mine
+        } else {
+            vec![0u8; len as usize]
+        };
+        if len > 0 {
+            root.broadcast_into(&mut buf[..]);
+        }
+        buf
+    }
+
+    /// Every rank's bytes at rank 0 (rank 0's first); empty elsewhere.
+    pub fn gather(&self, mine: Vec<u8>) -> Vec<Vec<u8>> {
+        let world = self.world();
+        if self.rank != 0 {
+            world
+                .process_at_rank(0)
+                .send_with_tag(&mine[..], TAG_GATHER);
+            return Vec::new();
+        }
+        let mut all = vec![mine];
+        for r in 1..self.size as i32 {
+            let (v, _) = world
+                .process_at_rank(r)
+                .receive_vec_with_tag::<u8>(TAG_GATHER);
+            all.push(v);
+        }
+        all
+    }
+
+    pub fn gather_t<T: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        v: &T,
+    ) -> Result<Vec<T>> {
+        self.gather(encode(v)).iter().map(|b| decode(b)).collect()
+    }
+
+    pub fn broadcast_t<T: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        v: &T,
+    ) -> Result<T> {
+        decode(&self.broadcast(encode(v)))
+    }
+
+    pub fn abort(&self, code: i32) -> ! {
+        self.world().abort(code)
+    }
+
+    /// The walk's peer thread: answers other ranks, steals when idle,
+    /// forwards hard-linked entries, and (rank 0) detects the end.
+    pub fn spawn_walk(
+        &self,
+        jobs: Arc<Jobs>,
+        batches: (Sender<Batch>, Receiver<Batch>),
+    ) -> std::thread::JoinHandle<Peered> {
+        let (rank, size) = (self.rank, self.size);
+        std::thread::spawn(move || Walk::new(rank, size, jobs, batches).run())
+    }
+}
+
+/// Sends in flight: each buffer lives until MPI is done with it.
+#[derive(Default)]
+struct Outgoing {
+    pending: Vec<(Request<'static, [u8]>, *mut [u8])>,
+}
+
+impl Outgoing {
+    fn send(&mut self, world: &SimpleCommunicator, to: u32, msg: &PeerMsg) {
+        let buf: &'static mut [u8] = Box::leak(encode(msg).into_boxed_slice());
+        let ptr: *mut [u8] = buf;
+        let buf: &'static [u8] = buf;
+        let req = world.process_at_rank(to as i32).immediate_send_with_tag(
+            mpi::request::StaticScope,
+            buf,
+            TAG_WALK,
+        );
+        self.pending.push((req, ptr));
+    }
+
+    /// Free what MPI has finished sending; true when nothing is pending.
+    fn progress(&mut self) -> bool {
+        let pending = std::mem::take(&mut self.pending);
+        for (req, ptr) in pending {
+            match req.test() {
+                // SAFETY: `ptr` came from `Box::leak` in `send`, and the
+                // request that borrowed it has completed and been consumed:
+                // nothing refers to the buffer any more.
+                Ok(_) => drop(unsafe { Box::from_raw(ptr) }),
+                Err(req) => self.pending.push((req, ptr)),
+            }
+        }
+        self.pending.is_empty()
+    }
+}
+
+/// Rank 0's termination detection: waves of `Probe`; the walk is over when
+/// two consecutive waves find every rank idle with the same totals of
+/// job-carrying messages sent and received, and those totals equal (no job
+/// in flight, and none sent in between: a rank only becomes busy by
+/// receiving one).
+#[derive(Default)]
+struct Waves {
+    wave: u64,
+    /// Probes of `wave` are out.
+    open: bool,
+    /// Reports still expected in the current wave.
+    waiting: u32,
+    all_idle: bool,
+    sent: u64,
+    received: u64,
+    last: Option<(u64, u64)>,
+}
+
+struct Walk {
+    rank: u32,
+    size: u32,
+    jobs: Arc<Jobs>,
+    world: SimpleCommunicator,
+    out: Outgoing,
+    sent: u64,
+    received: u64,
+    /// A `Steal` of ours awaits its answer.
+    asking: bool,
+    next_steal: Instant,
+    seed: u64,
+    done: bool,
+    waves: Waves,
+    /// What this rank did for the others, for the log.
+    stats: Peered,
+    /// This rank's batch channel: the dispatcher's end, to give batches
+    /// away, and the walker's end, to queue batches received.
+    tx: Sender<Batch>,
+    rx: Receiver<Batch>,
+    /// Received batches the channel had no room for yet.
+    inbox: std::collections::VecDeque<Batch>,
+}
+
+impl Walk {
+    fn new(
+        rank: u32,
+        size: u32,
+        jobs: Arc<Jobs>,
+        (tx, rx): (Sender<Batch>, Receiver<Batch>),
+    ) -> Self {
+        Walk {
+            rank,
+            size,
+            jobs,
+            world: SimpleCommunicator::world(),
+            out: Outgoing::default(),
+            sent: 0,
+            received: 0,
+            asking: false,
+            next_steal: Instant::now(),
+            seed: 0x9e37_79b9_7f4a_7c15 ^ u64::from(rank).wrapping_mul(0xff51_afd7_ed55_8ccd),
+            done: false,
+            waves: Waves::default(),
+            stats: Peered::default(),
+            tx,
+            rx,
+            inbox: Default::default(),
+        }
+    }
+
+    fn send(&mut self, to: u32, msg: &PeerMsg) {
+        self.out.send(&self.world, to, msg);
+    }
+
+    fn run(mut self) -> Peered {
+        while !self.done {
+            if self.jobs.halted() {
+                // This rank is stopping (interrupt, fatal error): the
+                // supervisor ends the job; nothing here may wait for others.
+                self.stats.halted = true;
+                return self.stats;
+            }
+            let busy = self.receive();
+            self.flush_outbox();
+            self.queue_received();
+            if !self.done && !self.asking && self.size > 1 && self.jobs.idle() {
+                self.steal();
+            }
+            if self.rank == 0 && !self.done {
+                self.terminate();
+            }
+            self.out.progress();
+            if !busy {
+                std::thread::sleep(Duration::from_micros(300));
+            }
+        }
+        // The walker threads end while the last messages are settled.
+        self.jobs.finish();
+        self.drain();
+        self.stats
+    }
+
+    /// Handle every message that has arrived; true if there was one.
+    fn receive(&mut self) -> bool {
+        let mut any = false;
+        while let Some(probed) = self
+            .world
+            .any_process()
+            .immediate_matched_probe_with_tag(TAG_WALK)
+        {
+            any = true;
+            // (The receive is a method of the (message, status) pair.)
+            let (bytes, status) = probed.matched_receive_vec::<u8>();
+            let from = status.source_rank() as u32;
+            let Ok(msg) = decode::<PeerMsg>(&bytes) else {
+                log::error!("--mpi: undecodable walk message from rank {from}");
+                continue;
+            };
+            self.handle(from, msg);
+        }
+        any
+    }
+
+    fn handle(&mut self, from: u32, msg: PeerMsg) {
+        match msg {
+            PeerMsg::Steal { hungry } => {
+                let mut share = if self.done {
+                    Vec::new()
+                } else {
+                    self.jobs.share()
+                };
+                if share.len() > MAX_SHARE {
+                    // Keep the rest: the thief comes back.
+                    self.jobs.give(share.split_off(MAX_SHARE));
+                }
+                let tasks = if share.is_empty() && hungry && !self.done {
+                    self.spare_tasks()
+                } else {
+                    Vec::new()
+                };
+                if !share.is_empty() || !tasks.is_empty() {
+                    self.sent += 1;
+                    self.stats.jobs_given += share.len() as u64;
+                    self.stats.tasks_given += tasks.len() as u64;
+                }
+                self.send(from, &PeerMsg::Work { jobs: share, tasks });
+            }
+            PeerMsg::Work { jobs, tasks } => {
+                self.asking = false;
+                if jobs.is_empty() && tasks.is_empty() {
+                    // Nothing there: try elsewhere soon, not in a tight loop.
+                    self.next_steal = Instant::now() + Duration::from_millis(2);
+                } else {
+                    self.received += 1;
+                    self.stats.jobs_taken += jobs.len() as u64;
+                    self.stats.tasks_taken += tasks.len() as u64;
+                    if !jobs.is_empty() {
+                        self.jobs.give(jobs);
+                    }
+                    if !tasks.is_empty() {
+                        self.inbox.push_back(Batch {
+                            tasks,
+                            big: Vec::new(),
+                        });
+                    }
+                }
+            }
+            PeerMsg::Entries(jobs) => {
+                self.received += 1;
+                self.stats.entries_received += jobs.len() as u64;
+                self.jobs.give(jobs);
+            }
+            PeerMsg::Probe(wave) => {
+                let report = PeerMsg::Report {
+                    wave,
+                    idle: self.jobs.idle(),
+                    sent: self.sent,
+                    received: self.received,
+                };
+                self.send(0, &report);
+            }
+            PeerMsg::Report {
+                wave,
+                idle,
+                sent,
+                received,
+            } if wave == self.waves.wave => {
+                let w = &mut self.waves;
+                w.waiting = w.waiting.saturating_sub(1);
+                w.all_idle &= idle;
+                w.sent += sent;
+                w.received += received;
+            }
+            PeerMsg::Report { .. } => {}
+            PeerMsg::Done => self.done = true,
+        }
+    }
+
+    /// Batches waiting in this rank's channel, for a hungry thief: about
+    /// half of them (at least one). Only batches of whole entries travel:
+    /// a large file's chunks are placed by the rank that registered it
+    /// (they are queued after the walk, when no rank steals any more).
+    fn spare_tasks(&mut self) -> Vec<crate::protocol::Task> {
+        let n = self.rx.len().div_ceil(2);
+        let mut tasks = Vec::new();
+        let mut keep = Vec::new();
+        for _ in 0..n {
+            let Ok(b) = self.rx.try_recv() else { break };
+            let whole = b.big.is_empty()
+                && b.tasks
+                    .iter()
+                    .all(|t| !matches!(t.kind, crate::protocol::TaskKind::Chunk { .. }));
+            if whole {
+                tasks.extend(b.tasks);
+            } else {
+                keep.push(b);
+            }
+        }
+        // Not expected (see above); back in the queue rather than lost.
+        self.inbox.extend(keep);
+        tasks
+    }
+
+    /// Move received batches into this rank's channel as room allows.
+    fn queue_received(&mut self) {
+        while let Some(b) = self.inbox.pop_front() {
+            match self.tx.try_send(b) {
+                Ok(()) => {}
+                Err(crossbeam_channel::TrySendError::Full(b)) => {
+                    self.inbox.push_front(b);
+                    break;
+                }
+                Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+                    // The dispatcher is gone (fatal error, interrupt).
+                    self.inbox.clear();
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Hard-linked entries to their owners, grouped per owner.
+    fn flush_outbox(&mut self) {
+        let mut by_owner: std::collections::BTreeMap<u32, Vec<PeerJob>> = Default::default();
+        for (owner, job) in self.jobs.take_outbox() {
+            by_owner.entry(owner).or_default().push(job);
+        }
+        for (owner, jobs) in by_owner {
+            for part in jobs.chunks(MAX_SHARE) {
+                self.sent += 1;
+                self.stats.entries_sent += part.len() as u64;
+                self.send(owner, &PeerMsg::Entries(part.to_vec()));
+            }
+        }
+    }
+
+    /// Ask a random other rank for work.
+    fn steal(&mut self) {
+        if Instant::now() < self.next_steal {
+            return;
+        }
+        // xorshift: cheap, and different on every rank.
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        let mut victim = (self.seed % u64::from(self.size - 1)) as u32;
+        if victim >= self.rank {
+            victim += 1;
+        }
+        self.asking = true;
+        self.stats.steals += 1;
+        let hungry = self.tx.is_empty() && self.inbox.is_empty();
+        self.send(victim, &PeerMsg::Steal { hungry });
+    }
+
+    /// Rank 0: run termination waves while it is idle itself.
+    fn terminate(&mut self) {
+        let idle = self.jobs.idle();
+        let w = &mut self.waves;
+        if w.open {
+            if w.waiting > 0 {
+                return;
+            }
+            w.open = false;
+            let now = (w.sent, w.received);
+            let quiet = w.all_idle && w.sent == w.received;
+            log::trace!(
+                "wave {} done: idle {} sent {} received {}",
+                w.wave,
+                w.all_idle,
+                w.sent,
+                w.received
+            );
+            if quiet && w.last == Some(now) {
+                self.done = true;
+                for r in 1..self.size {
+                    self.send(r, &PeerMsg::Done);
+                }
+                return;
+            }
+            w.last = quiet.then_some(now);
+        }
+        if !idle {
+            w.last = None;
+            return;
+        }
+        w.wave += 1;
+        w.open = true;
+        w.waiting = self.size - 1;
+        w.all_idle = true;
+        w.sent = self.sent;
+        w.received = self.received;
+        let wave = w.wave;
+        for r in 1..self.size {
+            self.send(r, &PeerMsg::Probe(wave));
+        }
+    }
+
+    /// After `Done`: answer any `Steal` still coming (empty), wait for the
+    /// answer to our own, then leave together (a non-blocking barrier, so
+    /// answering goes on while waiting), so no walk message is left
+    /// unreceived when the next phase starts.
+    fn drain(&mut self) {
+        let mut barrier = None;
+        loop {
+            self.receive();
+            self.out.progress();
+            if barrier.is_none() && !self.asking {
+                barrier = Some(self.world.immediate_barrier());
+            }
+            if let Some(b) = barrier.take() {
+                match b.test() {
+                    Ok(_) => break,
+                    Err(b) => barrier = Some(b),
+                }
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        while !self.out.progress() {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        // Whatever is still held goes to the dispatcher before this end of
+        // the channel closes (it waits for every sender to be gone).
+        for b in self.inbox.drain(..) {
+            if self.tx.send(b).is_err() {
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! The directory stack the walker threads share, and its door to other ranks
+//! under MPI: an idle rank asks another for a share of its pending
+//! directories (work stealing), and further names of a hard-linked inode
+//! travel to the one rank that owns the inode. Without MPI only the walker
+//! threads touch it, and the walk ends when the stack runs dry.
+
+use super::{lock, DirJob};
+use crate::protocol::{DestDir, PeerJob};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// What a walker thread does next.
+pub(super) enum Job {
+    /// Read a directory.
+    Dir(DirJob),
+    /// Handle one entry of a directory walked elsewhere: a hard-linked file
+    /// this rank owns (`rel` is the entry, `dir` its parent's `DestDir`).
+    Entry { rel: Vec<u8>, dir: DestDir },
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: Vec<Job>,
+    /// Walker threads holding a job.
+    active: usize,
+    /// Entries for other ranks, not yet sent: (owner rank, entry).
+    outbox: Vec<(u32, PeerJob)>,
+}
+
+/// The shared stack of jobs.
+pub struct Jobs {
+    q: Mutex<Queue>,
+    wake: Condvar,
+    /// Other ranks may add work: running dry is not the end; `finish` is.
+    cooperative: bool,
+    done: AtomicBool,
+    /// This rank's walk stopped early (interrupt, fatal error).
+    halted: AtomicBool,
+}
+
+impl Jobs {
+    pub fn new(cooperative: bool) -> Arc<Self> {
+        Arc::new(Jobs {
+            q: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            cooperative,
+            done: AtomicBool::new(false),
+            halted: AtomicBool::new(false),
+        })
+    }
+
+    pub(super) fn push(&self, job: Job) {
+        lock(&self.q).jobs.push(job);
+        self.wake.notify_one();
+    }
+
+    /// The next job, or None when the walk is over (everywhere) or stopped.
+    /// `flush` runs before this thread waits, so a partial batch never sits
+    /// in a waiting thread.
+    pub(super) fn next(&self, stop: &AtomicBool, mut flush: impl FnMut()) -> Option<Job> {
+        let mut q = lock(&self.q);
+        let mut flushed = false;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                self.halted.store(true, Ordering::Relaxed);
+                self.wake.notify_all();
+                return None;
+            }
+            if let Some(j) = q.jobs.pop() {
+                q.active += 1;
+                return Some(j);
+            }
+            if q.active == 0 && (!self.cooperative || self.done.load(Ordering::Acquire)) {
+                self.wake.notify_all();
+                return None;
+            }
+            if !flushed {
+                drop(q);
+                flush();
+                flushed = true;
+                q = lock(&self.q);
+                continue;
+            }
+            // Bounded: `finish` and `stop` are not paired with this lock.
+            q = self
+                .wake
+                .wait_timeout(q, Duration::from_millis(20))
+                .map_or_else(|p| p.into_inner().0, |(g, _)| g);
+        }
+    }
+
+    /// A walker thread is through with its job.
+    pub(super) fn done_one(&self) {
+        let mut q = lock(&self.q);
+        q.active -= 1;
+        if q.jobs.is_empty() && q.active == 0 {
+            self.wake.notify_all();
+        }
+    }
+
+    /// A job run outside the stack (the `--files-from` list) counts as
+    /// active while it runs, so the rank is not idle.
+    pub(super) fn begin(&self) {
+        lock(&self.q).active += 1;
+    }
+
+    pub(super) fn forward(&self, owner: u32, job: PeerJob) {
+        lock(&self.q).outbox.push((owner, job));
+    }
+
+    // The peer's side (MPI).
+
+    /// About half of the pending jobs, the oldest first (nearest the root,
+    /// so the largest subtrees), for an idle rank; nothing when fewer than
+    /// two are pending.
+    pub fn share(&self) -> Vec<PeerJob> {
+        let mut q = lock(&self.q);
+        let n = q.jobs.len() / 2;
+        q.jobs.drain(..n).map(Job::into_peer).collect()
+    }
+
+    /// Jobs from another rank.
+    pub fn give(&self, jobs: Vec<PeerJob>) {
+        let mut q = lock(&self.q);
+        q.jobs.extend(jobs.into_iter().map(Job::from_peer));
+        self.wake.notify_all();
+    }
+
+    /// Entries waiting to go to their owners.
+    pub fn take_outbox(&self) -> Vec<(u32, PeerJob)> {
+        std::mem::take(&mut lock(&self.q).outbox)
+    }
+
+    /// Nothing pending, running or waiting to be sent here.
+    pub fn idle(&self) -> bool {
+        let q = lock(&self.q);
+        q.jobs.is_empty() && q.active == 0 && q.outbox.is_empty()
+    }
+
+    pub fn halted(&self) -> bool {
+        self.halted.load(Ordering::Relaxed)
+    }
+
+    /// Every rank is idle and no job is in flight: the walk is over.
+    pub fn finish(&self) {
+        self.done.store(true, Ordering::Release);
+        let _q = lock(&self.q);
+        self.wake.notify_all();
+    }
+}
+
+impl Job {
+    fn into_peer(self) -> PeerJob {
+        match self {
+            Job::Dir(d) => PeerJob {
+                rel: d.rel,
+                created: d.dir == DestDir::Created,
+                entry: false,
+                ancestors: (*d.ancestors).clone(),
+            },
+            Job::Entry { rel, dir } => PeerJob {
+                rel,
+                created: dir == DestDir::Created,
+                entry: true,
+                ancestors: Vec::new(),
+            },
+        }
+    }
+
+    fn from_peer(p: PeerJob) -> Self {
+        let dir = if p.created {
+            DestDir::Created
+        } else {
+            DestDir::Existing
+        };
+        if p.entry {
+            Job::Entry { rel: p.rel, dir }
+        } else {
+            Job::Dir(DirJob {
+                rel: p.rel,
+                dir,
+                ancestors: Arc::new(p.ancestors),
+            })
+        }
+    }
+}

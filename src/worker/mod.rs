@@ -37,6 +37,7 @@ pub fn run(token: String) -> ExitStatus {
         }
     }
     crate::failpoint::setup();
+    crate::failpoint::hit("worker::before_connect", b"");
     // Files are created with their final permission bits.
     rustix::process::umask(rustix::fs::Mode::empty());
     match serve(token) {

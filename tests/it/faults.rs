@@ -407,6 +407,20 @@ fn verify_fails_a_file_that_is_corrupted_every_time() {
 }
 
 #[test]
+fn a_worker_killed_before_it_connects_is_replaced_not_fatal() {
+    let env = TestEnv::new();
+    flat_files(&env, 30);
+    let (out, v) = finish(spawn(
+        &env,
+        "worker::before_connect=return(kill-once)",
+        &["-j", "2"],
+    ));
+    assert_code(&out, 0);
+    assert!(v["worker_restarts"].as_u64() >= Some(1), "{v}");
+    assert_trees_equal(&env.src, &env.dst);
+}
+
+#[test]
 fn a_worker_killed_during_a_chunk_is_survived() {
     let env = TestEnv::new();
     crate::chunks::big_tree(&env);

@@ -285,10 +285,24 @@ impl<'a> Dispatch<'a> {
         }
     }
 
+    /// Start the worker of `slot`. One that dies before it connects (killed
+    /// by an operator or the OOM killer while starting) is a worker death
+    /// like any other: counted against the restart budget and tried again,
+    /// never fatal by itself.
     fn start(&mut self, slot: usize) -> Result<()> {
         let mut init = self.init.clone();
         init.worker = slot as u32;
-        let (w, rx) = pool::spawn(&self.exe, init, &self.budget).map_err(Error::Fatal)?;
+        let (w, rx) = loop {
+            match pool::spawn(&self.exe, init.clone(), &self.budget) {
+                Ok(started) => break started,
+                Err(msg) => {
+                    log::warn!("worker {slot} did not start: {msg}; starting another");
+                    self.summary.worker_restarts += 1;
+                    self.note_restart()
+                        .map_err(|e| Error::Fatal(format!("{e}; last: {msg}")))?;
+                }
+            }
+        };
         log::debug!("worker {slot} started as pid {}", w.pid);
         let id = self
             .set

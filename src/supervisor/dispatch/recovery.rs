@@ -147,7 +147,7 @@ impl Dispatch<'_> {
         }
     }
 
-    fn note_restart(&mut self) -> Result<()> {
+    pub(super) fn note_restart(&mut self) -> Result<()> {
         let now = Instant::now();
         self.restarts.push_back(now);
         while self

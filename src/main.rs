@@ -1,6 +1,7 @@
 //! Entry point: pick the mode first, then hand off. Nothing else lives here.
 
 use pcopy::cli::{self, Mode};
+use pcopy::cluster::Cluster;
 use pcopy::config::Settings;
 use pcopy::error::ExitStatus;
 use std::process::ExitCode;
@@ -25,16 +26,23 @@ fn run() -> ExitCode {
             }
         }
         Mode::Supervisor(cli) => {
+            // Under `--mpi` it outlives the run: dropping it waits for every
+            // rank, so rank 0 has printed before any rank exits (mpirun
+            // ends the job when one exits non-zero).
+            let mut cluster = None;
             let result = Settings::resolve(&cli).and_then(|s| {
                 let json = s.json;
                 // `--json-lines -` owns stdout: its last line is the summary.
                 let quiet = s.quiet || s.json_lines.as_deref() == Some("-".as_ref());
-                pcopy::supervisor::run(s).map(|sum| (sum, json, quiet))
+                let c = cluster.insert(Cluster::join(s.mpi)?);
+                pcopy::supervisor::run(s, c).map(|sum| (sum, json, quiet))
             });
-            match result {
-                Ok((summary, json, quiet)) => pcopy::report::print(&summary, json, quiet).into(),
-                Err(e) => pcopy::report::fatal(&e, cli.json).into(),
-            }
+            let status = match result {
+                Ok((summary, json, quiet)) => pcopy::report::print(&summary, json, quiet),
+                Err(e) => pcopy::report::fatal(&e, cli.json),
+            };
+            drop(cluster);
+            status.into()
         }
     }
 }

@@ -247,3 +247,17 @@ impl Cluster {
         let _ = code;
     }
 }
+
+impl Drop for Cluster {
+    /// Leave together: no rank exits (and makes mpirun end the job) before
+    /// rank 0 has printed the summary or the refusal. A panicking rank
+    /// cannot meet the others: it ends the job instead.
+    fn drop(&mut self) {
+        if self.size > 1 {
+            if std::thread::panicking() {
+                self.abort(crate::error::ExitStatus::Internal.code().into());
+            }
+            self.barrier();
+        }
+    }
+}

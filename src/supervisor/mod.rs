@@ -99,10 +99,9 @@ fn join(thread: std::thread::JoinHandle<walk::WalkOutput>) -> Result<walk::WalkO
         .map_err(|_| Error::Fatal("walker thread panicked".into()))
 }
 
-pub fn run(mut settings: Settings) -> Result<Summary> {
+pub fn run(mut settings: Settings, cluster: &Cluster) -> Result<Summary> {
     let start = Instant::now();
     let started = std::time::SystemTime::now();
-    let cluster = Cluster::join(settings.mpi)?;
     crate::failpoint::setup();
     let stop = signals::Signals::install().map_err(|e| Error::Fatal(format!("signals: {e}")))?;
     let filter = crate::filter::Filter::new(&settings.filters).map_err(Error::Usage)?;
@@ -187,7 +186,7 @@ pub fn run(mut settings: Settings) -> Result<Summary> {
         stop: &stop,
         started,
         walk_threads,
-        cluster: &cluster,
+        cluster,
         quarantined: Arc::new(quarantined.into_iter().map(|b| b.into_vec()).collect()),
         newly_quarantined: Default::default(),
         changes: Arc::new(changes::Changes::open(
@@ -248,7 +247,7 @@ impl Run<'_> {
         let (batch_tx, batches) = crossbeam_channel::bounded(2 * s.processes + 2);
         let (ev_tx, events) = crossbeam_channel::unbounded();
         let cluster = self.cluster;
-        let jobs = walk::Jobs::new(cluster.size() > 1);
+        let jobs = walk::Jobs::new(cluster.size() > 1, cluster.rank() == 0);
         let peer = cluster.spawn_walk(&jobs, (&batch_tx, &batches));
         let walker = walk::Walker {
             jobs: Arc::clone(&jobs),
@@ -317,6 +316,9 @@ impl Run<'_> {
         self.peer_done(walking.peer);
         if let Err(e) = result {
             // A rank that cannot go on ends the job (MPI's rule).
+            if self.cluster.size() > 1 {
+                log::error!("{e}");
+            }
             self.cluster.abort(e.exit_status().code().into());
             return Err(e);
         }

@@ -152,3 +152,18 @@ fn the_readme_help_and_code_share_one_exit_code_table() {
         assert!(text.contains(&line), "--help lacks {line:?}:\n{text}");
     }
 }
+
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn mpi_without_the_feature_is_a_usage_error_that_says_how_to_build_it() {
+    let env = TestEnv::new();
+    std::fs::write(env.src.join("f"), b"x").unwrap();
+    let out = env.copy(&["--mpi"]);
+    assert_code(&out, 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains("built without MPI support") && err.contains("--features mpi"),
+        "{err}"
+    );
+    assert!(!env.dst.exists(), "nothing written");
+}

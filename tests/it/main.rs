@@ -8,6 +8,8 @@ mod copy_tree;
 mod faults;
 mod fidelity;
 mod hardening;
+#[cfg(feature = "mpi")]
+mod mpi;
 mod operator;
 mod reflink;
 mod resume;

@@ -331,6 +331,7 @@ fn join_rel(parent: &[u8], name: &[u8]) -> Vec<u8> {
 
 impl Walker {
     pub fn run(self) -> WalkOutput {
+        crate::failpoint::hit("walk::start", b"");
         let src_root = &self.src_root;
         let root_id = rustix::fs::fstat(src_root).map_or((0, 0), |s| (s.st_dev, s.st_ino));
         if self.rank == 0 && self.opts.files_from.is_none() {
@@ -344,6 +345,7 @@ impl Walker {
                 },
                 ancestors: Arc::new(vec![root_id]),
             }));
+            self.jobs.started();
         }
         let shared = Shared {
             stop: AtomicBool::new(false),
@@ -359,11 +361,10 @@ impl Walker {
                 // One thread reads the list (rank 0's); under MPI the other
                 // ranks still own hard-linked entries sent to them.
                 if self.rank == 0 {
-                    self.jobs.begin();
                     if !self.walk_list(&shared, list) {
                         shared.stop.store(true, Ordering::Relaxed);
                     }
-                    self.jobs.done_one();
+                    self.jobs.started();
                 }
                 self.thread(&shared, src_root);
             }

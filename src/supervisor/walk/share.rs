@@ -40,9 +40,15 @@ pub struct Jobs {
 }
 
 impl Jobs {
-    pub fn new(cooperative: bool) -> Arc<Self> {
+    /// `first`: this rank starts the walk (rank 0). It counts as busy from
+    /// here until the walker has queued its first job (`started`): the peer
+    /// thread starts earlier, and must not take an empty stack for the end.
+    pub fn new(cooperative: bool, first: bool) -> Arc<Self> {
         Arc::new(Jobs {
-            q: Mutex::new(Queue::default()),
+            q: Mutex::new(Queue {
+                active: usize::from(first),
+                ..Queue::default()
+            }),
             wake: Condvar::new(),
             cooperative,
             done: AtomicBool::new(false),
@@ -99,10 +105,10 @@ impl Jobs {
         }
     }
 
-    /// A job run outside the stack (the `--files-from` list) counts as
-    /// active while it runs, so the rank is not idle.
-    pub(super) fn begin(&self) {
-        lock(&self.q).active += 1;
+    /// Rank 0's walker has queued the root (or read the `--files-from`
+    /// list): the hold taken by `new` ends.
+    pub(super) fn started(&self) {
+        self.done_one();
     }
 
     pub(super) fn forward(&self, owner: u32, job: PeerJob) {

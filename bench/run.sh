@@ -3,14 +3,20 @@
 # the same run, on tmpfs (/dev/shm: low noise, measures CPU and syscall cost)
 # and on the disk (noisy: report the range). Prints medians and ratios.
 #
-#   bench/run.sh            everything (about 20-30 minutes on 2 cores)
+#   bench/run.sh            everything (about an hour on 2 cores; the
+#                           latency table alone is ~35 minutes, most of it
+#                           cp -a and rsync -a at 0.5 ms per operation)
 #   bench/run.sh --quick    tmpfs only, small corpora, 3 runs
+#   bench/run.sh --only X   one table: tmpfs, memory, profile, reflink,
+#                           latency or disk
 #
 # Env: RUNS (default 5), DISK_DIR (default target/bench-disk), SHM_DIR.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 QUICK=0
+ONLY=""
 [ "${1:-}" = "--quick" ] && QUICK=1
+[ "${1:-}" = "--only" ] && ONLY=${2:?"--only needs a table name"}
 RUNS=${RUNS:-$([ $QUICK = 1 ] && echo 3 || echo 5)}
 SHM_DIR=${SHM_DIR:-/dev/shm/pcopy-bench}
 DISK_DIR=${DISK_DIR:-$ROOT/target/bench-disk}
@@ -179,10 +185,10 @@ reflink() { # base
     umount "$mnt"; rm -f "$img"
 }
 
-# Median of 3 timed runs of CMD, each after PREPARE ("-" if it failed).
-median3() { # prepare cmd
+# Median of 3 (or RUNS) timed runs of CMD, each after PREPARE ("-" if it failed).
+median3() { # prepare cmd [runs]
     local j=$OUT/median3.json
-    hyperfine -N -r 3 --prepare "$1" --export-json "$j" "$2" >/dev/null 2>&1 || { echo "-"; return; }
+    hyperfine -N -r "${3:-3}" --prepare "$1" --export-json "$j" "$2" >/dev/null 2>&1 || { echo "-"; return; }
     python3 -c 'import json,sys,statistics; print(round(statistics.median(json.load(open(sys.argv[1]))["results"][0]["times"]),2))' "$j"
 }
 
@@ -190,16 +196,19 @@ median3() { # prepare cmd
 # per operation) on the source side, then on the destination side; every
 # tool at default settings, then pcopy's curve against -j. Root (FUSE mount).
 latency() { # base
-    local base=$1 lat=$1/lat delay=${LATENCY_US:-500} n=${LATENCY_FILES:-2000}
+    local base=$1 lat=$1/lat delay=${LATENCY_US:-500} n=${LATENCY_FILES:-20000}
     [ "$(id -u)" = 0 ] || { echo "not root: latency benchmark skipped"; return; }
     [ -e /dev/fuse ] || { echo "no /dev/fuse: latency benchmark skipped"; return; }
     (cd "$ROOT/bench/latencyfs" && cargo build --release --quiet) || { echo "latencyfs build failed"; return; }
     local lfs=$ROOT/bench/latencyfs/target/release/latencyfs
     rm -rf "$lat"; mkdir -p "$lat/back" "$lat/mnt"
     python3 "$ROOT/bench/gen_corpus.py" small "$lat/back/src" "$n"
+    # The curves use a smaller tree (they are many runs).
+    local cn=${LATENCY_CURVE_FILES:-5000}
+    python3 "$ROOT/bench/gen_corpus.py" small "$lat/back/curve" "$cn"
     "$lfs" "$lat/back" "$lat/mnt" "$delay" & local pid=$!
     sleep 1
-    echo; echo "### latency: $n small files, ${delay} µs per operation (median of 3)"; echo
+    echo; echo "### latency: $n small files, ${delay} µs per operation (median of 3; cp -a and rsync -a: 1 run)"; echo
     echo "| tool | source side s | destination side s |"; echo "|---|---|---|"
     local tools=("pcopy:$PCOPY -q" "cp -a:cp -a" "rsync -a:rsync -a")
     need xcp && tools+=("xcp:xcp -r")
@@ -208,20 +217,33 @@ latency() { # base
     for t in "${tools[@]}"; do
         name=${t%%:*}; cmd=${t#*:}
         local slash=""; [ "$name" = "rsync -a" ] && slash=/
-        local a b
-        a=$(median3 "rm -rf $lat/out" "$cmd $lat/mnt/src$slash $lat/out$slash")
-        b=$(median3 "rm -rf $lat/back/out" "$cmd $lat/back/src$slash $lat/mnt/out$slash")
+        local a b runs=3
+        # Single-threaded copiers take minutes here: one run each.
+        case $name in "cp -a"|"rsync -a") runs=1 ;; esac
+        a=$(median3 "rm -rf $lat/out" "$cmd $lat/mnt/src$slash $lat/out$slash" $runs)
+        b=$(median3 "rm -rf $lat/back/out" "$cmd $lat/back/src$slash $lat/mnt/out$slash" $runs)
         echo "| $name | $a | $b |"
     done
-    echo; echo "pcopy against -j (source side / destination side, s):"
+    echo; echo "pcopy against -j, $cn files (source side / destination side, s):"
     for j in 2 4 8 16 32; do
         local a b
-        a=$(median3 "rm -rf $lat/out" "$PCOPY -q -j $j $lat/mnt/src $lat/out")
-        b=$(median3 "rm -rf $lat/back/out" "$PCOPY -q -j $j $lat/back/src $lat/mnt/out")
+        a=$(median3 "rm -rf $lat/out" "$PCOPY -q -j $j $lat/mnt/curve $lat/out")
+        b=$(median3 "rm -rf $lat/back/out" "$PCOPY -q -j $j $lat/back/curve $lat/mnt/out")
         echo "- -j $j: $a / $b"
     done
     umount "$lat/mnt" 2>/dev/null || fusermount3 -u "$lat/mnt" 2>/dev/null
     kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+    echo; echo "pcopy (default settings) against the delay, $cn files (source side / destination side, s):"
+    for d in 100 200 500 1000; do
+        "$lfs" "$lat/back" "$lat/mnt" "$d" & pid=$!
+        sleep 1
+        local a b
+        a=$(median3 "rm -rf $lat/out" "$PCOPY -q $lat/mnt/curve $lat/out")
+        b=$(median3 "rm -rf $lat/back/out" "$PCOPY -q $lat/back/curve $lat/mnt/out")
+        echo "- ${d} µs: $a / $b"
+        umount "$lat/mnt" 2>/dev/null || fusermount3 -u "$lat/mnt" 2>/dev/null
+        kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+    done
     rm -rf "$lat"
 }
 
@@ -240,10 +262,12 @@ run_on() { # base where
     compare "$where-usr-share" "$base/usr-share" "$base"
 }
 
-run_on "$SHM_DIR" tmpfs
-[ $QUICK = 1 ] || memory "$SHM_DIR"
-[ $QUICK = 1 ] || profile "$SHM_DIR"
-[ $QUICK = 1 ] || reflink "$SHM_DIR"
-[ $QUICK = 1 ] || latency "$SHM_DIR"
-[ $QUICK = 1 ] || run_on "$DISK_DIR" disk
+# Whether to run table $1: all of them, or the one --only names.
+want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
+want tmpfs && run_on "$SHM_DIR" tmpfs
+[ $QUICK = 1 ] || ! want memory || memory "$SHM_DIR"
+[ $QUICK = 1 ] || ! want profile || profile "$SHM_DIR"
+[ $QUICK = 1 ] || ! want reflink || reflink "$SHM_DIR"
+[ $QUICK = 1 ] || ! want latency || latency "$SHM_DIR"
+[ $QUICK = 1 ] || ! want disk || run_on "$DISK_DIR" disk
 echo; echo "raw hyperfine JSON in $OUT"

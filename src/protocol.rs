@@ -484,6 +484,9 @@ pub enum PeerMsg {
     },
     /// Hard-linked entries for the rank that owns their inodes.
     Entries(Vec<PeerJob>),
+    /// Chunks of the sender's large files for the receiver to copy (their
+    /// outcomes go back in `ChunkDone`).
+    Chunks(Vec<Task>),
     /// Rank 0 asks every rank for its state (termination wave `n`).
     Probe(u64),
     /// A rank's state: idle, and how many job-carrying messages it has
@@ -494,6 +497,8 @@ pub enum PeerMsg {
         sent: u64,
         received: u64,
     },
-    /// The walk is over everywhere.
+    /// The outcome of a chunk of the receiver's large file, copied here.
+    ChunkDone { task: Task, outcome: Outcome },
+    /// The phase (walk, then copy) is over everywhere.
     Done,
 }

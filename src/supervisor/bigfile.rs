@@ -5,9 +5,15 @@
 //! dispatcher has the copier place the file (`Copier::place_chunked`: the
 //! same checks and finish as a whole file). At the end of a run the registry
 //! must be empty: a file left in it is an error that names it.
+//!
+//! Under MPI a chunk may be copied by another rank, and its outcome may come
+//! back before this rank's dispatcher has taken the batch that registers the
+//! file (the registration stays here when the chunks travel): such an
+//! outcome is held and counted when the file is registered; one still held
+//! at the end is an error like a file left registered.
 
 use crate::copy::{Copier, CopyError, Stamp};
-use crate::protocol::{DestDir, ErrorKind, Outcome};
+use crate::protocol::{DestDir, ErrorKind, Outcome, Task};
 use std::collections::HashMap;
 
 /// One large file in flight.
@@ -49,11 +55,31 @@ pub enum Counted {
 #[derive(Default)]
 pub struct Registry {
     files: HashMap<Vec<u8>, Big>,
+    /// Outcomes of chunks of files not registered yet (MPI), by file.
+    early: HashMap<Vec<u8>, Vec<(Task, Outcome)>>,
 }
 
 impl Registry {
-    pub fn add(&mut self, rel: Vec<u8>, big: Big) {
+    /// Register a file; outcomes held for it are returned, to be counted now.
+    pub fn add(&mut self, rel: Vec<u8>, big: Big) -> Vec<(Task, Outcome)> {
+        let held = self.early.remove(&rel).unwrap_or_default();
         self.files.insert(rel, big);
+        held
+    }
+
+    /// Keep the outcome of a chunk whose file is not registered yet.
+    pub fn hold(&mut self, t: Task, o: Outcome) {
+        self.early.entry(t.rel.0.clone()).or_default().push((t, o));
+    }
+
+    /// Nothing registered or held.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.early.is_empty()
+    }
+
+    /// Outcomes still held at the end: their files were never registered.
+    pub fn drain_held(&mut self) -> Vec<Vec<u8>> {
+        self.early.drain().map(|(rel, _)| rel).collect()
     }
 
     /// Count one chunk's outcome.

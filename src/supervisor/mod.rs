@@ -4,6 +4,7 @@
 
 pub mod bigfile;
 pub mod changes;
+pub mod cluster;
 mod delete;
 mod dispatch;
 mod finish;
@@ -14,11 +15,11 @@ pub mod progress;
 mod signals;
 pub mod walk;
 
-use crate::cluster::{Cluster, Verdict};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::protocol::{RootFds, WorkerInit};
 use crate::stats::{Paths, Summary};
+use cluster::{Cluster, Verdict};
 use crossbeam_channel::Receiver;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
@@ -45,7 +46,7 @@ fn dup(fd: &OwnedFd, what: &std::path::Path) -> Result<OwnedFd> {
 }
 
 /// What a worker is told, from the settings.
-fn worker_init(s: &Settings, run_id: u64, rank: u32) -> WorkerInit {
+fn worker_init(s: &Settings, run_id: u64, (rank, ranks): (u32, u32)) -> WorkerInit {
     WorkerInit {
         worker: 0,
         // Filled in by `Dispatch::new` from the descriptors it holds.
@@ -58,7 +59,11 @@ fn worker_init(s: &Settings, run_id: u64, rank: u32) -> WorkerInit {
         verify: s.verify,
         checksum: s.checksum,
         reflink: s.reflink,
-        bwlimit: s.bwlimit,
+        // `--bwlimit` is for the whole job: each rank draws its share.
+        bwlimit: match s.bwlimit {
+            0 => 0,
+            b => (b / u64::from(ranks.max(1))).max(1),
+        },
         log_level: crate::logging::file_level(s).max(log::max_level()),
         rank,
     }
@@ -87,7 +92,9 @@ struct Run<'a> {
 /// The walker thread, its two channels, and (MPI) the peer thread.
 struct Walking {
     thread: std::thread::JoinHandle<walk::WalkOutput>,
-    peer: Option<std::thread::JoinHandle<crate::cluster::Peered>>,
+    peer: Option<std::thread::JoinHandle<cluster::Peered>>,
+    /// The dispatcher's end of the peer link (MPI, several ranks).
+    link: Option<cluster::DispatchSide>,
     batches: Receiver<walk::Batch>,
     events: Receiver<walk::WalkEvent>,
 }
@@ -248,16 +255,21 @@ impl Run<'_> {
         let (ev_tx, events) = crossbeam_channel::unbounded();
         let cluster = self.cluster;
         let jobs = walk::Jobs::new(cluster.size() > 1, cluster.rank() == 0);
-        let peer = cluster.spawn_walk(&jobs, (&batch_tx, &batches));
+        let (peer, link) = cluster.spawn_walk(&jobs, (&batch_tx, &batches)).unzip();
+        let mut opts = walk::Options {
+            threads: self.walk_threads,
+            ..s.into()
+        };
+        if cluster.size() > 1 && !s.verify {
+            // Other ranks' workers can write chunks too, even with -j 1.
+            opts.chunk_bytes = Some(s.chunk_bytes);
+        }
         let walker = walk::Walker {
             jobs: Arc::clone(&jobs),
             rank: cluster.rank(),
             ranks: cluster.size(),
             quarantined: Arc::clone(&self.quarantined),
-            opts: walk::Options {
-                threads: self.walk_threads,
-                ..s.into()
-            },
+            opts,
             paths: self.paths.clone(),
             src_root: dup(&roots.src_fd, &roots.source)?,
             found: Arc::clone(&self.found),
@@ -277,6 +289,7 @@ impl Run<'_> {
         Ok(Walking {
             thread: std::thread::spawn(move || walker.run()),
             peer,
+            link,
             batches,
             events,
         })
@@ -296,7 +309,7 @@ impl Run<'_> {
             s.into(),
             self.paths.clone(),
             exe,
-            worker_init(s, self.run_id, self.cluster.rank()),
+            worker_init(s, self.run_id, (self.cluster.rank(), self.cluster.size())),
             // Moved, not cloned: when the dispatcher is gone, a walker
             // blocked on a full batch channel sees it closed and stops.
             (walking.batches, walking.events),
@@ -307,24 +320,30 @@ impl Run<'_> {
             ),
         )?;
         d.progress = Some(progress::Tracker::new(bar, Arc::clone(&self.found)));
+        d.peer = walking.link;
         d.found = Arc::clone(&self.found);
         let result = d.run();
         let mut summary = std::mem::take(&mut d.summary);
         *self.newly_quarantined.borrow_mut() = d.quarantined();
         drop(d); // closes the batch channel so a still-running walker stops
         let walked = join(walking.thread)?;
-        self.peer_done(walking.peer);
-        if let Err(e) = result {
-            // A rank that cannot go on ends the job (MPI's rule).
-            if self.cluster.size() > 1 {
-                log::error!("{e}");
-            }
-            self.cluster.abort(e.exit_status().code().into());
-            return Err(e);
+        // A rank that stopped must not wait for the others (they wait for
+        // it): it ends the job before joining its peer thread.
+        if result.is_err() || summary.interrupted {
+            let code = match &result {
+                Err(e) => {
+                    if self.cluster.size() > 1 {
+                        log::error!("{e}");
+                    }
+                    e.exit_status().code()
+                }
+                Ok(()) => crate::report::exit_status(&summary).code(),
+            };
+            self.cluster.abort(code.into());
         }
+        self.peer_done(walking.peer);
+        result?;
         if summary.interrupted {
-            self.cluster
-                .abort(crate::report::exit_status(&summary).code().into());
             return Ok(summary);
         }
         // Under MPI the first name of a linked inode may have been copied
@@ -351,11 +370,12 @@ impl Run<'_> {
     }
 
     /// Log what the peer thread did for the other ranks.
-    fn peer_done(&self, peer: Option<std::thread::JoinHandle<crate::cluster::Peered>>) {
+    fn peer_done(&self, peer: Option<std::thread::JoinHandle<cluster::Peered>>) {
         if let Some(p) = peer.and_then(|h| h.join().ok()) {
             log::info!(
                 "rank {} walk: asked {} times for work, took {} directories and {} copy tasks, \
-                 gave {} and {}; sent {} and received {} hard-linked entries",
+                 gave {} and {}; sent {} and received {} hard-linked entries; \
+                 sent {} and received {} chunks of large files",
                 self.cluster.rank(),
                 p.steals,
                 p.jobs_taken,
@@ -363,7 +383,9 @@ impl Run<'_> {
                 p.jobs_given,
                 p.tasks_given,
                 p.entries_sent,
-                p.entries_received
+                p.entries_received,
+                p.chunks_sent,
+                p.chunks_received
             );
         }
     }

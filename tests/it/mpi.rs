@@ -430,3 +430,108 @@ fn a_late_start_of_rank_0s_walk_is_not_taken_for_the_end() {
     assert_eq!(v["hardlinks_created"], plain["hardlinks_created"], "{v}");
     assert_trees_equal(&env.src, &dst);
 }
+
+/// "rank R walk: ... sent S and received R chunks of large files", per rank.
+fn chunk_shares(log: &Path) -> Vec<(u64, u64)> {
+    fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let rest = l.split("hard-linked entries; sent ").nth(1)?;
+            let mut w = rest.split_whitespace();
+            let sent = w.next()?.parse().ok()?;
+            let received = w.nth(2)?.parse().ok()?;
+            Some((sent, received))
+        })
+        .collect()
+}
+
+#[test]
+fn a_large_file_is_copied_by_several_ranks_and_placed_once() {
+    if !have_mpirun("a_large_file_is_copied_by_several_ranks_and_placed_once") {
+        return;
+    }
+    let env = TestEnv::new();
+    let big: Vec<u8> = (0..12u32 << 20).map(|i| (i % 253) as u8).collect();
+    fs::write(env.src.join("big.bin"), &big).unwrap();
+    for i in 0..20 {
+        fs::write(env.src.join(format!("small{i}")), b"s").unwrap();
+    }
+    let out = run_mpi(
+        &env,
+        3,
+        &env.dst,
+        &["--json", "-j", "1", "--chunk-bytes", "1048576"],
+    );
+    assert_code(&out, 0);
+    let v = parse_json(&out);
+    assert_eq!(v["files_copied"], 21, "{v}");
+    assert_eq!(
+        v["bytes_copied"],
+        (12u64 << 20) + 20,
+        "each chunk counted once: {v}"
+    );
+    assert_trees_equal(&env.src, &env.dst);
+    assert!(
+        temps_under(&env.dst).is_empty(),
+        "{:?}",
+        temps_under(&env.dst)
+    );
+    let c = chunk_shares(&env.path("log"));
+    eprintln!("chunks (sent, received) per rank: {c:?}");
+    assert_eq!(c.len(), 3, "{c:?}");
+    let sent: u64 = c.iter().map(|x| x.0).sum();
+    let received: u64 = c.iter().map(|x| x.1).sum();
+    assert!(sent >= 2 && sent == received, "chunks crossed ranks: {c:?}");
+    assert_eq!(
+        c.iter().filter(|x| x.1 > 0).count(),
+        2,
+        "both other ranks copied chunks: {c:?}"
+    );
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_worker_killed_on_another_ranks_chunk_is_survived() {
+    if !have_mpirun("a_worker_killed_on_another_ranks_chunk_is_survived") {
+        return;
+    }
+    let env = TestEnv::new();
+    let big: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+    fs::write(env.src.join("big.bin"), &big).unwrap();
+    // Rank 0 walks the root, so it registers big.bin; rank 1 (launched as
+    // its own app context, with the fault) gets chunks of it, and its
+    // worker dies on the first one.
+    let pcopy_args = |c: &mut Command| {
+        c.arg(bin())
+            .arg("--mpi")
+            .arg("--log-file")
+            .arg(env.path("log"))
+            .args(["--json", "-j", "1", "--chunk-bytes", "1048576"])
+            .arg(&env.src)
+            .arg(&env.dst);
+    };
+    let mut c = Command::new("mpirun");
+    c.current_dir(env.dir.path()).stdin(Stdio::null()).args([
+        "--oversubscribe",
+        "--bind-to",
+        "none",
+    ]);
+    if is_root() {
+        c.arg("--allow-run-as-root");
+    }
+    c.args(["-np", "1"]);
+    pcopy_args(&mut c);
+    c.args([":", "-np", "1", "env"])
+        .arg("FAILPOINTS=worker::before_task=return(kill-once:big.bin)")
+        .arg(format!("PCOPY_FAULT_ONCE={}", env.path("once").display()));
+    pcopy_args(&mut c);
+    let out = run(c);
+    assert_code(&out, 0);
+    let v = parse_json(&out);
+    assert_eq!(v["worker_restarts"], 1, "rank 1's worker died once: {v}");
+    let c = chunk_shares(&env.path("log"));
+    assert!(c.iter().any(|x| x.1 > 0), "rank 1 copied chunks: {c:?}");
+    assert_trees_equal(&env.src, &env.dst);
+    assert!(temps_under(&env.dst).is_empty());
+}

@@ -105,6 +105,12 @@ pub struct Dispatch<'a> {
     /// Samples of worker states since the last growth decision: (running,
     /// total), when the window started, when the last sample was taken.
     busy: (u32, u32, Option<Instant>, Option<Instant>),
+    /// Under MPI: chunk outcomes to and from other ranks, and this
+    /// dispatcher's idle state for the end of the job.
+    pub peer: Option<super::cluster::DispatchSide>,
+    /// Chunks of other ranks' large files queued here: (file, offset) to
+    /// the rank that registered the file.
+    foreign: HashMap<(Vec<u8>, u64), u32>,
 }
 
 impl<'a> Dispatch<'a> {
@@ -151,6 +157,8 @@ impl<'a> Dispatch<'a> {
             shutting_down: false,
             last_check: None,
             busy: (0, 0, None, None),
+            peer: None,
+            foreign: HashMap::new(),
         })
     }
 
@@ -174,6 +182,7 @@ impl<'a> Dispatch<'a> {
         self.summary.workers = self.opts.workers as u32;
         loop {
             self.drain_events();
+            self.remote_outcomes();
             if !self.shutting_down && self.stop.requested().is_some() {
                 self.begin_shutdown();
             }
@@ -183,8 +192,15 @@ impl<'a> Dispatch<'a> {
             if self.done() {
                 break;
             }
+            self.publish_idle();
             let starving = !self.walker_done && self.idle_capacity();
-            let timeout = Duration::from_millis(if starving { 2 } else { 100 });
+            // Under MPI another rank's outcomes arrive outside the select.
+            let wait = if starving || self.peer.is_some() {
+                2
+            } else {
+                100
+            };
+            let timeout = Duration::from_millis(wait);
             match self.set.try_select_timeout(timeout) {
                 Ok(results) => {
                     for r in results {
@@ -352,9 +368,19 @@ impl<'a> Dispatch<'a> {
         loop {
             match self.batches.try_recv() {
                 Ok(b) => {
-                    // Registered before any of their chunks can be sent.
+                    // Registered before any of their chunks can be sent
+                    // (under MPI outcomes that came back first are held).
                     for (rel, big) in b.big {
-                        self.big.add(rel, big);
+                        for (t, o) in self.big.add(rel, big) {
+                            self.settle_chunk(&t, o);
+                        }
+                    }
+                    if let Some(owner) = b.from {
+                        for t in &b.tasks {
+                            if let TaskKind::Chunk { offset, .. } = t.kind {
+                                self.foreign.insert((t.rel.0.clone(), offset), owner);
+                            }
+                        }
                     }
                     if !b.tasks.is_empty() {
                         return Some(b.tasks);
@@ -497,8 +523,8 @@ impl<'a> Dispatch<'a> {
     }
 
     fn account(&mut self, t: &Task, o: Outcome) {
-        if let TaskKind::Chunk { file_size, .. } = t.kind {
-            return self.account_chunk(t, file_size, o);
+        if let TaskKind::Chunk { .. } = t.kind {
+            return self.account_chunk(t, o);
         }
         let sm = &mut self.summary;
         match o {
@@ -570,7 +596,7 @@ impl<'a> Dispatch<'a> {
 
     /// A chunk of a large file: count its bytes; when it was the last one,
     /// place the file (or report it, or recopy it whole if it changed).
-    fn account_chunk(&mut self, t: &Task, file_size: u64, o: Outcome) {
+    fn account_chunk(&mut self, t: &Task, o: Outcome) {
         if crate::failpoint::drop_hook("supervisor::chunk_outcome", &t.rel.0) {
             return;
         }
@@ -592,15 +618,57 @@ impl<'a> Dispatch<'a> {
             Outcome::Copied { bytes, .. } => self.summary.bytes_copied += bytes,
             _ => {}
         }
+        if let TaskKind::Chunk { offset, .. } = t.kind {
+            if let Some(owner) = self.foreign.remove(&(t.rel.0.clone(), offset)) {
+                // Another rank's file: its rank counts the chunk in and
+                // places the file.
+                if let Some(p) = &self.peer {
+                    let _ = p.outcomes_out.send((owner, t.clone(), o));
+                }
+                return;
+            }
+        }
+        self.settle_chunk(t, o);
+    }
+
+    /// Outcomes of this rank's chunks copied by other ranks (MPI).
+    fn remote_outcomes(&mut self) {
+        let Some(p) = &self.peer else { return };
+        let came: Vec<(Task, Outcome)> = p.outcomes_in.try_iter().collect();
+        for (t, o) in came {
+            self.settle_chunk(&t, o);
+        }
+    }
+
+    /// Under MPI: say whether this rank has nothing left to do, tagged with
+    /// how many batches the peer had queued when that was decided (a batch
+    /// queued since makes the answer stale).
+    fn publish_idle(&self) {
+        let Some(p) = &self.peer else { return };
+        let fed = p.fed.load(std::sync::atomic::Ordering::Acquire);
+        let idle = self.retry.is_empty()
+            && self.batches.is_empty()
+            && self.big.is_empty()
+            && self.slots.iter().all(|s| s.inflight.is_empty());
+        p.state.store(
+            (fed << 1) | u64::from(idle),
+            std::sync::atomic::Ordering::Release,
+        );
+    }
+
+    /// Count a chunk of one of this rank's large files in; when it was the
+    /// last one, place the file (or report it, or recopy it whole if it
+    /// changed).
+    fn settle_chunk(&mut self, t: &Task, o: Outcome) {
+        let TaskKind::Chunk { file_size, .. } = t.kind else {
+            return;
+        };
         let big = match self.big.chunk_done(&t.rel.0, &o) {
             bigfile::Counted::Complete(big) => big,
             bigfile::Counted::Pending => return,
             bigfile::Counted::Unknown => {
-                let path = self.path_of(t);
-                let msg = "internal error: a chunk of a large file that was never registered; \
-                           the file was not placed"
-                    .to_string();
-                self.summary.fail(Failed::File, path, msg);
+                // Its registration has not been taken yet (MPI): later.
+                self.big.hold(t.clone(), o);
                 return;
             }
         };
@@ -651,6 +719,16 @@ impl<'a> Dispatch<'a> {
     /// lost outcome, reported by name so the run cannot exit 0.
     fn left_registered(&mut self) {
         let expected = self.shutting_down || self.summary.disk_full;
+        for rel in self.big.drain_held() {
+            if expected {
+                continue;
+            }
+            let path = self.paths.source(&rel);
+            let msg = "internal error: a chunk of a large file that was never registered; \
+                       the file was not placed"
+                .to_string();
+            self.summary.fail(Failed::File, path, msg);
+        }
         for (rel, big) in self.big.drain() {
             self.finisher.discard(&rel, &big.temp);
             if expected {

@@ -35,7 +35,9 @@ pub fn place(w: &Walker, large: Vec<Large>, b: &mut Batcher) -> bool {
     let Some(min_chunk) = w.opts.chunk_bytes else {
         return large.into_iter().all(|l| b.push(l.whole(), l.file.size));
     };
-    let parts = (w.opts.parallel / large.len().max(1)).max(1) as u64;
+    // Under MPI every rank's workers can write a share of the chunks.
+    let writers = w.opts.parallel * w.ranks.max(1) as usize;
+    let parts = (writers / large.len().max(1)).max(1) as u64;
     for (seq, l) in large.into_iter().enumerate() {
         let chunk = l
             .file
@@ -109,7 +111,15 @@ fn split(w: &Walker, l: &Large, chunk: u64, seq: u64, b: &mut Batcher) -> io::Re
             kind,
             dir: l.dir,
         };
-        if !b.push(task, len) {
+        // Under MPI chunk i goes to rank (this + i) mod K; chunk 0, whose
+        // batch carries the registration, stays here.
+        let to = (w.rank + i as u32) % w.ranks.max(1);
+        if to != w.rank {
+            w.jobs.give_chunk(to, task);
+            continue;
+        }
+        // A batch of its own: chunks exist to be written in parallel.
+        if !b.push(task, len) || !b.flush() {
             return Ok(false);
         }
     }

@@ -244,6 +244,9 @@ pub struct Walker {
 pub struct Batch {
     pub tasks: Vec<Task>,
     pub big: Vec<(Vec<u8>, super::bigfile::Big)>,
+    /// Under MPI: the rank whose walk made these tasks, when it is not
+    /// this one (its large files' chunks are counted in there).
+    pub from: Option<u32>,
 }
 
 /// Groups tasks into batches; one per walker thread.
@@ -381,6 +384,7 @@ impl Walker {
                 b.flush();
             }
         }
+        self.jobs.set_placed();
         let mut out = std::mem::take(&mut *lock(&shared.out));
         out.dirs
             .sort_by_key(|d| std::cmp::Reverse(d.rel.iter().filter(|&&c| c == b'/').count()));

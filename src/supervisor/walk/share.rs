@@ -5,7 +5,7 @@
 //! threads touch it, and the walk ends when the stack runs dry.
 
 use super::{lock, DirJob};
-use crate::protocol::{DestDir, PeerJob};
+use crate::protocol::{DestDir, PeerJob, Task};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -26,6 +26,8 @@ struct Queue {
     active: usize,
     /// Entries for other ranks, not yet sent: (owner rank, entry).
     outbox: Vec<(u32, PeerJob)>,
+    /// Chunks of this rank's large files for other ranks to copy.
+    chunks: Vec<(u32, Task)>,
 }
 
 /// The shared stack of jobs.
@@ -37,6 +39,8 @@ pub struct Jobs {
     done: AtomicBool,
     /// This rank's walk stopped early (interrupt, fatal error).
     halted: AtomicBool,
+    /// The walker has queued its last batch (large files included).
+    placed: AtomicBool,
 }
 
 impl Jobs {
@@ -53,6 +57,7 @@ impl Jobs {
             cooperative,
             done: AtomicBool::new(false),
             halted: AtomicBool::new(false),
+            placed: AtomicBool::new(false),
         })
     }
 
@@ -115,7 +120,22 @@ impl Jobs {
         lock(&self.q).outbox.push((owner, job));
     }
 
+    /// A chunk of this rank's large file, for rank `to` to copy.
+    pub(super) fn give_chunk(&self, to: u32, task: Task) {
+        lock(&self.q).chunks.push((to, task));
+    }
+
     // The peer's side (MPI).
+
+    /// Chunks waiting to go to the ranks that copy them.
+    pub fn take_chunks(&self) -> Vec<(u32, Task)> {
+        std::mem::take(&mut lock(&self.q).chunks)
+    }
+
+    /// No chunk waiting to be sent.
+    pub fn chunks_sent(&self) -> bool {
+        lock(&self.q).chunks.is_empty()
+    }
 
     /// About half of the pending jobs, the oldest first (nearest the root,
     /// so the largest subtrees), for an idle rank; nothing when fewer than
@@ -142,6 +162,15 @@ impl Jobs {
     pub fn idle(&self) -> bool {
         let q = lock(&self.q);
         q.jobs.is_empty() && q.active == 0 && q.outbox.is_empty()
+    }
+
+    /// The walker has queued everything it will (the end of `Walker::run`).
+    pub(super) fn set_placed(&self) {
+        self.placed.store(true, Ordering::Release);
+    }
+
+    pub fn placed(&self) -> bool {
+        self.placed.load(Ordering::Acquire)
     }
 
     pub fn halted(&self) -> bool {

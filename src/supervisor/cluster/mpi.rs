@@ -3,7 +3,7 @@
 //! then the supervisor's thread for the collectives of start and finish.
 //! Payloads are serde types encoded with bincode.
 
-use super::Peered;
+use super::{PeerSide, Peered};
 use crate::error::{Error, Result};
 use crate::protocol::{PeerJob, PeerMsg};
 use crate::supervisor::walk::{Batch, Jobs};
@@ -133,9 +133,10 @@ impl Mpi {
         &self,
         jobs: Arc<Jobs>,
         batches: (Sender<Batch>, Receiver<Batch>),
+        link: PeerSide,
     ) -> std::thread::JoinHandle<Peered> {
         let (rank, size) = (self.rank, self.size);
-        std::thread::spawn(move || Walk::new(rank, size, jobs, batches).run())
+        std::thread::spawn(move || Walk::new(rank, size, jobs, batches, link).run())
     }
 }
 
@@ -192,7 +193,20 @@ struct Waves {
     last: Option<(u64, u64)>,
 }
 
+/// The peer thread's two phases, each ended by the same termination waves:
+/// the walk (directories stolen, hard-linked names forwarded), then the
+/// copy (queued tasks, large files' chunks included, given to idle ranks;
+/// chunk outcomes sent back to the rank that placed the file).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Walk,
+    Copy,
+}
+
 struct Walk {
+    phase: Phase,
+    /// The dispatcher's chunk outcomes and idle state.
+    link: PeerSide,
     rank: u32,
     size: u32,
     jobs: Arc<Jobs>,
@@ -222,8 +236,11 @@ impl Walk {
         size: u32,
         jobs: Arc<Jobs>,
         (tx, rx): (Sender<Batch>, Receiver<Batch>),
+        link: PeerSide,
     ) -> Self {
         Walk {
+            phase: Phase::Walk,
+            link,
             rank,
             size,
             jobs,
@@ -248,17 +265,46 @@ impl Walk {
     }
 
     fn run(mut self) -> Peered {
+        if !self.phase_loop() {
+            return self.stats;
+        }
+        // The walker threads end while the last messages are settled.
+        self.jobs.finish();
+        self.drain();
+        // The copy phase: counters and waves start again (no message of
+        // the walk is left in flight after the drain's barrier).
+        self.phase = Phase::Copy;
+        (self.sent, self.received, self.done, self.asking) = (0, 0, false, false);
+        self.waves = Waves::default();
+        if !self.phase_loop() {
+            return self.stats;
+        }
+        self.drain();
+        // Whatever is still held goes to the dispatcher before this end of
+        // the channel closes (it waits for every sender to be gone).
+        for b in self.inbox.drain(..) {
+            if self.tx.send(b).is_err() {
+                break;
+            }
+        }
+        self.stats
+    }
+
+    /// Run one phase until rank 0 says it is over everywhere; false when
+    /// this rank stopped (interrupt, fatal error): the supervisor then ends
+    /// the job, and nothing here may wait for the others.
+    fn phase_loop(&mut self) -> bool {
         while !self.done {
             if self.jobs.halted() {
-                // This rank is stopping (interrupt, fatal error): the
-                // supervisor ends the job; nothing here may wait for others.
                 self.stats.halted = true;
-                return self.stats;
+                return false;
             }
             let busy = self.receive();
             self.flush_outbox();
+            self.send_chunks();
+            self.forward_outcomes();
             self.queue_received();
-            if !self.done && !self.asking && self.size > 1 && self.jobs.idle() {
+            if !self.done && !self.asking && self.size > 1 && self.idle() {
                 self.steal();
             }
             if self.rank == 0 && !self.done {
@@ -269,10 +315,48 @@ impl Walk {
                 std::thread::sleep(Duration::from_micros(300));
             }
         }
-        // The walker threads end while the last messages are settled.
-        self.jobs.finish();
-        self.drain();
-        self.stats
+        true
+    }
+
+    /// Nothing to do here in this phase: in the walk, no directory or entry
+    /// queued, running or waiting to be sent; in the copy, the walker has
+    /// queued its last batch and nothing is queued, running, held or
+    /// waiting to be reported anywhere on this rank.
+    fn idle(&self) -> bool {
+        match self.phase {
+            Phase::Walk => self.jobs.idle(),
+            Phase::Copy => {
+                self.jobs.placed()
+                    && self.jobs.chunks_sent()
+                    && self.inbox.is_empty()
+                    && self.rx.is_empty()
+                    && self.link.outcomes_out.is_empty()
+                    && self.link.dispatcher_idle()
+            }
+        }
+    }
+
+    /// Chunks of this rank's large files to the ranks that copy them.
+    fn send_chunks(&mut self) {
+        let mut by_rank: std::collections::BTreeMap<u32, Vec<crate::protocol::Task>> =
+            Default::default();
+        for (to, t) in self.jobs.take_chunks() {
+            by_rank.entry(to).or_default().push(t);
+        }
+        for (to, tasks) in by_rank {
+            self.sent += 1;
+            self.stats.chunks_sent += tasks.len() as u64;
+            self.send(to, &PeerMsg::Chunks(tasks));
+        }
+    }
+
+    /// Chunk outcomes of other ranks' files, back to them.
+    fn forward_outcomes(&mut self) {
+        let outcomes: Vec<_> = self.link.outcomes_out.try_iter().collect();
+        for (owner, task, outcome) in outcomes {
+            self.sent += 1;
+            self.send(owner, &PeerMsg::ChunkDone { task, outcome });
+        }
     }
 
     /// Handle every message that has arrived; true if there was one.
@@ -336,6 +420,7 @@ impl Walk {
                         self.inbox.push_back(Batch {
                             tasks,
                             big: Vec::new(),
+                            from: Some(from),
                         });
                     }
                 }
@@ -348,7 +433,7 @@ impl Walk {
             PeerMsg::Probe(wave) => {
                 let report = PeerMsg::Report {
                     wave,
-                    idle: self.jobs.idle(),
+                    idle: self.idle(),
                     sent: self.sent,
                     received: self.received,
                 };
@@ -367,32 +452,42 @@ impl Walk {
                 w.received += received;
             }
             PeerMsg::Report { .. } => {}
+            PeerMsg::Chunks(tasks) => {
+                self.received += 1;
+                self.stats.chunks_received += tasks.len() as u64;
+                self.inbox.push_back(Batch {
+                    tasks,
+                    big: Vec::new(),
+                    from: Some(from),
+                });
+            }
+            PeerMsg::ChunkDone { task, outcome } => {
+                self.received += 1;
+                let _ = self.link.outcomes_in.send((task, outcome));
+            }
             PeerMsg::Done => self.done = true,
         }
     }
 
     /// Batches waiting in this rank's channel, for a hungry thief: about
-    /// half of them (at least one). Only batches of whole entries travel:
-    /// a large file's chunks are placed by the rank that registered it
-    /// (they are queued after the walk, when no rank steals any more).
+    /// half of them (at least one). Only this rank's own batches travel
+    /// (a chunk's outcome must find the rank that registered its file); a
+    /// large file's registration stays here and is queued again (an
+    /// outcome that comes back first is held until it is taken).
     fn spare_tasks(&mut self) -> Vec<crate::protocol::Task> {
         let n = self.rx.len().div_ceil(2);
         let mut tasks = Vec::new();
-        let mut keep = Vec::new();
         for _ in 0..n {
-            let Ok(b) = self.rx.try_recv() else { break };
-            let whole = b.big.is_empty()
-                && b.tasks
-                    .iter()
-                    .all(|t| !matches!(t.kind, crate::protocol::TaskKind::Chunk { .. }));
-            if whole {
-                tasks.extend(b.tasks);
-            } else {
-                keep.push(b);
+            let Ok(mut b) = self.rx.try_recv() else { break };
+            if b.from.is_some() {
+                self.inbox.push_back(b);
+                continue;
+            }
+            tasks.append(&mut b.tasks);
+            if !b.big.is_empty() {
+                self.inbox.push_back(b);
             }
         }
-        // Not expected (see above); back in the queue rather than lost.
-        self.inbox.extend(keep);
         tasks
     }
 
@@ -400,7 +495,13 @@ impl Walk {
     fn queue_received(&mut self) {
         while let Some(b) = self.inbox.pop_front() {
             match self.tx.try_send(b) {
-                Ok(()) => {}
+                // Counted once queued: the dispatcher's idle answer names
+                // the count it saw, so one given before this is stale.
+                Ok(()) => {
+                    self.link
+                        .fed
+                        .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                }
                 Err(crossbeam_channel::TrySendError::Full(b)) => {
                     self.inbox.push_front(b);
                     break;
@@ -444,7 +545,7 @@ impl Walk {
         }
         self.asking = true;
         self.stats.steals += 1;
-        let hungry = self.tx.is_empty() && self.inbox.is_empty();
+        let hungry = self.phase == Phase::Copy || (self.tx.is_empty() && self.inbox.is_empty());
         self.send(victim, &PeerMsg::Steal { hungry });
     }
 
@@ -513,13 +614,6 @@ impl Walk {
         }
         while !self.out.progress() {
             std::thread::sleep(Duration::from_micros(200));
-        }
-        // Whatever is still held goes to the dispatcher before this end of
-        // the channel closes (it waits for every sender to be gone).
-        for b in self.inbox.drain(..) {
-            if self.tx.send(b).is_err() {
-                break;
-            }
         }
     }
 }

@@ -8,10 +8,12 @@ mod mpi;
 mod quarantine;
 
 use crate::error::{Error, Result};
+use crate::protocol::{Outcome, Task};
 use crate::stats::Summary;
 use crate::supervisor::walk::{Batch, Jobs};
 use crossbeam_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// What one rank did for the others during the walk (logged, and summed
@@ -24,9 +26,71 @@ pub struct Peered {
     /// Copy tasks taken from and given to other ranks' queues.
     pub tasks_taken: u64,
     pub tasks_given: u64,
+    /// Chunks of this rank's large files sent to others, and of others'
+    /// files received.
+    pub chunks_sent: u64,
+    pub chunks_received: u64,
     pub entries_sent: u64,
     pub entries_received: u64,
     pub halted: bool,
+}
+
+/// The dispatcher's end of its link to the peer thread (MPI): chunks of
+/// large files may be copied by one rank and counted in by another.
+pub struct DispatchSide {
+    /// Outcomes of other ranks' chunks copied here: (owner, task, outcome).
+    pub outcomes_out: Sender<(u32, Task, Outcome)>,
+    /// Outcomes of this rank's chunks copied elsewhere.
+    pub outcomes_in: Receiver<(Task, Outcome)>,
+    /// `fed << 1 | idle`, written by the dispatcher every round: whether it
+    /// had nothing left to do, and how many batches the peer had queued
+    /// when it decided (a batch queued since makes the answer stale).
+    pub state: Arc<AtomicU64>,
+    /// Batches the peer has queued into the channel so far (counted after
+    /// each is queued).
+    pub fed: Arc<AtomicU64>,
+}
+
+/// The peer thread's end of that link.
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+pub struct PeerSide {
+    pub outcomes_out: Receiver<(u32, Task, Outcome)>,
+    pub outcomes_in: Sender<(Task, Outcome)>,
+    pub state: Arc<AtomicU64>,
+    pub fed: Arc<AtomicU64>,
+}
+
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+impl PeerSide {
+    /// The dispatcher had nothing to do, and no batch was queued since.
+    pub fn dispatcher_idle(&self) -> bool {
+        let s = self.state.load(Ordering::Acquire);
+        s & 1 == 1 && s >> 1 == self.fed.load(Ordering::Acquire)
+    }
+}
+
+/// A linked pair. Until the dispatcher runs, it counts as idle (a dry run
+/// has none).
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+pub fn link() -> (DispatchSide, PeerSide) {
+    let (out_tx, out_rx) = crossbeam_channel::unbounded();
+    let (in_tx, in_rx) = crossbeam_channel::unbounded();
+    let state = Arc::new(AtomicU64::new(1));
+    let fed = Arc::new(AtomicU64::new(0));
+    (
+        DispatchSide {
+            outcomes_out: out_tx,
+            outcomes_in: in_rx,
+            state: Arc::clone(&state),
+            fed: Arc::clone(&fed),
+        },
+        PeerSide {
+            outcomes_out: out_rx,
+            outcomes_in: in_tx,
+            state,
+            fed,
+        },
+    )
 }
 
 /// Rank 0's verdict at start, sent to every rank.
@@ -132,16 +196,20 @@ impl Cluster {
     }
 
     /// The walk's peer thread (only with other ranks to talk to).
-    /// `batches`: this rank's batch channel, both ends.
+    /// `batches`: this rank's batch channel, both ends. Also returns the
+    /// dispatcher's end of the link, for `Dispatch::peer`.
+    #[allow(clippy::type_complexity)]
     pub fn spawn_walk(
         &self,
         jobs: &Arc<Jobs>,
         batches: (&Sender<Batch>, &Receiver<Batch>),
-    ) -> Option<std::thread::JoinHandle<Peered>> {
+    ) -> Option<(std::thread::JoinHandle<Peered>, DispatchSide)> {
         #[cfg(feature = "mpi")]
         if let Some(m) = self.mpi.as_ref().filter(|_| self.size > 1) {
             let (tx, rx) = batches;
-            return Some(m.spawn_walk(Arc::clone(jobs), (tx.clone(), rx.clone())));
+            let (dispatch, peer) = link();
+            let h = m.spawn_walk(Arc::clone(jobs), (tx.clone(), rx.clone()), peer);
+            return Some((h, dispatch));
         }
         let _ = (jobs, batches);
         None

@@ -499,6 +499,9 @@ pub enum PeerMsg {
     },
     /// The outcome of a chunk of the receiver's large file, copied here.
     ChunkDone { task: Task, outcome: Outcome },
+    /// A rank's progress for rank 0's line (files found, files done,
+    /// bytes copied); carries no work.
+    Progress { found: u64, done: u64, bytes: u64 },
     /// The phase (walk, then copy) is over everywhere.
     Done,
 }

@@ -255,7 +255,10 @@ impl Run<'_> {
         let (ev_tx, events) = crossbeam_channel::unbounded();
         let cluster = self.cluster;
         let jobs = walk::Jobs::new(cluster.size() > 1, cluster.rank() == 0);
-        let (peer, link) = cluster.spawn_walk(&jobs, (&batch_tx, &batches)).unzip();
+        let show = !s.quiet && !s.no_progress && !s.json_lines.as_deref().is_some_and(|p| p == "-");
+        let (peer, link) = cluster
+            .spawn_walk(&jobs, (&batch_tx, &batches), show)
+            .unzip();
         let mut opts = walk::Options {
             threads: self.walk_threads,
             ..s.into()
@@ -493,8 +496,11 @@ impl Run<'_> {
         summary.finished_at = crate::util::rfc3339(std::time::SystemTime::now());
         self.gather(summary)?;
         summary.exit_code = crate::report::exit_status(summary).code();
-        for line in summary.human().lines() {
-            log::info!("{line}");
+        // Under MPI the job's summary is rank 0's to log.
+        if !summary.silent {
+            for line in summary.human().lines() {
+                log::info!("{line}");
+            }
         }
         log::info!(
             "finished: exit code {}; {} copied, {} up to date, {} failed, {} deleted, {} repaired",

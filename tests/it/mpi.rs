@@ -457,12 +457,18 @@ fn a_large_file_is_copied_by_several_ranks_and_placed_once() {
     for i in 0..20 {
         fs::write(env.src.join(format!("small{i}")), b"s").unwrap();
     }
-    let out = run_mpi(
-        &env,
-        3,
-        &env.dst,
-        &["--json", "-j", "1", "--chunk-bytes", "1048576"],
-    );
+    // Slowed down, so the chunks outlast the walk by far: the copy phase
+    // must wait for every rank's outcomes (it once ended with the walk).
+    let args = [
+        "--json",
+        "-j",
+        "1",
+        "--chunk-bytes",
+        "1048576",
+        "--bwlimit",
+        "12M",
+    ];
+    let out = run_mpi(&env, 3, &env.dst, &args);
     assert_code(&out, 0);
     let v = parse_json(&out);
     assert_eq!(v["files_copied"], 21, "{v}");

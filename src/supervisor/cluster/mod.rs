@@ -46,9 +46,20 @@ pub struct DispatchSide {
     /// had nothing left to do, and how many batches the peer had queued
     /// when it decided (a batch queued since makes the answer stale).
     pub state: Arc<AtomicU64>,
-    /// Batches the peer has queued into the channel so far (counted after
-    /// each is queued).
+    /// Batches queued into the channel so far (by the walker or the peer,
+    /// counted after each is queued): `walk::Jobs::fed`.
     pub fed: Arc<AtomicU64>,
+    /// This rank's progress, for rank 0's job-wide line.
+    pub counts: Arc<Counts>,
+}
+
+/// One rank's progress: files found, files done (copied, up to date or
+/// failed), bytes copied.
+#[derive(Default)]
+pub struct Counts {
+    pub found: AtomicU64,
+    pub done: AtomicU64,
+    pub bytes: AtomicU64,
 }
 
 /// The peer thread's end of that link.
@@ -58,6 +69,9 @@ pub struct PeerSide {
     pub outcomes_in: Sender<(Task, Outcome)>,
     pub state: Arc<AtomicU64>,
     pub fed: Arc<AtomicU64>,
+    pub counts: Arc<Counts>,
+    /// Rank 0 prints the job's progress line on stderr.
+    pub show_progress: bool,
 }
 
 #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
@@ -69,26 +83,30 @@ impl PeerSide {
     }
 }
 
-/// A linked pair. Until the dispatcher runs, it counts as idle (a dry run
-/// has none).
+/// A linked pair around the channel's count of queued batches (`fed`).
+/// Until the dispatcher answers it counts as idle with nothing queued: a
+/// dry run has no dispatcher, and any batch queued makes that stale.
 #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
-pub fn link() -> (DispatchSide, PeerSide) {
+pub fn link(fed: Arc<AtomicU64>, show_progress: bool) -> (DispatchSide, PeerSide) {
     let (out_tx, out_rx) = crossbeam_channel::unbounded();
     let (in_tx, in_rx) = crossbeam_channel::unbounded();
     let state = Arc::new(AtomicU64::new(1));
-    let fed = Arc::new(AtomicU64::new(0));
+    let counts = Arc::new(Counts::default());
     (
         DispatchSide {
             outcomes_out: out_tx,
             outcomes_in: in_rx,
             state: Arc::clone(&state),
             fed: Arc::clone(&fed),
+            counts: Arc::clone(&counts),
         },
         PeerSide {
             outcomes_out: out_rx,
             outcomes_in: in_tx,
             state,
             fed,
+            counts,
+            show_progress,
         },
     )
 }
@@ -223,21 +241,23 @@ impl Cluster {
 
     /// The walk's peer thread (only with other ranks to talk to).
     /// `batches`: this rank's batch channel, both ends. Also returns the
-    /// dispatcher's end of the link, for `Dispatch::peer`.
+    /// dispatcher's end of the link, for `Dispatch::peer`. `show_progress`:
+    /// rank 0 prints a plain progress line for the job every 5 s.
     #[allow(clippy::type_complexity)]
     pub fn spawn_walk(
         &self,
         jobs: &Arc<Jobs>,
         batches: (&Sender<Batch>, &Receiver<Batch>),
+        show_progress: bool,
     ) -> Option<(std::thread::JoinHandle<Peered>, DispatchSide)> {
         #[cfg(feature = "mpi")]
         if let Some(m) = self.mpi.as_ref().filter(|_| self.size > 1) {
             let (tx, rx) = batches;
-            let (dispatch, peer) = link();
+            let (dispatch, peer) = link(Arc::clone(&jobs.fed), show_progress && self.rank == 0);
             let h = m.spawn_walk(Arc::clone(jobs), (tx.clone(), rx.clone()), peer);
             return Some((h, dispatch));
         }
-        let _ = (jobs, batches);
+        let _ = (jobs, batches, show_progress);
         None
     }
 

@@ -228,6 +228,10 @@ struct Walk {
     rx: Receiver<Batch>,
     /// Received batches the channel had no room for yet.
     inbox: std::collections::VecDeque<Batch>,
+    /// Rank 0: every rank's latest (found, done, bytes).
+    progress: Vec<(u64, u64, u64)>,
+    /// When progress was last sent (other ranks) or printed (rank 0).
+    last_progress: Instant,
 }
 
 impl Walk {
@@ -257,6 +261,8 @@ impl Walk {
             tx,
             rx,
             inbox: Default::default(),
+            progress: vec![(0, 0, 0); size as usize],
+            last_progress: Instant::now(),
         }
     }
 
@@ -268,17 +274,21 @@ impl Walk {
         if !self.phase_loop() {
             return self.stats;
         }
-        // The walker threads end while the last messages are settled.
+        log::debug!("rank {}: the walk is over on every rank", self.rank);
+        // The walker threads end while the last messages are settled. A
+        // faster rank may already be in the copy phase: what this one
+        // answers while leaving the walk (probes) already describes the
+        // copy, and what it receives (chunks, outcomes) is counted, so the
+        // counters run on across both phases, never reset.
         self.jobs.finish();
-        self.drain();
-        // The copy phase: counters and waves start again (no message of
-        // the walk is left in flight after the drain's barrier).
         self.phase = Phase::Copy;
-        (self.sent, self.received, self.done, self.asking) = (0, 0, false, false);
+        self.drain();
+        (self.done, self.asking) = (false, false);
         self.waves = Waves::default();
         if !self.phase_loop() {
             return self.stats;
         }
+        log::debug!("rank {}: the copy is over on every rank", self.rank);
         self.drain();
         // Whatever is still held goes to the dispatcher before this end of
         // the channel closes (it waits for every sender to be gone).
@@ -311,11 +321,50 @@ impl Walk {
                 self.terminate();
             }
             self.out.progress();
+            self.report_progress();
             if !busy {
                 std::thread::sleep(Duration::from_micros(300));
             }
         }
         true
+    }
+
+    /// Every 2 s each rank sends its counts to rank 0, which prints the
+    /// job's line every 5 s (a plain line: stderr is mpirun's, rarely a
+    /// terminal).
+    fn report_progress(&mut self) {
+        let every = if self.rank == 0 { 5 } else { 2 };
+        if self.last_progress.elapsed() < Duration::from_secs(every) {
+            return;
+        }
+        self.last_progress = Instant::now();
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.link.counts;
+        let mine = (
+            c.found.load(Relaxed),
+            c.done.load(Relaxed),
+            c.bytes.load(Relaxed),
+        );
+        if self.rank != 0 {
+            let (found, done, bytes) = mine;
+            self.send(0, &PeerMsg::Progress { found, done, bytes });
+            return;
+        }
+        self.progress[0] = mine;
+        if !self.link.show_progress {
+            return;
+        }
+        let sum = self
+            .progress
+            .iter()
+            .fold((0, 0, 0), |a, p| (a.0 + p.0, a.1 + p.1, a.2 + p.2));
+        crate::util::err_line(&format!(
+            "pcopy: {}/{} files, {} copied, {} ranks",
+            sum.1,
+            sum.0,
+            indicatif::HumanBytes(sum.2),
+            self.size
+        ));
     }
 
     /// Nothing to do here in this phase: in the walk, no directory or entry
@@ -465,6 +514,11 @@ impl Walk {
                 self.received += 1;
                 let _ = self.link.outcomes_in.send((task, outcome));
             }
+            PeerMsg::Progress { found, done, bytes } => {
+                if let Some(slot) = self.progress.get_mut(from as usize) {
+                    *slot = (found, done, bytes);
+                }
+            }
             PeerMsg::Done => self.done = true,
         }
     }
@@ -497,11 +551,7 @@ impl Walk {
             match self.tx.try_send(b) {
                 // Counted once queued: the dispatcher's idle answer names
                 // the count it saw, so one given before this is stale.
-                Ok(()) => {
-                    self.link
-                        .fed
-                        .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-                }
+                Ok(()) => self.jobs.note_fed(),
                 Err(crossbeam_channel::TrySendError::Full(b)) => {
                     self.inbox.push_front(b);
                     break;
@@ -551,7 +601,7 @@ impl Walk {
 
     /// Rank 0: run termination waves while it is idle itself.
     fn terminate(&mut self) {
-        let idle = self.jobs.idle();
+        let idle = self.idle();
         let w = &mut self.waves;
         if w.open {
             if w.waiting > 0 {
@@ -615,5 +665,7 @@ impl Walk {
         while !self.out.progress() {
             std::thread::sleep(Duration::from_micros(200));
         }
+        // A progress line sent just before its rank left may still arrive.
+        self.receive();
     }
 }

@@ -654,6 +654,15 @@ impl<'a> Dispatch<'a> {
             (fed << 1) | u64::from(idle),
             std::sync::atomic::Ordering::Release,
         );
+        use std::sync::atomic::Ordering::Relaxed;
+        let sm = &self.summary;
+        let c = &p.counts;
+        c.found.store(self.found.files.load(Relaxed), Relaxed);
+        c.done.store(
+            sm.files_copied + sm.files_skipped + sm.files_failed + sm.files_cloned,
+            Relaxed,
+        );
+        c.bytes.store(sm.bytes_copied + sm.bytes_cloned, Relaxed);
     }
 
     /// Count a chunk of one of this rank's large files in; when it was the

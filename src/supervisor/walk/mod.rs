@@ -279,7 +279,11 @@ impl<'a> Batcher<'a> {
         if self.batch.tasks.is_empty() && self.batch.big.is_empty() {
             return true;
         }
-        self.w.batches.send(std::mem::take(&mut self.batch)).is_ok()
+        let sent = self.w.batches.send(std::mem::take(&mut self.batch)).is_ok();
+        if sent {
+            self.w.jobs.note_fed();
+        }
+        sent
     }
     fn new(w: &'a Walker) -> Self {
         Batcher {

@@ -6,7 +6,7 @@
 
 use super::{lock, DirJob};
 use crate::protocol::{DestDir, PeerJob, Task};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -41,6 +41,10 @@ pub struct Jobs {
     halted: AtomicBool,
     /// The walker has queued its last batch (large files included).
     placed: AtomicBool,
+    /// Batches queued into this rank's channel so far, by the walker or the
+    /// peer, counted after each is queued (MPI: the dispatcher's "idle"
+    /// answer names the count it saw, so one from before a batch is stale).
+    pub fed: Arc<AtomicU64>,
 }
 
 impl Jobs {
@@ -58,6 +62,7 @@ impl Jobs {
             done: AtomicBool::new(false),
             halted: AtomicBool::new(false),
             placed: AtomicBool::new(false),
+            fed: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -162,6 +167,11 @@ impl Jobs {
     pub fn idle(&self) -> bool {
         let q = lock(&self.q);
         q.jobs.is_empty() && q.active == 0 && q.outbox.is_empty()
+    }
+
+    /// A batch was queued into the channel.
+    pub fn note_fed(&self) {
+        self.fed.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The walker has queued everything it will (the end of `Walker::run`).

@@ -20,6 +20,14 @@ fn have_mpirun(test: &str) -> bool {
     ok
 }
 
+/// `mpirun` under a deadline: a job that hangs fails its test (exit 124)
+/// instead of holding CI.
+fn mpirun_cmd() -> Command {
+    let mut c = Command::new("timeout");
+    c.args(["-k", "10", "300", "mpirun"]);
+    c
+}
+
 /// `mpirun [MPI_OPTS] -np N pcopy --mpi SRC DST ARGS`, on loopback, ranks
 /// unbound.
 fn mpirun_with(
@@ -30,7 +38,7 @@ fn mpirun_with(
     mpi_opts: &[&str],
     args: &[&str],
 ) -> Command {
-    let mut c = Command::new("mpirun");
+    let mut c = mpirun_cmd();
     c.current_dir(env.dir.path())
         .args(["--oversubscribe", "--bind-to", "none", "-np"])
         .arg(np.to_string())
@@ -517,7 +525,7 @@ fn a_worker_killed_on_another_ranks_chunk_is_survived() {
             .arg(&env.src)
             .arg(&env.dst);
     };
-    let mut c = Command::new("mpirun");
+    let mut c = mpirun_cmd();
     c.current_dir(env.dir.path()).stdin(Stdio::null()).args([
         "--oversubscribe",
         "--bind-to",

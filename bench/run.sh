@@ -8,7 +8,7 @@
 #                           cp -a and rsync -a at 0.5 ms per operation)
 #   bench/run.sh --quick    tmpfs only, small corpora, 3 runs
 #   bench/run.sh --only X   one table: tmpfs, memory, profile, reflink,
-#                           latency or disk
+#                           latency, latency-delay or disk
 #
 # Env: RUNS (default 5), DISK_DIR (default target/bench-disk), SHM_DIR.
 set -euo pipefail
@@ -231,18 +231,35 @@ latency() { # base
         b=$(median3 "rm -rf $lat/back/out" "$PCOPY -q -j $j $lat/back/curve $lat/mnt/out")
         echo "- -j $j: $a / $b"
     done
-    umount "$lat/mnt" 2>/dev/null || fusermount3 -u "$lat/mnt" 2>/dev/null
-    kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
-    echo; echo "pcopy (default settings) against the delay, $cn files (source side / destination side, s):"
+    unmount_lat "$lat" "$pid"
+    rm -rf "$lat"
+}
+
+# Unmount latencyfs and reap it (it exits by itself once unmounted: a kill
+# that finds nothing is not an error; under set -e it ended the script).
+unmount_lat() { # lat pid
+    umount "$1/mnt" 2>/dev/null || fusermount3 -u "$1/mnt" 2>/dev/null || true
+    kill "$2" 2>/dev/null || true
+    wait "$2" 2>/dev/null || true
+}
+
+# pcopy at default settings against the delay per operation.
+latency_delay() { # base
+    local base=$1 lat=$1/latd cn=${LATENCY_CURVE_FILES:-5000}
+    [ "$(id -u)" = 0 ] || { echo "not root: latency benchmark skipped"; return; }
+    [ -e /dev/fuse ] || { echo "no /dev/fuse: latency benchmark skipped"; return; }
+    (cd "$ROOT/bench/latencyfs" && cargo build --release --quiet) || { echo "latencyfs build failed"; return; }
+    local lfs=$ROOT/bench/latencyfs/target/release/latencyfs pid d a b
+    rm -rf "$lat"; mkdir -p "$lat/back" "$lat/mnt"
+    python3 "$ROOT/bench/gen_corpus.py" small "$lat/back/curve" "$cn"
+    echo; echo "pcopy (default settings) against the delay, $cn files (source side / destination side, s, median of 3):"
     for d in 100 200 500 1000; do
         "$lfs" "$lat/back" "$lat/mnt" "$d" & pid=$!
         sleep 1
-        local a b
         a=$(median3 "rm -rf $lat/out" "$PCOPY -q $lat/mnt/curve $lat/out")
         b=$(median3 "rm -rf $lat/back/out" "$PCOPY -q $lat/back/curve $lat/mnt/out")
         echo "- ${d} µs: $a / $b"
-        umount "$lat/mnt" 2>/dev/null || fusermount3 -u "$lat/mnt" 2>/dev/null
-        kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+        unmount_lat "$lat" "$pid"
     done
     rm -rf "$lat"
 }
@@ -269,5 +286,6 @@ want tmpfs && run_on "$SHM_DIR" tmpfs
 [ $QUICK = 1 ] || ! want profile || profile "$SHM_DIR"
 [ $QUICK = 1 ] || ! want reflink || reflink "$SHM_DIR"
 [ $QUICK = 1 ] || ! want latency || latency "$SHM_DIR"
+[ $QUICK = 1 ] || ! want latency-delay || latency_delay "$SHM_DIR"
 [ $QUICK = 1 ] || ! want disk || run_on "$DISK_DIR" disk
 echo; echo "raw hyperfine JSON in $OUT"

@@ -43,13 +43,7 @@ pub fn prepare(source: &Path, destination: &Path, dry_run: bool, mkpath: bool) -
     check_not_inside(&source, (sst.st_dev, sst.st_ino), destination)?;
     let created = !destination.exists();
     if dry_run && created {
-        return Ok(Roots {
-            source,
-            destination: destination.to_path_buf(),
-            src_fd,
-            dst_fd: None,
-            created,
-        });
+        return Ok(not_yet(source, destination, src_fd));
     }
     if created {
         create_root(destination, mkpath)?;
@@ -83,6 +77,17 @@ pub fn prepare(source: &Path, destination: &Path, dry_run: bool, mkpath: bool) -
     })
 }
 
+/// A dry run whose destination does not exist yet: nothing to open there.
+fn not_yet(source: PathBuf, destination: &Path, src_fd: OwnedFd) -> Roots {
+    Roots {
+        source,
+        destination: destination.to_path_buf(),
+        src_fd,
+        dst_fd: None,
+        created: true,
+    }
+}
+
 /// Under MPI, every rank but 0: open the roots rank 0 has validated,
 /// created and locked (`created`: it did not exist before this run).
 pub fn open_roots(
@@ -94,13 +99,7 @@ pub fn open_roots(
     let src_fd = open_dir(source)?;
     let source = std::fs::canonicalize(source).map_err(|e| Error::io(source, e))?;
     if dry_run && created {
-        return Ok(Roots {
-            source,
-            destination: destination.to_path_buf(),
-            src_fd,
-            dst_fd: None,
-            created,
-        });
+        return Ok(not_yet(source, destination, src_fd));
     }
     let destination = std::fs::canonicalize(destination).map_err(|e| Error::io(destination, e))?;
     let dst_fd = open_dir(&destination)?;

@@ -47,8 +47,17 @@ pub fn init() -> Result<Mpi> {
 }
 
 fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
-    // Encoding plain data into a Vec cannot fail.
-    bincode::serde::encode_to_vec(v, bincode::config::standard()).unwrap_or_default()
+    match bincode::serde::encode_to_vec(v, bincode::config::standard()) {
+        Ok(b) => b,
+        Err(e) => {
+            // Plain data into a Vec: a bug if it ever fails. A message
+            // dropped here could leave the others waiting for ever, so the
+            // job ends instead.
+            log::error!("--mpi: cannot encode a message: {e}");
+            log::logger().flush();
+            SimpleCommunicator::world().abort(crate::error::ExitStatus::Internal.code().into())
+        }
+    }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T> {

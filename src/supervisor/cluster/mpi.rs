@@ -429,9 +429,15 @@ impl Walk {
             // (The receive is a method of the (message, status) pair.)
             let (bytes, status) = probed.matched_receive_vec::<u8>();
             let from = status.source_rank() as u32;
-            let Ok(msg) = decode::<PeerMsg>(&bytes) else {
-                log::error!("--mpi: undecodable walk message from rank {from}");
-                continue;
+            let msg = match decode::<PeerMsg>(&bytes) {
+                Ok(m) => m,
+                Err(e) => {
+                    // Dropping it could leave ranks waiting for ever; the
+                    // likely cause is ranks running different pcopy builds.
+                    log::error!("rank {from}: {e} (are all ranks the same pcopy build?)");
+                    log::logger().flush();
+                    self.world.abort(crate::error::ExitStatus::Fatal.code().into());
+                }
             };
             self.handle(from, msg);
         }

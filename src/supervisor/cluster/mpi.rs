@@ -122,14 +122,28 @@ impl Mpi {
         &self,
         v: &T,
     ) -> Result<Vec<T>> {
-        self.gather(encode(v)).iter().map(|b| decode(b)).collect()
+        let all = self.gather(encode(v)).iter().map(|b| decode(b)).collect();
+        self.or_abort(all)
     }
 
     pub fn broadcast_t<T: serde::Serialize + serde::de::DeserializeOwned>(
         &self,
         v: &T,
     ) -> Result<T> {
-        decode(&self.broadcast(encode(v)))
+        let v = decode(&self.broadcast(encode(v)));
+        self.or_abort(v)
+    }
+
+    /// A collective's data that cannot be decoded: the other ranks are
+    /// already in the next collective, so returning an error would leave
+    /// them waiting; the job ends here, saying why.
+    fn or_abort<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r {
+            log::error!("{e} (are all ranks the same pcopy build?)");
+            log::logger().flush();
+            self.abort(crate::error::ExitStatus::Fatal.code().into());
+        }
+        r
     }
 
     pub fn abort(&self, code: i32) -> ! {

@@ -39,7 +39,13 @@ fn run() -> ExitCode {
             });
             let status = match result {
                 Ok((summary, json, quiet)) => pcopy::report::print(&summary, json, quiet),
-                Err(e) => pcopy::report::fatal(&e, cli.json),
+                Err(e) => {
+                    let status = pcopy::report::fatal(&e, cli.json);
+                    if let Some(c) = &cluster {
+                        c.end_on_error(status.code());
+                    }
+                    status
+                }
             };
             drop(cluster);
             status.into()

@@ -549,3 +549,47 @@ fn a_worker_killed_on_another_ranks_chunk_is_survived() {
     assert_trees_equal(&env.src, &env.dst);
     assert!(temps_under(&env.dst).is_empty());
 }
+
+#[test]
+fn an_error_on_one_rank_alone_ends_the_job_instead_of_hanging_it() {
+    if !have_mpirun("an_error_on_one_rank_alone_ends_the_job_instead_of_hanging_it") {
+        return;
+    }
+    let env = TestEnv::new();
+    gen_tree(&env.src, 3, 50);
+    // Rank 1 alone cannot open its log file (an error after the start);
+    // rank 0 goes on into the walk and waits for it.
+    let mut c = mpirun_cmd();
+    c.current_dir(env.dir.path()).stdin(Stdio::null()).args([
+        "--oversubscribe",
+        "--bind-to",
+        "none",
+    ]);
+    if is_root() {
+        c.arg("--allow-run-as-root");
+    }
+    let good = env.path("log");
+    let bad = env.path("no-such-dir/file").join("x");
+    fs::write(env.path("no-such-dir"), b"a file, not a directory").unwrap();
+    for (i, log) in [good, bad].iter().enumerate() {
+        if i > 0 {
+            c.arg(":");
+        }
+        c.args(["-np", "1"])
+            .arg(bin())
+            .arg("--mpi")
+            .arg("--log-file")
+            .arg(log)
+            .arg(&env.src)
+            .arg(&env.dst);
+    }
+    let started = std::time::Instant::now();
+    let out = run(c);
+    assert!(
+        !out.status.success() && out.status.code() != Some(124),
+        "ended, not hung: {}",
+        explain(&out)
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert!(stderr(&out).contains("no-such-dir"), "{}", explain(&out));
+}

@@ -131,6 +131,9 @@ pub struct Cluster {
     mpi: Option<mpi::Mpi>,
     /// `--mpi` was given (even if this is the only rank).
     asked: bool,
+    /// Every rank returned the same refusal from `start`: each exits on its
+    /// own, no rank needs to end the job.
+    agreed: std::cell::Cell<bool>,
     rank: u32,
     size: u32,
 }
@@ -159,6 +162,7 @@ impl Cluster {
             #[cfg(feature = "mpi")]
             mpi: None,
             asked: want,
+            agreed: Default::default(),
             rank: 0,
             size: 1,
         };
@@ -175,6 +179,7 @@ impl Cluster {
             let m = mpi::init()?;
             Ok(Cluster {
                 asked: true,
+                agreed: Default::default(),
                 rank: m.rank,
                 size: m.size,
                 mpi: Some(m),
@@ -218,6 +223,7 @@ impl Cluster {
             };
             let verdict: Verdict = m.broadcast_t(&verdict)?;
             if let Verdict::Refused { locked } = verdict {
+                self.agreed.set(true);
                 return match mine {
                     Some(Err(e)) => Err(e),
                     _ => Err(Error::Elsewhere { locked }),
@@ -229,6 +235,7 @@ impl Cluster {
             };
             // Every rank must have its roots, or none goes on.
             let failed = m.max(u64::from(mine.is_err()));
+            self.agreed.set(failed != 0);
             return match (mine, failed) {
                 (Ok(r), 0) => Ok((r, verdict)),
                 (Ok(_), _) => Err(Error::Elsewhere { locked: false }),
@@ -348,6 +355,15 @@ impl Cluster {
             }
         }
         let _ = (destination, old, new);
+    }
+
+    /// This rank is stopping with an error (already printed). Unless every
+    /// rank stopped with it at the start, the others are waiting for this
+    /// one in some collective: end the job rather than leave them there.
+    pub fn end_on_error(&self, code: u8) {
+        if !self.agreed.get() {
+            self.abort(code.into());
+        }
     }
 
     /// End the whole job now (a rank that cannot go on: MPI's rule).

@@ -450,7 +450,8 @@ impl Walk {
                     // likely cause is ranks running different pcopy builds.
                     log::error!("rank {from}: {e} (are all ranks the same pcopy build?)");
                     log::logger().flush();
-                    self.world.abort(crate::error::ExitStatus::Fatal.code().into());
+                    self.world
+                        .abort(crate::error::ExitStatus::Fatal.code().into());
                 }
             };
             self.handle(from, msg);

@@ -53,6 +53,9 @@ gen() { # dir kind args...
         python3 "$ROOT/bench/gen_corpus.py" "$1" "$dir" "${@:2}"
     fi
     touch "$dir/.complete"
+    # Written back before anything is timed: on the disk the first tool
+    # timed otherwise competes with the write-back of a fresh corpus.
+    sync
 }
 
 # hyperfine one corpus: copy SRC into a fresh destination with every tool.

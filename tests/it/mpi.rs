@@ -20,11 +20,20 @@ fn have_mpirun(test: &str) -> bool {
     ok
 }
 
-/// `mpirun` under a deadline: a job that hangs fails its test (exit 124)
-/// instead of holding CI.
-fn mpirun_cmd() -> Command {
+/// `mpirun` with its options for these tests (loopback, ranks unbound, as
+/// root if need be), under a deadline: a job that hangs fails its test
+/// (exit 124) instead of holding CI. The program and its ranks follow.
+fn mpirun_cmd(env: &TestEnv) -> Command {
     let mut c = Command::new("timeout");
-    c.args(["-k", "10", "300", "mpirun"]);
+    c.args(["-k", "10", "300", "mpirun"])
+        .current_dir(env.dir.path())
+        // The quarantine list is kept out of the tester's home.
+        .env("XDG_STATE_HOME", env.path("state"))
+        .stdin(Stdio::null())
+        .args(["--oversubscribe", "--bind-to", "none"]);
+    if is_root() {
+        c.arg("--allow-run-as-root");
+    }
     c
 }
 
@@ -38,17 +47,8 @@ fn mpirun_with(
     mpi_opts: &[&str],
     args: &[&str],
 ) -> Command {
-    let mut c = mpirun_cmd();
-    c.current_dir(env.dir.path())
-        .args(["--oversubscribe", "--bind-to", "none", "-np"])
-        .arg(np.to_string())
-        .args(mpi_opts);
-    if is_root() {
-        c.arg("--allow-run-as-root");
-    }
-    // The quarantine list is kept out of the tester's home.
-    c.env("XDG_STATE_HOME", env.path("state"))
-        .stdin(Stdio::null());
+    let mut c = mpirun_cmd(env);
+    c.arg("-np").arg(np.to_string()).args(mpi_opts);
     c.arg(bin())
         .arg("--mpi")
         .arg("--log-file")
@@ -525,15 +525,7 @@ fn a_worker_killed_on_another_ranks_chunk_is_survived() {
             .arg(&env.src)
             .arg(&env.dst);
     };
-    let mut c = mpirun_cmd();
-    c.current_dir(env.dir.path()).stdin(Stdio::null()).args([
-        "--oversubscribe",
-        "--bind-to",
-        "none",
-    ]);
-    if is_root() {
-        c.arg("--allow-run-as-root");
-    }
+    let mut c = mpirun_cmd(&env);
     c.args(["-np", "1"]);
     pcopy_args(&mut c);
     c.args([":", "-np", "1", "env"])
@@ -559,15 +551,7 @@ fn an_error_on_one_rank_alone_ends_the_job_instead_of_hanging_it() {
     gen_tree(&env.src, 3, 50);
     // Rank 1 alone cannot open its log file (an error after the start);
     // rank 0 goes on into the walk and waits for it.
-    let mut c = mpirun_cmd();
-    c.current_dir(env.dir.path()).stdin(Stdio::null()).args([
-        "--oversubscribe",
-        "--bind-to",
-        "none",
-    ]);
-    if is_root() {
-        c.arg("--allow-run-as-root");
-    }
+    let mut c = mpirun_cmd(&env);
     let good = env.path("log");
     let bad = env.path("no-such-dir/file").join("x");
     fs::write(env.path("no-such-dir"), b"a file, not a directory").unwrap();

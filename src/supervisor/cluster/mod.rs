@@ -32,7 +32,6 @@ pub struct Peered {
     pub chunks_received: u64,
     pub entries_sent: u64,
     pub entries_received: u64,
-    pub halted: bool,
 }
 
 /// The dispatcher's end of its link to the peer thread (MPI): chunks of
@@ -369,10 +368,9 @@ impl Cluster {
     /// End the whole job now (a rank that cannot go on: MPI's rule).
     pub fn abort(&self, code: i32) {
         #[cfg(feature = "mpi")]
-        if let Some(m) = self.mpi.as_ref().filter(|_| self.size > 1) {
-            log::error!("rank {} stops the MPI job (exit code {code})", self.rank);
-            log::logger().flush();
-            m.abort(code);
+        if self.mpi.is_some() && self.size > 1 {
+            let why = format!("rank {} stops the MPI job (exit code {code})", self.rank);
+            mpi::end_job(&why, code);
         }
         let _ = code;
     }

@@ -46,18 +46,23 @@ pub fn init() -> Result<Mpi> {
     })
 }
 
+/// Say why, then end the whole job. For what one rank cannot get past on
+/// its own: returning an error would leave the others waiting for it in
+/// the next message or collective for ever.
+pub(super) fn end_job(why: &str, code: i32) -> ! {
+    log::error!("{why}");
+    log::logger().flush();
+    SimpleCommunicator::world().abort(code)
+}
+
 fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
-    match bincode::serde::encode_to_vec(v, bincode::config::standard()) {
-        Ok(b) => b,
-        Err(e) => {
-            // Plain data into a Vec: a bug if it ever fails. A message
-            // dropped here could leave the others waiting for ever, so the
-            // job ends instead.
-            log::error!("--mpi: cannot encode a message: {e}");
-            log::logger().flush();
-            SimpleCommunicator::world().abort(crate::error::ExitStatus::Internal.code().into())
-        }
-    }
+    // Plain data into a Vec: a bug if it ever fails.
+    bincode::serde::encode_to_vec(v, bincode::config::standard()).unwrap_or_else(|e| {
+        end_job(
+            &format!("--mpi: cannot encode a message: {e}"),
+            crate::error::ExitStatus::Internal.code().into(),
+        )
+    })
 }
 
 fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T> {
@@ -134,20 +139,13 @@ impl Mpi {
         self.or_abort(v)
     }
 
-    /// A collective's data that cannot be decoded: the other ranks are
-    /// already in the next collective, so returning an error would leave
-    /// them waiting; the job ends here, saying why.
+    /// A collective's data that cannot be decoded ends the job (`end_job`).
     fn or_abort<T>(&self, r: Result<T>) -> Result<T> {
         if let Err(e) = &r {
-            log::error!("{e} (are all ranks the same pcopy build?)");
-            log::logger().flush();
-            self.abort(crate::error::ExitStatus::Fatal.code().into());
+            let why = format!("{e} (are all ranks the same pcopy build?)");
+            end_job(&why, crate::error::ExitStatus::Fatal.code().into());
         }
         r
-    }
-
-    pub fn abort(&self, code: i32) -> ! {
-        self.world().abort(code)
     }
 
     /// The walk's peer thread: answers other ranks, steals when idle,
@@ -329,7 +327,6 @@ impl Walk {
     fn phase_loop(&mut self) -> bool {
         while !self.done {
             if self.jobs.halted() {
-                self.stats.halted = true;
                 return false;
             }
             let busy = self.receive();
@@ -446,12 +443,9 @@ impl Walk {
             let msg = match decode::<PeerMsg>(&bytes) {
                 Ok(m) => m,
                 Err(e) => {
-                    // Dropping it could leave ranks waiting for ever; the
-                    // likely cause is ranks running different pcopy builds.
-                    log::error!("rank {from}: {e} (are all ranks the same pcopy build?)");
-                    log::logger().flush();
-                    self.world
-                        .abort(crate::error::ExitStatus::Fatal.code().into());
+                    // Likely ranks running different pcopy builds.
+                    let why = format!("rank {from}: {e} (are all ranks the same pcopy build?)");
+                    end_job(&why, crate::error::ExitStatus::Fatal.code().into());
                 }
             };
             self.handle(from, msg);

@@ -190,7 +190,7 @@ impl Xattrs {
             Ok(0) => return Ok(Xattrs::default()),
             Ok(n) => small[..n].to_vec(),
             Err(e) if e.raw_os_error() == Some(libc::ERANGE) => {
-                let mut big = vec![0u8; 64 << 10];
+                let mut big = vec![0u8; super::xattrs::XATTR_MAX];
                 let n = list_at(dir, name, &path, follow, &mut big[..])?;
                 big.truncate(n);
                 big
@@ -199,16 +199,18 @@ impl Xattrs {
             Err(e) => return Err(e),
         };
         let mut out = Vec::new();
-        let mut value = vec![0u8; 64 << 10];
+        let mut value = vec![0u8; super::xattrs::XATTR_MAX];
         for name in list.split(|&b| b == 0).filter(|s| !s.is_empty()) {
             if name.starts_with(b"security.") {
                 continue;
             }
-            let got = if follow {
-                rustix::fs::getxattr(&path[..], name, &mut value[..])
-            } else {
-                rustix::fs::lgetxattr(&path[..], name, &mut value[..])
-            };
+            let got = super::xattrs::small_first(&mut value[..], |b| {
+                if follow {
+                    rustix::fs::getxattr(&path[..], name, b)
+                } else {
+                    rustix::fs::lgetxattr(&path[..], name, b)
+                }
+            });
             match got {
                 Ok(n) => out.push((name.to_vec(), value[..n].to_vec())),
                 // Removed meanwhile.

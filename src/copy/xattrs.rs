@@ -6,7 +6,26 @@ use std::io;
 use std::os::fd::BorrowedFd;
 
 /// The largest attribute list / value Linux allows.
-const XATTR_MAX: usize = 64 << 10;
+pub const XATTR_MAX: usize = 64 << 10;
+
+/// What a first list or get asks for. The kernel allocates a buffer of the
+/// size passed on every call (and zeroes it for a value), so asking for
+/// 64 KiB cost a page allocation per file even with no attribute at all:
+/// 5 % of pcopy's CPU on small files. Nearly every list and value fits here.
+const SMALL: usize = 256;
+
+/// `call` on the first `SMALL` bytes of `buf`, then, only if that was too
+/// small (ERANGE), on all of it.
+pub fn small_first(
+    buf: &mut [u8],
+    mut call: impl FnMut(&mut [u8]) -> rustix::io::Result<usize>,
+) -> rustix::io::Result<usize> {
+    let len = buf.len();
+    match call(&mut buf[..SMALL.min(len)]) {
+        Err(rustix::io::Errno::RANGE) if len > SMALL => call(buf),
+        r => r,
+    }
+}
 
 /// Copy every attribute of `src` onto `dst`; with `exact`, also remove the
 /// attributes `dst` has and `src` has not (an ACL inherited from a default
@@ -23,7 +42,7 @@ pub fn copy(
         buf.resize(2 * XATTR_MAX, 0);
     }
     let (list, value) = buf.split_at_mut(XATTR_MAX);
-    let n = match rustix::fs::flistxattr(src, &mut list[..]) {
+    let n = match small_first(list, |b| rustix::fs::flistxattr(src, b)) {
         Ok(n) => n,
         Err(rustix::io::Errno::OPNOTSUPP) => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
@@ -34,7 +53,7 @@ pub fn copy(
     }
     for name in list[..n].split(|&b| b == 0).filter(|s| !s.is_empty()) {
         let shown = String::from_utf8_lossy(name).into_owned();
-        let len = match rustix::fs::fgetxattr(src, name, &mut value[..]) {
+        let len = match small_first(value, |b| rustix::fs::fgetxattr(src, name, b)) {
             Ok(len) => len,
             Err(e) => {
                 refused.push(format!("{shown}: read: {e}"));
@@ -58,7 +77,7 @@ fn remove_extra(
     scratch: &mut [u8],
     refused: &mut Vec<String>,
 ) -> io::Result<()> {
-    let n = match rustix::fs::flistxattr(dst, &mut scratch[..]) {
+    let n = match small_first(scratch, |b| rustix::fs::flistxattr(dst, b)) {
         Ok(n) => n,
         Err(rustix::io::Errno::OPNOTSUPP) => return Ok(()),
         Err(e) => return Err(e.into()),

@@ -192,6 +192,65 @@ fn extended_attributes_are_preserved_on_files_and_directories() {
     assert_trees_equal(&env.src, &env.dst);
 }
 
+/// Every attribute of `p` as (name, value), sorted, read with buffers of the
+/// largest size Linux allows.
+fn all_xattrs(p: &std::path::Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut list = vec![0u8; 64 << 10];
+    let n = rustix::fs::llistxattr(p, &mut list[..]).unwrap();
+    let mut out: Vec<_> = list[..n]
+        .split(|&b| b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|name| {
+            let mut v = vec![0u8; 64 << 10];
+            let len = rustix::fs::lgetxattr(p, name, &mut v[..]).unwrap();
+            v.truncate(len);
+            (name.to_vec(), v)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// pcopy reads attribute lists and values into a small buffer first (the
+/// kernel allocates whatever size is asked for, per call) and retries with
+/// the full 64 KiB only when told it was too small: lists and values past
+/// that first read must still arrive whole, on the copy and on the repair
+/// of an existing copy.
+#[test]
+fn attributes_longer_than_the_first_read_are_copied_and_repaired_whole() {
+    let env = TestEnv::new();
+    let f = env.src.join("f");
+    fs::write(&f, b"x").unwrap();
+    // Sizes fit in one ext4 block (4 KiB for all of a file's attributes).
+    let big: Vec<u8> = (0..1_500u32).map(|i| (i % 251) as u8).collect();
+    if !setxattr(&f, "user.big", &big) {
+        let why = format!("filesystem under {} has no user xattrs", env.src.display());
+        skip("long_xattrs", &why);
+        return;
+    }
+    // A list of about 700 bytes: past the first read.
+    for i in 0..16 {
+        let name = format!("user.a-rather-long-attribute-name-{i:02}");
+        assert!(setxattr(&f, &name, format!("value {i}").as_bytes()));
+    }
+    assert!(setxattr(&f, "user.medium", &[7u8; 300]));
+    let want = all_xattrs(&f);
+    assert_eq!(want.len(), 18);
+    assert!(want.iter().map(|(n, _)| n.len() + 1).sum::<usize>() > 512);
+    assert_code(&env.copy(&[]), 0);
+    assert_eq!(all_xattrs(&env.dst.join("f")), want, "first copy");
+    // Damage the copy beyond the first read: the re-run must see it and
+    // put back exactly the source's attributes.
+    let mut other = big.clone();
+    other[1_499] ^= 1;
+    assert!(setxattr(&env.dst.join("f"), "user.big", &other));
+    assert!(setxattr(&env.dst.join("f"), "user.medium", &[8u8; 300]));
+    let (out, v) = env.copy_json(&[]);
+    assert_code(&out, 0);
+    assert_eq!(v["entries_repaired"], 1, "{v}");
+    assert_eq!(all_xattrs(&env.dst.join("f")), want, "after the repair");
+}
+
 #[test]
 #[ignore = "needs root (chown, mknod); .ci/run runs it as root (--ignored)"]
 fn ownership_and_device_nodes_are_preserved_when_root() {

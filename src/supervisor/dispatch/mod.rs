@@ -769,13 +769,19 @@ impl<'a> Dispatch<'a> {
         }
     }
 
-    /// Tell every live worker to exit and reap it.
+    /// Tell every live worker to exit, then reap them: all are told first so
+    /// they exit side by side rather than one after another.
     fn stop_all(&mut self) {
-        for s in &mut self.slots {
-            if let Some(mut w) = s.worker.take() {
-                let _ = w.tx.send(ToWorker::Shutdown);
-                recovery::reap(&mut w.child);
-            }
+        let mut stopping: Vec<_> = self
+            .slots
+            .iter_mut()
+            .filter_map(|s| s.worker.take())
+            .collect();
+        for w in &stopping {
+            let _ = w.tx.send(ToWorker::Shutdown);
+        }
+        for w in &mut stopping {
+            recovery::reap(&mut w.child);
         }
     }
 }

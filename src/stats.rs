@@ -61,7 +61,12 @@ pub struct Summary {
     /// Bytes of regular files that failed.
     pub bytes_failed: u64,
     pub elapsed_seconds: f64,
+    /// The pool: `-j` (or the configured processes), or what it grew to.
     pub workers: u32,
+    /// Worker processes started, replacements aside: workers start as
+    /// work arrives, so a run with little or nothing to copy starts fewer
+    /// than `workers`, or none.
+    pub workers_started: u32,
     pub worker_restarts: u32,
     pub interrupted: bool,
     /// `--dry-run`: the counts say what would have been done.
@@ -404,6 +409,7 @@ mod tests {
             "bytes_copied",
             "elapsed_seconds",
             "workers",
+            "workers_started",
             "worker_restarts",
             "errors",
         ] {

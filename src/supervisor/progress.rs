@@ -122,12 +122,14 @@ impl Tracker {
                 pb.set_style(style.progress_chars("=> "));
             }
         }
-        pb.set_length(bytes_found.max(1));
-        pb.set_position(bytes_done.min(bytes_found));
+        // The message first: setting the position may draw, and a frame
+        // with the counted style must not carry the walk's "(counting)".
         pb.set_message(format!(
             "{files_done}/{files_found} files w{}",
             live.workers_alive
         ));
+        pb.set_length(bytes_found.max(1));
+        pb.set_position(bytes_done.min(bytes_found));
     }
 
     /// Files and bytes dealt with so far (copied, up to date, failed...).

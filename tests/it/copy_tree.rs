@@ -16,6 +16,43 @@ fn generated_tree_is_copied_exactly() {
     assert!(temps_under(&env.dst).is_empty());
 }
 
+/// Workers start as work arrives: nothing to copy starts none (an empty
+/// tree, a re-run where every file is current: the walk's quick check needs
+/// no worker), one small batch starts one, whatever `-j` says.
+#[test]
+fn workers_start_only_for_work_there_is() {
+    let env = TestEnv::new();
+    let (out, v) = env.copy_json(&["-j", "4"]);
+    assert_code(&out, 0);
+    assert_eq!(
+        (v["workers"].as_u64(), v["workers_started"].as_u64()),
+        (Some(4), Some(0)),
+        "empty tree: {v}"
+    );
+    for i in 0..3 {
+        fs::write(env.src.join(format!("f{i}")), b"x").unwrap();
+    }
+    let (out, v) = env.copy_json(&["-j", "4"]);
+    assert_code(&out, 0);
+    assert_eq!(v["files_copied"], 3, "{v}");
+    assert_eq!(v["workers_started"], 1, "three files, one batch: {v}");
+    assert_trees_equal(&env.src, &env.dst);
+    // Regular files and directories (a symlink is checked by a worker).
+    for d in 0..3 {
+        let dir = env.src.join(format!("more/d{d}"));
+        fs::create_dir_all(&dir).unwrap();
+        for i in 0..100 {
+            fs::write(dir.join(format!("f{i}")), format!("{d} {i}").repeat(i)).unwrap();
+        }
+    }
+    assert_code(&env.copy(&[]), 0);
+    let (out, v) = env.copy_json(&["-j", "4"]);
+    assert_code(&out, 0);
+    assert_eq!(v["files_copied"], 0, "{v}");
+    assert_eq!(v["workers_started"], 0, "every file current: {v}");
+    assert_trees_equal(&env.src, &env.dst);
+}
+
 #[test]
 fn json_counts_match_the_tree() {
     let env = TestEnv::new();

@@ -46,8 +46,11 @@ fn finish(child: Child) -> (std::process::Output, serde_json::Value) {
 #[test]
 fn n_real_worker_processes_exist() {
     let env = TestEnv::new();
-    flat_files(&env, 30);
-    let child = spawn(&env, "worker::before_task=sleep(60)", &["-j", "3"]);
+    // More than 3 batches of 256 (workers start as batches wait for them),
+    // each task slow enough that the first batch is still held when the
+    // third arrives.
+    flat_files(&env, 800);
+    let child = spawn(&env, "worker::before_task=sleep(5)", &["-j", "3"]);
     let sup = child.id();
     wait_for(20, "3 worker processes", || workers_of(sup).len() == 3);
     let me = fs::canonicalize(bin()).unwrap();
@@ -61,6 +64,7 @@ fn n_real_worker_processes_exist() {
     let (out, v) = finish(child);
     assert_code(&out, 0);
     assert_eq!(v["workers"], 3);
+    assert_eq!(v["workers_started"], 3);
     assert_trees_equal(&env.src, &env.dst);
 }
 

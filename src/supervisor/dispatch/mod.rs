@@ -19,7 +19,7 @@ use crate::protocol::{
 };
 use crate::stats::Summary;
 use crate::stats::{Failed, Paths};
-use crossbeam_channel::{Receiver, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use ipc_channel::ipc::{IpcReceiverSet, IpcSelectionResult};
 use ipc_channel::TrySelectError;
 use std::collections::{HashMap, VecDeque};
@@ -78,6 +78,9 @@ pub struct Dispatch<'a> {
     pub exe: PathBuf,
     pub init: WorkerInit,
     pub batches: Receiver<Batch>,
+    /// A batch taken off `batches` while waiting for the first one with no
+    /// worker started (there is nothing to select on then).
+    held: Option<Batch>,
     pub events: Receiver<WalkEvent>,
     pub summary: Summary,
     pub stop: &'a super::signals::Signals,
@@ -137,6 +140,7 @@ impl<'a> Dispatch<'a> {
             exe,
             init,
             batches,
+            held: None,
             events,
             summary: Summary::default(),
             stop,
@@ -175,10 +179,6 @@ impl<'a> Dispatch<'a> {
     }
 
     pub fn run(&mut self) -> Result<()> {
-        for i in 0..self.opts.workers {
-            self.slots.push(Slot::default());
-            self.start(i)?;
-        }
         self.summary.workers = self.opts.workers as u32;
         loop {
             self.drain_events();
@@ -187,7 +187,7 @@ impl<'a> Dispatch<'a> {
                 self.begin_shutdown();
             }
             if !self.shutting_down {
-                self.fill();
+                self.fill()?;
             }
             if self.done() {
                 break;
@@ -201,22 +201,15 @@ impl<'a> Dispatch<'a> {
                 100
             };
             let timeout = Duration::from_millis(wait);
-            match self.set.try_select_timeout(timeout) {
-                Ok(results) => {
-                    for r in results {
-                        match r {
-                            IpcSelectionResult::MessageReceived(id, msg) => match msg.to() {
-                                Ok(m) => self.on_message(id, m),
-                                Err(e) => self.kill_bad(id, &e.to_string()),
-                            },
-                            IpcSelectionResult::ChannelClosed(id) => self.on_closed(id)?,
-                        }
-                    }
+            if self.slots.iter().all(|s| s.worker.is_none()) {
+                // No worker started yet: nothing to select on, wait for work.
+                match self.batches.recv_timeout(timeout) {
+                    Ok(b) => self.held = Some(b),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => self.walker_done = true,
                 }
-                Err(TrySelectError::Empty) => {}
-                Err(TrySelectError::IoError(e)) => {
-                    return Err(Error::Fatal(format!("ipc select: {e:?}")))
-                }
+            } else {
+                self.select(timeout)?;
             }
             self.check_stalls();
             self.maybe_grow()?;
@@ -231,6 +224,28 @@ impl<'a> Dispatch<'a> {
         Ok(())
     }
 
+    /// Wait up to `timeout` for the workers' messages and handle them.
+    fn select(&mut self, timeout: Duration) -> Result<()> {
+        match self.set.try_select_timeout(timeout) {
+            Ok(results) => {
+                for r in results {
+                    match r {
+                        IpcSelectionResult::MessageReceived(id, msg) => match msg.to() {
+                            Ok(m) => self.on_message(id, m),
+                            Err(e) => self.kill_bad(id, &e.to_string()),
+                        },
+                        IpcSelectionResult::ChannelClosed(id) => self.on_closed(id)?,
+                    }
+                }
+            }
+            Err(TrySelectError::Empty) => {}
+            Err(TrySelectError::IoError(e)) => {
+                return Err(Error::Fatal(format!("ipc select: {e:?}")));
+            }
+        }
+        Ok(())
+    }
+
     /// Latency-bound storage: when every worker holds work, more is waiting,
     /// and the workers were found running (not sleeping on I/O) in fewer than
     /// half of the samples of the last second, start one more worker, up to
@@ -240,7 +255,7 @@ impl<'a> Dispatch<'a> {
         if self.shutting_down || self.slots.len() >= self.opts.max_workers {
             return Ok(());
         }
-        let pending = !self.batches.is_empty() || !self.retry.is_empty();
+        let pending = !self.no_batch() || !self.retry.is_empty();
         let all_busy = self
             .slots
             .iter()
@@ -280,6 +295,7 @@ impl<'a> Dispatch<'a> {
                 let i = self.slots.len();
                 self.slots.push(Slot::default());
                 self.start(i)?;
+                self.summary.workers_started += 1;
             }
             self.summary.workers = self.slots.len() as u32;
             log::info!(
@@ -332,6 +348,11 @@ impl<'a> Dispatch<'a> {
         Ok(())
     }
 
+    /// Whether no batch is waiting, queued or held.
+    fn no_batch(&self) -> bool {
+        self.held.is_none() && self.batches.is_empty()
+    }
+
     fn idle_capacity(&self) -> bool {
         self.slots
             .iter()
@@ -344,7 +365,7 @@ impl<'a> Dispatch<'a> {
         }
         self.walker_done
             && self.retry.is_empty()
-            && self.batches.is_empty()
+            && self.no_batch()
             && self.slots.iter().all(|s| s.inflight.is_empty())
     }
 
@@ -366,7 +387,11 @@ impl<'a> Dispatch<'a> {
             return Some(tasks);
         }
         loop {
-            match self.batches.try_recv() {
+            let next = match self.held.take() {
+                Some(b) => Ok(b),
+                None => self.batches.try_recv(),
+            };
+            match next {
                 Ok(b) => {
                     // Registered before any of their chunks can be sent
                     // (under MPI outcomes that came back first are held).
@@ -397,24 +422,41 @@ impl<'a> Dispatch<'a> {
 
     /// Give every worker one batch before any gets a second, so a few large
     /// files spread over all workers.
-    fn fill(&mut self) {
+    ///
+    /// Workers start as work arrives, up to `-j`: one more for a batch that
+    /// finds every started worker holding one. A run with nothing to copy
+    /// (an empty tree, a re-run where every file is current) starts none, a
+    /// tiny tree only what it uses, and the walk overlaps each start (a
+    /// fork, an exec and a connect).
+    fn fill(&mut self) -> Result<()> {
         if self.summary.disk_full {
             // Nothing more is sent; what the walk still produces is counted.
             while let Some(tasks) = self.next_tasks() {
                 tasks.iter().for_each(|t| self.count_unsent(t));
             }
-            return;
+            return Ok(());
         }
         for depth in 1..=WINDOW {
             for i in 0..self.slots.len() {
                 if self.slots[i].worker.is_some() && self.slots[i].inflight.len() < depth {
                     let Some(tasks) = self.next_tasks() else {
-                        return;
+                        return Ok(());
                     };
                     self.send_batch(i, tasks);
                 }
             }
+            while depth == 1 && self.slots.len() < self.opts.workers {
+                let Some(tasks) = self.next_tasks() else {
+                    return Ok(());
+                };
+                let i = self.slots.len();
+                self.slots.push(Slot::default());
+                self.start(i)?;
+                self.summary.workers_started += 1;
+                self.send_batch(i, tasks);
+            }
         }
+        Ok(())
     }
 
     fn send_batch(&mut self, i: usize, tasks: Vec<Task>) {
@@ -647,7 +689,7 @@ impl<'a> Dispatch<'a> {
         let Some(p) = &self.peer else { return };
         let fed = p.fed.load(std::sync::atomic::Ordering::Acquire);
         let idle = self.retry.is_empty()
-            && self.batches.is_empty()
+            && self.no_batch()
             && self.big.is_empty()
             && self.slots.iter().all(|s| s.inflight.is_empty());
         p.state.store(

@@ -192,6 +192,44 @@ fn extended_attributes_are_preserved_on_files_and_directories() {
     assert_trees_equal(&env.src, &env.dst);
 }
 
+/// Directory attributes are applied one depth at a time, each depth split
+/// among threads: every directory of a wide tree, at every depth, still ends
+/// with its own mode and nanosecond mtime, whichever thread set it.
+#[test]
+fn every_directory_of_a_wide_tree_gets_its_mode_and_times() {
+    let env = TestEnv::new();
+    let modes = [0o755, 0o700, 0o750, 0o555, 0o711, 0o2775];
+    let mut n = 0u32;
+    for a in 0..30 {
+        for b in 0..6 {
+            let d = env.src.join(format!("a{a}/b{b}"));
+            fs::create_dir_all(&d).unwrap();
+            fs::write(d.join("f"), format!("{a}.{b}")).unwrap();
+        }
+    }
+    // Modes and times last, deepest first, so nothing written later moves
+    // an mtime.
+    for a in 0..30 {
+        for b in 0..6 {
+            let d = env.src.join(format!("a{a}/b{b}"));
+            n += 1;
+            fs::set_permissions(&d, fs::Permissions::from_mode(modes[n as usize % 6])).unwrap();
+            set_mtime_ns(&d, 1_600_000_000 + i64::from(n), n * 7 + 1);
+        }
+    }
+    for a in 0..30 {
+        let d = env.src.join(format!("a{a}"));
+        n += 1;
+        fs::set_permissions(&d, fs::Permissions::from_mode(modes[n as usize % 6])).unwrap();
+        set_mtime_ns(&d, 1_500_000_000 + i64::from(n), n * 11 + 3);
+    }
+    let (out, v) = env.copy_json(&[]);
+    assert_code(&out, 0);
+    assert_eq!(v["dirs_created"], 210, "{v}");
+    assert_eq!(v["dirs_failed"], 0, "{v}");
+    assert_trees_equal(&env.src, &env.dst);
+}
+
 /// Every attribute of `p` as (name, value), sorted, read with buffers of the
 /// largest size Linux allows.
 fn all_xattrs(p: &std::path::Path) -> Vec<(Vec<u8>, Vec<u8>)> {

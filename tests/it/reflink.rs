@@ -97,6 +97,34 @@ fn reflink_on(name: &str, mkfs: &[&str]) {
     // A write to the clone leaves the source alone.
     fs::write(auto.join("big"), b"changed").unwrap();
     assert_eq!(fs::read(src.join("big")).unwrap(), big);
+    // A large file the destination clones goes whole to one worker (one
+    // FICLONE), even where it would be split into chunks for a byte copy;
+    // with --reflink never it is still split. (Alone: files are split only
+    // when there are fewer large ones than CPUs.)
+    let one = m.0.join("one");
+    fs::create_dir(&one).unwrap();
+    fs::write(one.join("big"), &big).unwrap();
+    let log_of = |args: &[&str], dst: &str| {
+        let log = env.path(&format!("{dst}.log"));
+        let mut all = vec!["-vv", "-j", "4", "--chunk-bytes", "1048576", "--log-file"];
+        all.push(log.to_str().unwrap());
+        all.extend_from_slice(args);
+        let mut c = env.cmd();
+        c.args(&all).arg(&one).arg(m.0.join(dst));
+        assert_code(&run(c), 0);
+        assert_trees_equal(&one, &m.0.join(dst));
+        fs::read_to_string(&log).unwrap()
+    };
+    let whole = log_of(&[], "whole");
+    assert!(
+        whole.lines().any(|l| l.ends_with("cloned big")),
+        "not cloned whole:\n{whole}"
+    );
+    let split = log_of(&["--reflink", "never"], "split");
+    assert!(
+        split.contains("big (in chunks)"),
+        "never: not split:\n{split}"
+    );
     // never: an independent physical copy.
     let never = m.0.join("never");
     let (code, v) = run_json(&["--reflink", "never"], &never);

@@ -2,13 +2,17 @@
 //! on its inode lock, so splitting only pays when there are fewer large files
 //! than CPUs: then each is cut into `parallel / count` chunks (measured on
 //! tmpfs: one 1 GiB file 0.57 s whole, 0.43 s in 2 chunks; three such files
-//! 0.84 s whole but 1.69 s chunked). Otherwise each goes whole to a worker.
+//! 0.84 s whole but 1.69 s chunked). Otherwise each goes whole to a worker,
+//! and so does every file when the destination clones from this source: one
+//! `FICLONE` takes a whole file, and chunks would only cost worker starts
+//! (one 1 GiB file on XFS: 8 ms split, against `cp -a`'s 1.2 ms).
 
 use super::{Batcher, Walker};
 use crate::copy::Stamp;
 use crate::protocol::{DestDir, RelPath, Task, TaskKind, Time};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use std::io;
+use std::os::fd::AsFd;
 
 /// A large file held back until the end of the walk.
 pub struct Large {
@@ -37,7 +41,10 @@ pub fn place(w: &Walker, large: Vec<Large>, b: &mut Batcher) -> bool {
     };
     // Under MPI every rank's workers can write a share of the chunks.
     let writers = w.opts.parallel * w.ranks.max(1) as usize;
-    let parts = (writers / large.len().max(1)).max(1) as u64;
+    let mut parts = (writers / large.len().max(1)).max(1) as u64;
+    if parts > 1 && large.first().is_some_and(|l| clones(w, l)) {
+        parts = 1;
+    }
     for (seq, l) in large.into_iter().enumerate() {
         let chunk = l
             .file
@@ -57,6 +64,43 @@ pub fn place(w: &Walker, large: Vec<Large>, b: &mut Batcher) -> bool {
         }
     }
     true
+}
+
+/// Whether the destination clones from this source: a one-block
+/// `FICLONERANGE` from `l` into an unnamed temp beside its destination (none
+/// of it is ever linked in). Asked once per run, of the first large file.
+fn clones(w: &Walker, l: &Large) -> bool {
+    let Some(root) = w
+        .dst_root
+        .as_ref()
+        .filter(|_| w.opts.may_clone && !w.opts.dry_run)
+    else {
+        return false;
+    };
+    let probe = || -> io::Result<()> {
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let src = crate::copy::open_beneath(&w.src_root, &l.rel.0, flags)?;
+        let (parent, _) = crate::copy::split_rel(&l.rel.0);
+        let dir = crate::copy::open_beneath(root, parent, OFlags::DIRECTORY | OFlags::RDONLY)?;
+        let tmp = rustix::fs::openat(
+            &dir,
+            ".",
+            OFlags::RDWR | OFlags::TMPFILE | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )?;
+        crate::copy::data::clone_range(tmp.as_fd(), src.as_fd(), 0, 4096)
+    };
+    let r = probe();
+    log::debug!(
+        "large files {} (clone probe on {}: {r:?})",
+        if r.is_ok() {
+            "go whole: the destination clones"
+        } else {
+            "may be split"
+        },
+        l.rel.display()
+    );
+    r.is_ok()
 }
 
 /// Create the shared, pre-sized temp for a large file, register it, and

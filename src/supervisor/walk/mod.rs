@@ -177,6 +177,8 @@ pub struct Options {
     pub checksum: bool,
     /// `--files-from`: only these paths (relative to the source).
     pub files_from: Option<Arc<Vec<Vec<u8>>>>,
+    /// `--reflink` auto or always: a worker may clone a file whole.
+    pub may_clone: bool,
 }
 
 impl From<&Settings> for Options {
@@ -204,6 +206,7 @@ impl From<&Settings> for Options {
             update: s.update,
             checksum: s.checksum,
             files_from: s.files_from.clone(),
+            may_clone: s.reflink != crate::protocol::Reflink::Never,
         }
     }
 }

@@ -37,7 +37,8 @@ fn workers_start_only_for_work_there_is() {
     assert_eq!(v["files_copied"], 3, "{v}");
     assert_eq!(v["workers_started"], 1, "three files, one batch: {v}");
     assert_trees_equal(&env.src, &env.dst);
-    // Regular files and directories (a symlink is checked by a worker).
+    // Regular files, directories and symlinks (all checked by the walk).
+    std::os::unix::fs::symlink("d0/f1", env.src.join("link")).unwrap();
     for d in 0..3 {
         let dir = env.src.join(format!("more/d{d}"));
         fs::create_dir_all(&dir).unwrap();
@@ -50,6 +51,37 @@ fn workers_start_only_for_work_there_is() {
     assert_code(&out, 0);
     assert_eq!(v["files_copied"], 0, "{v}");
     assert_eq!(v["workers_started"], 0, "every file current: {v}");
+    assert_trees_equal(&env.src, &env.dst);
+}
+
+/// The walk's quick check of a symlink compares its target, not only the
+/// length and mtime that stand for a file's data: a link retargeted to a
+/// name of the same length, its mtime put back, is replaced (and a dry run
+/// says it would be), and an unchanged one is left in place.
+#[test]
+fn a_symlink_retargeted_to_a_same_length_name_is_replaced() {
+    use std::os::unix::fs::MetadataExt;
+    let env = TestEnv::new();
+    std::os::unix::fs::symlink("target-a", env.src.join("ln")).unwrap();
+    std::os::unix::fs::symlink("target-c", env.src.join("same")).unwrap();
+    assert_code(&env.copy(&[]), 0);
+    let ino = |p: &str| fs::symlink_metadata(env.dst.join(p)).unwrap().ino();
+    let same_ino = ino("same");
+    let m = fs::symlink_metadata(env.src.join("ln")).unwrap();
+    fs::remove_file(env.src.join("ln")).unwrap();
+    std::os::unix::fs::symlink("target-b", env.src.join("ln")).unwrap();
+    set_mtime_ns(&env.src.join("ln"), m.mtime(), m.mtime_nsec() as u32);
+    let (out, v) = env.copy_json(&["-n"]);
+    assert_code(&out, 0);
+    assert_eq!(v["symlinks_copied"], 1, "dry run: {v}");
+    let (out, v) = env.copy_json(&[]);
+    assert_code(&out, 0);
+    assert_eq!(v["symlinks_copied"], 1, "{v}");
+    assert_eq!(
+        fs::read_link(env.dst.join("ln")).unwrap(),
+        std::path::Path::new("target-b")
+    );
+    assert_eq!(ino("same"), same_ino, "the unchanged link was replaced");
     assert_trees_equal(&env.src, &env.dst);
 }
 

@@ -3,8 +3,8 @@
 # the same run, on tmpfs (/dev/shm: low noise, measures CPU and syscall cost)
 # and on the disk (noisy: report the range). Prints medians and ratios.
 #
-#   bench/run.sh            everything (about an hour on 2 cores; the
-#                           latency table alone is ~35 minutes, most of it
+#   bench/run.sh            everything (83 minutes on 2 cores; the
+#                           latency table alone is ~50 minutes, most of it
 #                           cp -a and rsync -a at 0.5 ms per operation)
 #   bench/run.sh --quick    tmpfs only, small corpora, 3 runs
 #   bench/run.sh --only X   one table: tmpfs, memory, profile, reflink,

@@ -147,9 +147,16 @@ pub fn some_dirs<'a>(
         std::thread::scope(|s| {
             let mut parts = level.chunks(per);
             let first = parts.next();
-            let others: Vec<_> = parts
-                .map(|part| (part, s.spawn(move || apply(root, part, src_root, follow))))
-                .collect();
+            let mut others = Vec::new();
+            for part in parts {
+                let run = move || apply(root, part, src_root, follow);
+                // A thread the system refuses (thread limit): this share
+                // is done here, in order.
+                match std::thread::Builder::new().spawn_scoped(s, run) {
+                    Ok(t) => others.push((part, t)),
+                    Err(_) => failures.extend(apply(root, part, src_root, follow)),
+                }
+            }
             failures.extend(first.map_or_else(Vec::new, |p| apply(root, p, src_root, follow)));
             for (part, t) in others {
                 match t.join() {

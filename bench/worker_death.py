@@ -31,7 +31,8 @@ for run in range(5):
     p.wait()
     log = open("/tmp/death.log").read()
     def ts(line):
-        return datetime.datetime.fromisoformat(line.split(" ")[0].replace("Z", "+00:00")[:26] + "+00:00").timestamp()
+        # The log's stamps are UTC to the millisecond: 2026-11-25T23:46:15.510Z.
+        return datetime.datetime.fromisoformat(line.split(" ")[0].rstrip("Z") + "+00:00").timestamp()
     lines = log.splitlines()
     died = next(l for l in lines if f"worker {victim} was killed" in l)
     idx = lines.index(died)

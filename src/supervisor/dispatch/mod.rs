@@ -297,7 +297,8 @@ impl<'a> Dispatch<'a> {
                 self.start(i)?;
                 self.summary.workers_started += 1;
             }
-            self.summary.workers = self.slots.len() as u32;
+            // The pool only grows (lazy starts never lower it).
+            self.summary.workers = self.summary.workers.max(self.slots.len() as u32);
             log::info!(
                 "workers wait on I/O ({running} of {total} samples running): now {} workers",
                 self.slots.len()

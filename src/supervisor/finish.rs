@@ -137,11 +137,9 @@ pub fn some_dirs<'a>(
     sm: &mut Summary,
 ) {
     let dirs: Vec<&DirMeta> = dirs.collect();
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = (cpus * 4).clamp(4, 16);
-    let depth = |d: &DirMeta| d.rel.iter().filter(|&&c| c == b'/').count();
+    let threads = super::walk::io_threads();
     let mut failures = Vec::new();
-    for level in dirs.chunk_by(|a, b| depth(a) == depth(b)) {
+    for level in dirs.chunk_by(|a, b| a.depth() == b.depth()) {
         // A thread costs about what 3 directories do on tmpfs.
         let per = level.len().div_ceil(threads).max(8);
         std::thread::scope(|s| {

@@ -402,7 +402,7 @@ impl Run<'_> {
             finish::dir_attrs(dst_fd, dirs, src, s.dereference, &self.paths, summary);
             return;
         }
-        let depth = |d: &walk::DirMeta| d.rel.iter().filter(|&&c| c == b'/').count() as u64 + 1;
+        let depth = |d: &walk::DirMeta| d.depth() as u64 + 1;
         let deepest = self.cluster.max(dirs.iter().map(depth).max().unwrap_or(0));
         for level in (1..=deepest).rev() {
             let here = dirs.iter().filter(|d| depth(d) == level);

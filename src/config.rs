@@ -5,7 +5,7 @@
 
 use crate::cli::{Cli, ReflinkArg, RuleArg};
 use crate::error::{Error, Result};
-use crate::filter::Rule;
+use crate::filter::{Parsed, Rule};
 use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -327,28 +327,44 @@ impl Settings {
 }
 
 /// The filter rules in the order they apply (see `Settings::filters`).
+/// Each argument and pattern-file line is read as rsync reads it (`+ `/`- `
+/// prefixes, `!` clears what came before).
 fn filters(cli: &Cli, file: &FileConfig) -> Result<Vec<Rule>> {
     let mut rules = Vec::new();
-    let from = |paths: &Option<Vec<PathBuf>>, include: bool, rules: &mut Vec<Rule>| -> Result<()> {
-        for p in paths.iter().flatten() {
-            rules.extend(
-                read_patterns(p)?
-                    .into_iter()
-                    .map(|pattern| Rule { include, pattern }),
-            );
+    let add = |text: &str, include: bool, rules: &mut Vec<Rule>| -> Result<()> {
+        match crate::filter::parse(text, include).map_err(Error::Usage)? {
+            Parsed::Rule(r) => rules.push(r),
+            Parsed::Clear => rules.clear(),
         }
         Ok(())
     };
-    rules.extend(file.include.iter().flatten().map(|p| Rule::include(p)));
-    from(&file.include_from, true, &mut rules)?;
-    rules.extend(file.exclude.iter().flatten().map(|p| Rule::exclude(p)));
-    from(&file.exclude_from, false, &mut rules)?;
+    let from = |path: &Path, include: bool, rules: &mut Vec<Rule>| -> Result<()> {
+        for (n, line) in read_patterns(path)? {
+            add(&line, include, rules).map_err(|e| Error::Config {
+                path: format!("{}, line {n}", path.display()),
+                msg: e.to_string(),
+            })?;
+        }
+        Ok(())
+    };
+    for p in file.include.iter().flatten() {
+        add(p, true, &mut rules)?;
+    }
+    for p in file.include_from.iter().flatten() {
+        from(p, true, &mut rules)?;
+    }
+    for p in file.exclude.iter().flatten() {
+        add(p, false, &mut rules)?;
+    }
+    for p in file.exclude_from.iter().flatten() {
+        from(p, false, &mut rules)?;
+    }
     for r in &cli.rules {
         match r {
-            RuleArg::Include(p) => rules.push(Rule::include(p)),
-            RuleArg::Exclude(p) => rules.push(Rule::exclude(p)),
-            RuleArg::IncludeFrom(p) => from(&Some(vec![p.clone()]), true, &mut rules)?,
-            RuleArg::ExcludeFrom(p) => from(&Some(vec![p.clone()]), false, &mut rules)?,
+            RuleArg::Include(p) => add(p, true, &mut rules)?,
+            RuleArg::Exclude(p) => add(p, false, &mut rules)?,
+            RuleArg::IncludeFrom(p) => from(p, true, &mut rules)?,
+            RuleArg::ExcludeFrom(p) => from(p, false, &mut rules)?,
         }
     }
     Ok(rules)
@@ -382,18 +398,28 @@ fn read_list(path: &Path, nul: bool) -> Result<Vec<Vec<u8>>> {
         .collect())
 }
 
-/// Patterns from a file, one per line; blank lines and lines starting
-/// with `#` or `;` are skipped (rsync's rule for `--exclude-from`).
-fn read_patterns(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+/// Patterns from a file with their line numbers, one per line (CR LF
+/// ends a line too); empty lines and lines starting with `#` or `;` are
+/// skipped (rsync's rule for `--exclude-from`); `-` is standard input.
+fn read_patterns(path: &Path) -> Result<Vec<(usize, String)>> {
+    let err = |msg: String| Error::Config {
         path: path.display().to_string(),
-        msg: e.to_string(),
-    })?;
+        msg,
+    };
+    let mut data = Vec::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin().read_to_end(&mut data)
+    } else {
+        std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut data))
+    }
+    .map_err(|e| err(e.to_string()))?;
+    let text = String::from_utf8(data).map_err(|_| err("patterns must be UTF-8 text".into()))?;
     Ok(text
         .lines()
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#') && !l.starts_with(';'))
-        .map(str::to_string)
+        .enumerate()
+        .map(|(n, l)| (n + 1, l.strip_suffix('\r').unwrap_or(l)))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';'))
+        .map(|(n, l)| (n, l.to_string()))
         .collect())
 }
 

@@ -115,6 +115,22 @@ pub struct Cli {
     #[arg(long, value_name = "N", requires = "delete")]
     pub max_delete: Option<u64>,
 
+    /// With --delete, delete nothing at all when more than PERCENT % of the destination's entries would go (exit 26)
+    #[arg(long, value_name = "PERCENT", requires = "delete")]
+    pub max_delete_percent: Option<f64>,
+
+    /// With --delete, run even when the source root is empty (by default an empty source, such as a mount point that is not mounted, is refused with exit 26 when the destination is not empty)
+    #[arg(long)]
+    pub allow_empty_source: bool,
+
+    /// Move every entry the run deletes or replaces into DIR (relative: to the destination; same filesystem) instead of destroying it
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+
+    /// With --backup-dir, append SUFFIX to each backed-up name [default: none]
+    #[arg(long, value_name = "SUFFIX", requires = "backup_dir")]
+    pub suffix: Option<String>,
+
     /// Print one line per change in rsync's itemize format (YXcstpoguax path)
     #[arg(short = 'i', long)]
     pub itemize_changes: bool,

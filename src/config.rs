@@ -39,6 +39,10 @@ pub struct FileConfig {
     pub delete: Option<bool>,
     pub delete_excluded: Option<bool>,
     pub max_delete: Option<u64>,
+    pub max_delete_percent: Option<f64>,
+    pub allow_empty_source: Option<bool>,
+    pub backup_dir: Option<PathBuf>,
+    pub suffix: Option<String>,
 }
 
 impl FileConfig {
@@ -177,6 +181,15 @@ pub struct Settings {
     pub delete_excluded: bool,
     /// `--max-delete` or `max_delete`: most deletions (exit 25 when reached).
     pub max_delete: Option<u64>,
+    /// `--max-delete-percent`: no deletion at all when more than this share
+    /// of the destination's entries would go (exit 26).
+    pub max_delete_percent: Option<f64>,
+    /// `--allow-empty-source`: `--delete` from an empty source root.
+    pub allow_empty_source: bool,
+    /// `--backup-dir`: deleted and replaced entries are moved here.
+    pub backup_dir: Option<PathBuf>,
+    /// `--suffix` for backed-up names.
+    pub suffix: String,
     /// `-i/--itemize-changes`: a line per change on stdout.
     pub itemize: bool,
     /// `--json-lines FILE|-`: a JSON object per change, then the summary.
@@ -312,6 +325,17 @@ impl Settings {
             delete: cli.delete || file.delete.unwrap_or(false),
             delete_excluded: cli.delete_excluded || file.delete_excluded.unwrap_or(false),
             max_delete: cli.max_delete.or(file.max_delete),
+            max_delete_percent: match cli.max_delete_percent.or(file.max_delete_percent) {
+                Some(p) if !(0.0..=100.0).contains(&p) => {
+                    return Err(Error::Usage(format!(
+                        "--max-delete-percent must be between 0 and 100, got {p}"
+                    )))
+                }
+                p => p,
+            },
+            allow_empty_source: cli.allow_empty_source || file.allow_empty_source.unwrap_or(false),
+            backup_dir: cli.backup_dir.clone().or_else(|| file.backup_dir.clone()),
+            suffix: cli.suffix.clone().or_else(|| file.suffix.clone()).unwrap_or_default(),
             itemize: cli.itemize_changes,
             json_lines: cli.json_lines.clone(),
             stall_timeout: Duration::from_secs_f64(stall),

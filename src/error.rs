@@ -31,6 +31,10 @@ pub enum Error {
     /// Another run holds the destination's lock: retrying later will work.
     #[error("{0}")]
     Locked(String),
+    /// A `--delete` safety guard refused the run before anything was
+    /// written (an empty source root).
+    #[error("{0}")]
+    Refused(String),
     /// Under MPI: another rank refused to start and said why; this one
     /// exits with the same code and prints nothing.
     #[error("another rank refused to start")]
@@ -52,6 +56,7 @@ impl Error {
             Error::Io { .. } => "io",
             Error::Fatal(_) => "fatal",
             Error::Locked(_) => "locked",
+            Error::Refused(_) => "refused",
             Error::Elsewhere { .. } => "elsewhere",
         }
     }
@@ -59,6 +64,7 @@ impl Error {
     pub fn exit_status(&self) -> ExitStatus {
         match self {
             Error::Locked(_) | Error::Elsewhere { locked: true } => ExitStatus::Locked,
+            Error::Refused(_) => ExitStatus::DeleteRefused,
             _ => ExitStatus::Fatal,
         }
     }
@@ -82,6 +88,11 @@ pub enum ExitStatus {
     /// 25: `--max-delete` stopped deletions (rsync's code for the same);
     /// everything else succeeded.
     DeleteLimit,
+    /// 26: a `--delete` guard held every deletion back: the source root
+    /// is empty (nothing was done; `--allow-empty-source`), or more than
+    /// `--max-delete-percent` of the destination would go (copied, nothing
+    /// deleted).
+    DeleteRefused,
     /// 75: the destination is in use by another run (its lock is held);
     /// sysexits' EX_TEMPFAIL: a retry later will work.
     Locked,
@@ -101,6 +112,7 @@ impl ExitStatus {
             ExitStatus::DiskFull => 11,
             ExitStatus::Vanished => 24,
             ExitStatus::DeleteLimit => 25,
+            ExitStatus::DeleteRefused => 26,
             ExitStatus::Locked => 75,
             ExitStatus::Internal => 70,
             ExitStatus::Interrupted(sig) => (128 + sig).clamp(0, 255) as u8,
@@ -132,6 +144,10 @@ impl ExitStatus {
         (
             25,
             "`--max-delete` stopped deletions; everything else succeeded",
+        ),
+        (
+            26,
+            "a `--delete` guard deleted nothing: the source root is empty, or more than `--max-delete-percent` would go",
         ),
         (70, "internal error (a bug); one line says where"),
         (

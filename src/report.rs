@@ -30,6 +30,8 @@ pub fn exit_status(s: &Summary) -> ExitStatus {
         ExitStatus::Vanished
     } else if s.any_failed() {
         ExitStatus::Partial
+    } else if s.delete_refused {
+        ExitStatus::DeleteRefused
     } else if s.delete_limit_reached {
         ExitStatus::DeleteLimit
     } else {

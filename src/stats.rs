@@ -82,6 +82,10 @@ pub struct Summary {
     pub entries_deleted: u64,
     /// `--max-delete` stopped deletions (exit 25).
     pub delete_limit_reached: bool,
+    /// Deletions `--max-delete` held back (rsync's "N skipped").
+    pub deletes_kept: u64,
+    /// `--max-delete-percent` held every deletion back (exit 26).
+    pub delete_refused: bool,
     /// Files whose copy was re-read and matched the source (`--verify`).
     pub files_verified: u64,
     /// The destination filled up (ENOSPC/EDQUOT): reported once, no new
@@ -336,10 +340,16 @@ impl Summary {
             );
         }
         lines.push(time);
-        if self.entries_deleted > 0 || self.delete_limit_reached {
+        if self.entries_deleted > 0 || self.delete_limit_reached || self.delete_refused {
             let mut d = format!("deleted (not in the source): {}", self.entries_deleted);
             if self.delete_limit_reached {
-                d += " (--max-delete reached: the other extra entries were kept)";
+                d += &format!(" (--max-delete reached: {} kept)", self.deletes_kept);
+            }
+            if self.delete_refused {
+                d += &format!(
+                    " (--max-delete-percent: {} would have gone; nothing deleted)",
+                    self.deletes_kept
+                );
             }
             lines.push(d);
         }

@@ -5,6 +5,7 @@
 pub mod bigfile;
 pub mod changes;
 pub mod cluster;
+mod backup;
 mod delete;
 mod dispatch;
 mod finish;
@@ -87,6 +88,8 @@ struct Run<'a> {
     quarantined: Arc<std::collections::HashSet<Vec<u8>>>,
     /// Entries this run quarantined.
     newly_quarantined: std::cell::RefCell<Vec<Vec<u8>>>,
+    /// Every removal of the run (`--delete` extras, type clashes).
+    deleter: Arc<delete::Deleter>,
 }
 
 /// The walker thread, its two channels, and (MPI) the peer thread.
@@ -111,7 +114,7 @@ pub fn run(mut settings: Settings, cluster: &Cluster) -> Result<Summary> {
     let started = std::time::SystemTime::now();
     crate::failpoint::setup();
     let stop = signals::Signals::install().map_err(|e| Error::Fatal(format!("signals: {e}")))?;
-    let filter = crate::filter::Filter::new(&settings.filters).map_err(Error::Usage)?;
+    let filter = Arc::new(crate::filter::Filter::new(&settings.filters).map_err(Error::Usage)?);
     let mut shrunk = None;
     let mut walk_threads = walk::Options::from(&settings).threads;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -136,12 +139,7 @@ pub fn run(mut settings: Settings, cluster: &Cluster) -> Result<Summary> {
     }
     let (roots, verdict) = cluster.start(
         || {
-            let roots = prepare::prepare(
-                &settings.source,
-                &settings.destination,
-                settings.dry_run,
-                settings.mkpath,
-            )?;
+            let roots = prepare::prepare(&settings)?;
             let quarantined = cluster
                 .load_quarantine(&roots.destination)
                 .into_iter()
@@ -184,10 +182,17 @@ pub fn run(mut settings: Settings, cluster: &Cluster) -> Result<Summary> {
     }
     announce(&settings, &roots);
     cluster.announce_quarantine(&roots.destination, quarantined.len());
+    let paths = Paths::new(&settings.source, &settings.destination);
+    let changes = Arc::new(changes::Changes::open(
+        settings.itemize,
+        settings.json_lines.as_deref(),
+    )?);
+    let deleter = Arc::new(deleter(&settings, &roots, &filter, &changes, &paths)?);
     let run = Run {
+        deleter,
         settings: &settings,
         roots: &roots,
-        paths: Paths::new(&settings.source, &settings.destination),
+        paths,
         run_id,
         found: Arc::new(walk::Found::default()),
         stop: &stop,
@@ -196,10 +201,7 @@ pub fn run(mut settings: Settings, cluster: &Cluster) -> Result<Summary> {
         cluster,
         quarantined: Arc::new(quarantined.into_iter().map(|b| b.into_vec()).collect()),
         newly_quarantined: Default::default(),
-        changes: Arc::new(changes::Changes::open(
-            settings.itemize,
-            settings.json_lines.as_deref(),
-        )?),
+        changes,
     };
     let walking = run.start_walk(filter)?;
     let mut summary = match (&roots.dst_fd, settings.dry_run) {
@@ -208,6 +210,42 @@ pub fn run(mut settings: Settings, cluster: &Cluster) -> Result<Summary> {
     };
     run.totals(&mut summary, start)?;
     Ok(summary)
+}
+
+/// The run's one `Deleter`: its rules, budget and backup directory.
+fn deleter(
+    s: &Settings,
+    roots: &prepare::Roots,
+    filter: &Arc<crate::filter::Filter>,
+    changes: &Arc<changes::Changes>,
+    paths: &Paths,
+) -> Result<delete::Deleter> {
+    let dst_dev = roots
+        .dst_fd
+        .as_ref()
+        .and_then(|fd| rustix::fs::fstat(fd).ok())
+        .map(|st| st.st_dev);
+    let backup = match (&s.backup_dir, &roots.dst_fd) {
+        (Some(dir), Some(fd)) => Some(backup::Backup::open(
+            dir,
+            &s.suffix,
+            &roots.destination,
+            fd,
+        )?),
+        _ => None,
+    };
+    Ok(delete::Deleter::new(
+        delete::Rules {
+            dry_run: s.dry_run,
+            delete_excluded: s.delete_excluded,
+            max_delete: s.max_delete,
+            one_file_system: dst_dev.filter(|_| s.one_file_system),
+        },
+        Arc::clone(filter),
+        Arc::clone(changes),
+        backup,
+        paths.clone(),
+    ))
 }
 
 fn announce(s: &Settings, roots: &prepare::Roots) {
@@ -249,7 +287,7 @@ fn announce(s: &Settings, roots: &prepare::Roots) {
 }
 
 impl Run<'_> {
-    fn start_walk(&self, filter: crate::filter::Filter) -> Result<Walking> {
+    fn start_walk(&self, filter: Arc<crate::filter::Filter>) -> Result<Walking> {
         let (s, roots) = (self.settings, self.roots);
         let (batch_tx, batches) = crossbeam_channel::bounded(2 * s.processes + 2);
         let (ev_tx, events) = crossbeam_channel::unbounded();
@@ -282,6 +320,7 @@ impl Run<'_> {
                 .map(|fd| dup(fd, &roots.destination))
                 .transpose()?,
             filter,
+            deleter: Arc::clone(&self.deleter),
             root_created: roots.created,
             run_id: self.run_id,
             changes: Arc::clone(&self.changes),
@@ -461,21 +500,28 @@ impl Run<'_> {
         }
         let extras: Vec<delete::Extra> =
             self.cluster.gather(extras)?.into_iter().flatten().collect();
-        let extras = &extras[..];
-        let mut t = delete::Tally {
-            dry_run: s.dry_run,
-            changes: Arc::clone(&self.changes),
-            deleted: 0,
-            budget: delete::Budget::new(s.max_delete),
-        };
-        delete::run(dst_fd, extras, &mut t, &self.paths, summary);
-        summary.entries_deleted += t.deleted;
-        summary.delete_limit_reached |= t.budget.reached;
+        if let Some(pct) = s.max_delete_percent {
+            let (would, inside) = self.deleter.count(dst_fd, &extras);
+            let total = self.found.dest_entries.load(Ordering::Relaxed) + inside;
+            let gone = would + self.deleter.deleted();
+            if total > 0 && gone as f64 * 100.0 > pct * total as f64 {
+                log::error!(
+                    "--max-delete-percent {pct}: {gone} of the destination's {total} entries \
+                     would be deleted ({:.1} %); nothing deleted",
+                    gone as f64 * 100.0 / total as f64
+                );
+                summary.delete_refused = true;
+                summary.deletes_kept += would;
+                return Ok(());
+            }
+        }
+        self.deleter.extras(dst_fd, &extras);
         Ok(())
     }
 
     /// Totals the walk counted itself, and the closing lines of the log.
     fn totals(&self, summary: &mut Summary, start: Instant) -> Result<()> {
+        self.deleter.account(summary);
         let found = &self.found;
         summary.files_skipped += found.skipped_files.load(Ordering::Relaxed);
         summary.bytes_skipped += found.skipped_bytes.load(Ordering::Relaxed);

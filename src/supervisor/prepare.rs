@@ -35,7 +35,56 @@ fn open_dir(p: &Path) -> Result<OwnedFd> {
     .map_err(|e| Error::io(p, e.into()))
 }
 
-pub fn prepare(source: &Path, destination: &Path, dry_run: bool, mkpath: bool) -> Result<Roots> {
+pub fn prepare(s: &crate::config::Settings) -> Result<Roots> {
+    let roots = open_and_lock(&s.source, &s.destination, s.dry_run, s.mkpath)?;
+    if s.delete {
+        check_delete(&roots, s.allow_empty_source || s.files_from.is_some())?;
+    }
+    Ok(roots)
+}
+
+/// `--delete` guards, before anything is written: a source inside the
+/// destination would delete itself (rsync does; pcopy refuses, as it
+/// refuses the other nesting), and an empty source root (a mount point
+/// that is not mounted tonight) would wipe the mirror.
+fn check_delete(r: &Roots, allow_empty: bool) -> Result<()> {
+    let Some(dst_fd) = &r.dst_fd else {
+        return Ok(());
+    };
+    let d = rustix::fs::fstat(dst_fd).map_err(|e| Error::io(&r.destination, e.into()))?;
+    let is_dst = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == (d.st_dev, d.st_ino))
+    };
+    if r.source.ancestors().skip(1).any(is_dst) {
+        return Err(Error::Usage(format!(
+            "{}: the source is inside the destination {}; --delete would delete the source itself",
+            r.source.display(),
+            r.destination.display()
+        )));
+    }
+    let has_entries = |fd: &OwnedFd, p: &Path| -> Result<bool> {
+        let dir = rustix::fs::Dir::read_from(fd).map_err(|e| Error::io(p, e.into()))?;
+        for ent in dir {
+            let ent = ent.map_err(|e| Error::io(p, e.into()))?;
+            let name = ent.file_name().to_bytes();
+            if name != b"." && name != b".." && crate::copy::temp::parse(name).is_none() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    if !allow_empty && !has_entries(&r.src_fd, &r.source)? && has_entries(dst_fd, &r.destination)? {
+        return Err(Error::Refused(format!(
+            "refusing --delete: the source {} is empty but the destination {} is not \
+             (is the source mounted?); --allow-empty-source mirrors an empty source",
+            r.source.display(),
+            r.destination.display()
+        )));
+    }
+    Ok(())
+}
+
+fn open_and_lock(source: &Path, destination: &Path, dry_run: bool, mkpath: bool) -> Result<Roots> {
     check_kinds(source, destination)?;
     let src_fd = open_dir(source)?;
     let sst = rustix::fs::fstat(&src_fd).map_err(|e| Error::io(source, e.into()))?;

@@ -87,9 +87,6 @@ pub enum WalkEvent {
     },
     /// An entry skipped by --exclude.
     Excluded,
-    /// Destination entries removed (`--delete`, type clash); in a dry run,
-    /// that would be.
-    Deleted(u64),
     /// The destination is full (ENOSPC/EDQUOT creating a directory);
     /// `path` is the destination's.
     NoSpace {
@@ -123,6 +120,9 @@ pub struct Found {
     /// Files (and their bytes) found after that, never dispatched.
     pub unsent_files: AtomicU64,
     pub unsent_bytes: AtomicU64,
+    /// `--delete`: entries listed in the destination directories compared
+    /// (`--max-delete-percent`'s whole).
+    pub dest_entries: AtomicU64,
 }
 
 impl Found {
@@ -147,7 +147,6 @@ impl WalkEvent {
                 sm.entries_ignored += 1;
             }
             WalkEvent::Excluded => sm.entries_excluded += 1,
-            WalkEvent::Deleted(n) => sm.entries_deleted += n,
             WalkEvent::NoSpace { .. } => {}
             WalkEvent::Dry {
                 up_to_date: true,
@@ -233,7 +232,9 @@ pub struct Walker {
     pub found: Arc<Found>,
     /// None only in a dry run whose destination does not exist yet.
     pub dst_root: Option<OwnedFd>,
-    pub filter: crate::filter::Filter,
+    pub filter: Arc<crate::filter::Filter>,
+    /// Removes what is in the way of a source entry (`--delete`).
+    pub deleter: Arc<super::delete::Deleter>,
     /// The destination root did not exist before this run.
     pub root_created: bool,
     pub run_id: u64,
@@ -696,6 +697,11 @@ impl Walker {
         dst: &OwnedFd,
         seen: &std::collections::HashSet<Vec<u8>>,
     ) {
+        // -x: a destination directory on another filesystem (something
+        // mounted in the destination) is not looked into, as in rsync.
+        if rustix::fs::fstat(dst).is_ok_and(|st| !self.deleter.same_device(st.st_dev)) {
+            return;
+        }
         let entries = match rustix::fs::Dir::read_from(dst) {
             Ok(d) => d,
             Err(e) => {
@@ -703,6 +709,7 @@ impl Walker {
             }
         };
         let mut extras = Vec::new();
+        let mut listed = 0;
         for ent in entries {
             let Ok(ent) = ent else {
                 // An incomplete listing only means fewer deletions.
@@ -715,13 +722,20 @@ impl Walker {
             if crate::copy::temp::parse(name).is_some_and(|t| t.run_id == self.run_id) {
                 continue;
             }
-            let is_dir = ent.file_type() == FileType::Directory;
+            listed += 1;
+            let is_dir = match ent.file_type() {
+                FileType::Unknown => rustix::fs::statat(dst, name, AtFlags::SYMLINK_NOFOLLOW)
+                    .is_ok_and(|s| FileType::from_raw_mode(s.st_mode) == FileType::Directory),
+                t => t == FileType::Directory,
+            };
             let xrel = join_rel(rel, name);
-            let excluded = self.filter.excluded(&xrel, is_dir);
-            // Excluded: protected, or (--delete-excluded) an extra even
-            // when the source has it, as in rsync.
-            let keep = if excluded {
-                !self.opts.delete_excluded
+            // Protected (excluded, unless --delete-excluded): kept. Excluded
+            // under --delete-excluded: an extra even when the source has it
+            // (the source's copy was not sent), as in rsync.
+            let keep = if self.deleter.protected(&xrel, is_dir) {
+                true
+            } else if self.filter.excluded(&xrel, is_dir) {
+                false
             } else {
                 seen.contains(name)
             };
@@ -733,6 +747,7 @@ impl Walker {
                 dir: is_dir,
             });
         }
+        self.found.dest_entries.fetch_add(listed, Ordering::Relaxed);
         lock(&sh.out).extras.extend(extras);
     }
 
@@ -747,16 +762,14 @@ impl Walker {
         if (FileType::from_raw_mode(st.st_mode) == FileType::Directory) == want_dir {
             return true;
         }
-        let mut t = super::delete::Tally {
-            dry_run: self.opts.dry_run,
-            changes: Arc::clone(&self.changes),
-            deleted: 0,
-            budget: super::delete::Budget::new(None),
-        };
-        let r = super::delete::clear_way(dst.as_fd(), e.name, &e.rel, &mut t);
-        let _ = self.events.send(WalkEvent::Deleted(t.deleted));
-        match r {
-            Ok(()) => true,
+        match self.deleter.clear_way(dst.as_fd(), e.name, &e.rel) {
+            Ok(true) => true,
+            Ok(false) => {
+                let msg = "could not make way for it: the destination entry of another type \
+                           holds what --delete must keep (excluded, a mount point, or --max-delete)";
+                self.fail(&e.rel, msg, want_dir);
+                false
+            }
             Err(err) => {
                 self.fail(&e.rel, &format!("delete (type clash): {err}"), want_dir);
                 false

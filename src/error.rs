@@ -212,6 +212,7 @@ mod tests {
             ExitStatus::DiskFull,
             ExitStatus::Vanished,
             ExitStatus::DeleteLimit,
+            ExitStatus::DeleteRefused,
             ExitStatus::Internal,
             ExitStatus::Locked,
             ExitStatus::Interrupted(libc::SIGINT),

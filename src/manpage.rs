@@ -71,6 +71,19 @@ pub const CONFIG_KEYS: &[(&str, &str)] = &[
         "max_delete",
         "--max-delete: at most this many deletions (exit 25)",
     ),
+    (
+        "max_delete_percent",
+        "--max-delete-percent: no deletion when more than this share would go (exit 26)",
+    ),
+    (
+        "allow_empty_source",
+        "--allow-empty-source: --delete from an empty source root",
+    ),
+    (
+        "backup_dir",
+        "--backup-dir: move deleted and replaced entries here",
+    ),
+    ("suffix", "--suffix: appended to backed-up names"),
 ];
 
 /// Every field of the `--json` summary with its meaning.
@@ -112,6 +125,8 @@ pub const JSON_FIELDS: &[(&str, &str)] = &[
     ("entries_repaired", "metadata fixed in place"),
     ("entries_deleted", "entries removed by --delete"),
     ("delete_limit_reached", "--max-delete stopped deletions"),
+    ("deletes_kept", "deletions held back by --max-delete(-percent)"),
+    ("delete_refused", "--max-delete-percent held every deletion back"),
     ("files_verified", "copies that matched (--verify)"),
     ("disk_full", "the destination filled up"),
     (

@@ -79,6 +79,10 @@ pub fn parse(text: &str, include: bool) -> Result<Parsed, String> {
     if pattern.is_empty() {
         return Err(format!("filter rule {text:?}: the pattern is empty"));
     }
+    if let Some(why) = wildmatch::malformed(pattern.as_bytes()) {
+        // rsync accepts it and it matches nothing: almost surely a typo.
+        return Err(format!("bad pattern {pattern:?}: {why}"));
+    }
     Ok(Parsed::Rule(Rule {
         include,
         pattern: pattern.to_string(),
@@ -372,6 +376,12 @@ mod tests {
             assert!(parse(good, false).is_ok(), "{good:?} refused");
         }
         assert!(parse("- ", false).is_err(), "an empty pattern");
+        for bad in ["a[", "[a-", "x[[:nope:]]", "[\\"] {
+            assert!(parse(bad, false).is_err(), "{bad:?} accepted");
+        }
+        for good in ["[]]", "[[:digit:]]", "[[]", "\\[", "a]"] {
+            assert!(parse(good, false).is_ok(), "{good:?} refused");
+        }
     }
 
     #[test]

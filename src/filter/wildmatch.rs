@@ -243,6 +243,55 @@ pub fn litmatch_at(s: &[u8], t: &[u8], w: Where) -> bool {
     }
 }
 
+/// Why pattern `p` can never match anything (rsync's matcher gives up on
+/// it silently: an unclosed `[` class, a trailing `\\` inside a class, an
+/// unknown `[:name:]`); None when it is well formed.
+pub fn malformed(p: &[u8]) -> Option<&'static str> {
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            b'\\' => i += 1,
+            b'[' => {
+                i += 1;
+                if matches!(at(p, i), b'!' | b'^') {
+                    i += 1;
+                }
+                loop {
+                    match at(p, i) {
+                        0 => return Some("a [ class is not closed with ]"),
+                        b'\\' if at(p, i + 1) == 0 => return Some("a [ class is not closed with ]"),
+                        b'\\' => i += 1,
+                        b'[' if at(p, i + 1) == b':' => {
+                            let s = i + 2;
+                            let mut j = s;
+                            while at(p, j) != 0 && at(p, j) != b']' {
+                                j += 1;
+                            }
+                            if at(p, j) == 0 {
+                                return Some("a [ class is not closed with ]");
+                            }
+                            if j >= s + 1 && at(p, j - 1) == b':' {
+                                if class_has(&p[s..j - 1], b'a').is_none() {
+                                    return Some("unknown [:class:] name");
+                                }
+                                i = j;
+                            }
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                    if at(p, i) == b']' {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 /// rsync's plain `wildmatch(pattern, text)` (what its wildtest.txt checks).
 #[cfg(test)]
 pub fn wildmatch(p: &[u8], t: &[u8]) -> bool {

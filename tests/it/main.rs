@@ -8,6 +8,7 @@ mod copy_tree;
 mod faults;
 mod fidelity;
 mod hardening;
+mod mirror_safety;
 #[cfg(feature = "mpi")]
 mod mpi;
 mod operator;

@@ -21,6 +21,13 @@ impl Walker {
                 self.fail(raw, "--files-from: not a path inside the source", false);
                 continue;
             };
+            if !self.listed_exists(&rel) {
+                // A typo in the list is an error (rsync: exit 23), not a
+                // file that vanished during the run (exit 24, harmless).
+                let msg = "--files-from: listed, but not in the source";
+                self.fail_kind(&rel, msg, false, "ENOENT");
+                continue;
+            }
             let mut parent = Vec::new();
             for comp in rel.split(|&c| c == b'/') {
                 let here = join_rel(&parent, comp);
@@ -35,6 +42,28 @@ impl Walker {
             }
         }
         b.flush()
+    }
+
+    /// Whether listed path `rel` exists in the source (any type; a
+    /// dangling symlink counts unless `-L`). Other errors are left to the
+    /// walk, which reports them with their cause.
+    fn listed_exists(&self, rel: &[u8]) -> bool {
+        let (parent, name) = split_rel(rel);
+        let follow = if self.opts.dereference {
+            rustix::fs::AtFlags::empty()
+        } else {
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW
+        };
+        match open_src_dir(&self.src_root, parent, self.opts.dereference) {
+            Ok(dir) => !matches!(
+                rustix::fs::statat(&dir, name, follow),
+                Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR)
+            ),
+            Err(e) => !matches!(
+                e.raw_os_error(),
+                Some(libc::ENOENT) | Some(libc::ENOTDIR)
+            ),
+        }
     }
 
     /// One listed path (or one of its parents), or a hard-linked entry

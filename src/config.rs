@@ -335,7 +335,11 @@ impl Settings {
             },
             allow_empty_source: cli.allow_empty_source || file.allow_empty_source.unwrap_or(false),
             backup_dir: cli.backup_dir.clone().or_else(|| file.backup_dir.clone()),
-            suffix: cli.suffix.clone().or_else(|| file.suffix.clone()).unwrap_or_default(),
+            suffix: cli
+                .suffix
+                .clone()
+                .or_else(|| file.suffix.clone())
+                .unwrap_or_default(),
             itemize: cli.itemize_changes,
             json_lines: cli.json_lines.clone(),
             stall_timeout: Duration::from_secs_f64(stall),

@@ -125,8 +125,14 @@ pub const JSON_FIELDS: &[(&str, &str)] = &[
     ("entries_repaired", "metadata fixed in place"),
     ("entries_deleted", "entries removed by --delete"),
     ("delete_limit_reached", "--max-delete stopped deletions"),
-    ("deletes_kept", "deletions held back by --max-delete(-percent)"),
-    ("delete_refused", "--max-delete-percent held every deletion back"),
+    (
+        "deletes_kept",
+        "deletions held back by --max-delete(-percent)",
+    ),
+    (
+        "delete_refused",
+        "--max-delete-percent held every deletion back",
+    ),
     ("files_verified", "copies that matched (--verify)"),
     ("disk_full", "the destination filled up"),
     (

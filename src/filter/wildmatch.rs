@@ -259,7 +259,9 @@ pub fn malformed(p: &[u8]) -> Option<&'static str> {
                 loop {
                     match at(p, i) {
                         0 => return Some("a [ class is not closed with ]"),
-                        b'\\' if at(p, i + 1) == 0 => return Some("a [ class is not closed with ]"),
+                        b'\\' if at(p, i + 1) == 0 => {
+                            return Some("a [ class is not closed with ]")
+                        }
                         b'\\' => i += 1,
                         b'[' if at(p, i + 1) == b':' => {
                             let s = i + 2;

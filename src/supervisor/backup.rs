@@ -1,13 +1,14 @@
 //! `--backup-dir DIR` (rsync's `--backup --backup-dir`): what a run would
-//! destroy (a deleted entry, an entry replaced by one of another type) is
-//! moved into DIR under its relative path instead, with one `renameat`:
-//! no copy, so DIR must be on the destination's filesystem (checked once
-//! at the start). A relative DIR is taken relative to the destination, as
+//! destroy is kept in DIR under its relative path instead: a deleted entry
+//! or one replaced by another type is moved there (`renameat`), a file the
+//! workers are about to rewrite is hard-linked there first (`linkat`: the
+//! old inode survives its replacement). No copy, so DIR must be on the
+//! destination's filesystem (checked once at the start). A relative DIR is taken relative to the destination, as
 //! rsync does; DIR inside the destination is never deleted or copied into.
 
 use crate::copy::split_rel;
 use crate::error::{Error, Result};
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{AtFlags, Mode, OFlags};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -68,9 +69,9 @@ impl Backup {
     /// Whether `rel` (relative to the destination) is the backup directory
     /// or inside it.
     pub fn holds(&self, rel: &[u8]) -> bool {
-        self.inside.as_deref().is_some_and(|b| {
-            rel.starts_with(b) && (rel.len() == b.len() || rel[b.len()] == b'/')
-        })
+        self.inside
+            .as_deref()
+            .is_some_and(|b| rel.starts_with(b) && (rel.len() == b.len() || rel[b.len()] == b'/'))
     }
 
     /// Move `name` in `dir` (at `rel`) into the backup directory, replacing
@@ -86,6 +87,25 @@ impl Backup {
                 "--backup-dir is on another filesystem than this entry",
             )),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Hard-link `name` in `dir` (at `rel`) into the backup directory: the
+    /// inode a worker is about to replace stays there, whole, without a
+    /// copy (an older backup of the same name is replaced).
+    pub fn link(&self, dir: BorrowedFd, name: &[u8], rel: &[u8]) -> io::Result<()> {
+        let (parent, _) = split_rel(rel);
+        let to = self.dirs(parent)?;
+        let mut target = name.to_vec();
+        target.extend_from_slice(&self.suffix);
+        let link = || rustix::fs::linkat(dir, name, &to, &target[..], AtFlags::empty());
+        match link() {
+            Err(rustix::io::Errno::EXIST) => {
+                rustix::fs::unlinkat(&to, &target[..], AtFlags::empty())?;
+                Ok(link()?)
+            }
+            Err(rustix::io::Errno::NOENT) => Ok(()),
+            r => Ok(r?),
         }
     }
 

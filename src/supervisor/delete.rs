@@ -136,6 +136,16 @@ impl Deleter {
             || (!self.delete_excluded && self.filter.excluded(rel, is_dir))
     }
 
+    /// `--backup-dir`: keep the destination's `name` in `dir` (at `rel`),
+    /// which a worker is about to replace; nothing without a backup
+    /// directory or in a dry run.
+    pub fn back_up(&self, dir: BorrowedFd, name: &[u8], rel: &[u8]) -> io::Result<()> {
+        match &self.backup {
+            Some(b) if !self.dry_run => b.link(dir, name, rel),
+            _ => Ok(()),
+        }
+    }
+
     /// Entries removed so far (not counting replaced ones).
     pub fn deleted(&self) -> u64 {
         self.deleted.load(Ordering::Relaxed)
@@ -427,7 +437,11 @@ mod tests {
         }];
         let d = deleter(&[], None);
         d.extras(&root, &extras);
-        assert_eq!(d.deleted.load(Ordering::Relaxed), 1, "only the symlink itself");
+        assert_eq!(
+            d.deleted.load(Ordering::Relaxed),
+            1,
+            "only the symlink itself"
+        );
         assert!(std::fs::symlink_metadata(dst.join("d")).is_err());
         assert_eq!(std::fs::read(outside.join("precious")).unwrap(), b"keep");
         assert_eq!(std::fs::read(outside.join("sub/also")).unwrap(), b"keep");
@@ -441,9 +455,18 @@ mod tests {
         std::fs::write(t.path().join("x/y/gone"), b"g").unwrap();
         let root = OwnedFd::from(std::fs::File::open(t.path()).unwrap());
         let d = deleter(&[crate::filter::Rule::exclude("*.log")], None);
-        d.extras(&root, &[Extra { rel: b"x".to_vec(), dir: true }]);
+        d.extras(
+            &root,
+            &[Extra {
+                rel: b"x".to_vec(),
+                dir: true,
+            }],
+        );
         assert_eq!(std::fs::read(t.path().join("x/keep.log")).unwrap(), b"L");
-        assert!(!t.path().join("x/y").exists(), "the unprotected subtree goes");
+        assert!(
+            !t.path().join("x/y").exists(),
+            "the unprotected subtree goes"
+        );
         assert_eq!(d.deleted.load(Ordering::Relaxed), 2, "x/y/gone and x/y");
     }
 }

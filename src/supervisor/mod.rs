@@ -2,10 +2,10 @@
 //! thread and the worker pool, run the dispatch loop, then finish hard links
 //! and directory attributes and return the summary.
 
+mod backup;
 pub mod bigfile;
 pub mod changes;
 pub mod cluster;
-mod backup;
 mod delete;
 mod dispatch;
 mod finish;

@@ -52,9 +52,8 @@ fn check_delete(r: &Roots, allow_empty: bool) -> Result<()> {
         return Ok(());
     };
     let d = rustix::fs::fstat(dst_fd).map_err(|e| Error::io(&r.destination, e.into()))?;
-    let is_dst = |p: &Path| {
-        std::fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == (d.st_dev, d.st_ino))
-    };
+    let is_dst =
+        |p: &Path| std::fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == (d.st_dev, d.st_ino));
     if r.source.ancestors().skip(1).any(is_dst) {
         return Err(Error::Usage(format!(
             "{}: the source is inside the destination {}; --delete would delete the source itself",

@@ -52,13 +52,23 @@ fn excluded_files_keep_an_extra_directory_as_in_rsync() {
     assert!(!env.dst.join("x/gone").exists() && !env.dst.join("x/y").exists());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("*deleting   x/gone"), "{text}");
-    assert!(!text.contains("*deleting   x/\n"), "x itself is kept: {text}");
-    match rsync(&["-a", "--delete", "--exclude", "*.log"], &env.src, &env.path("r")) {
+    assert!(
+        !text.contains("*deleting   x/\n"),
+        "x itself is kept: {text}"
+    );
+    match rsync(
+        &["-a", "--delete", "--exclude", "*.log"],
+        &env.src,
+        &env.path("r"),
+    ) {
         Some(o) if o.status.success() => assert_eq!(tree(&env.dst), tree(&env.path("r"))),
         _ => skip("excluded_files_keep_an_extra_directory", "rsync missing"),
     }
     // --delete-excluded: nothing is protected any more.
-    assert_code(&env.copy(&["--delete", "--delete-excluded", "--exclude", "*.log"]), 0);
+    assert_code(
+        &env.copy(&["--delete", "--delete-excluded", "--exclude", "*.log"]),
+        0,
+    );
     assert_eq!(tree(&env.dst), vec!["a"]);
 }
 
@@ -79,7 +89,11 @@ fn a_type_clash_spends_the_max_delete_budget_and_keeps_the_rest() {
     assert_eq!(fs::read_dir(env.dst.join("data")).unwrap().count(), 47);
     // The file could not be placed: a failure naming it, not a success.
     assert_code(&out, 1);
-    assert!(stderr(&out).contains("could not make way"), "{}", explain(&out));
+    assert!(
+        stderr(&out).contains("could not make way"),
+        "{}",
+        explain(&out)
+    );
 }
 
 #[test]
@@ -93,7 +107,11 @@ fn a_type_clash_keeps_excluded_entries_unless_delete_excluded() {
     fs::write(env.src.join("data"), b"file").unwrap();
     let out = env.copy(&["--delete", "--exclude", "*.log"]);
     assert_code(&out, 1);
-    assert_eq!(fs::read(env.dst.join("data/a.log")).unwrap(), b"L", "protected");
+    assert_eq!(
+        fs::read(env.dst.join("data/a.log")).unwrap(),
+        b"L",
+        "protected"
+    );
     assert!(!env.dst.join("data/b").exists());
     // rsync removes excluded contents of a stale directory under
     // --delete-excluded, and so does pcopy; the file then takes its place.
@@ -154,15 +172,30 @@ fn backup_dir_keeps_what_a_run_deletes_or_replaces() {
     fs::create_dir(env.src.join("d")).unwrap();
     fs::write(env.src.join("d/old"), b"old data").unwrap();
     fs::write(env.src.join("clash"), b"file").unwrap();
+    fs::write(env.src.join("d/changed"), b"version 1").unwrap();
+    set_mtime_ns(&env.src.join("d/changed"), 1_600_000_000, 0);
     assert_code(&env.copy(&[]), 0);
+    fs::write(env.src.join("d/changed"), b"version 2").unwrap();
     fs::remove_file(env.src.join("d/old")).unwrap();
     fs::remove_file(env.src.join("clash")).unwrap();
     fs::create_dir(env.src.join("clash")).unwrap();
     let bak = env.path("bak");
-    let out = env.copy(&["--delete", "--backup-dir", bak.to_str().unwrap(), "--suffix", "~"]);
+    let out = env.copy(&[
+        "--delete",
+        "--backup-dir",
+        bak.to_str().unwrap(),
+        "--suffix",
+        "~",
+    ]);
     assert_code(&out, 0);
     assert_eq!(fs::read(bak.join("d/old~")).unwrap(), b"old data");
     assert_eq!(fs::read(bak.join("clash~")).unwrap(), b"file");
+    assert_eq!(
+        fs::read(bak.join("d/changed~")).unwrap(),
+        b"version 1",
+        "the old inode"
+    );
+    assert_eq!(fs::read(env.dst.join("d/changed")).unwrap(), b"version 2");
     assert!(env.dst.join("clash").is_dir());
     assert!(!env.dst.join("d/old").exists());
     // Relative to the destination, inside it: never deleted as an extra.
@@ -172,7 +205,11 @@ fn backup_dir_keeps_what_a_run_deletes_or_replaces() {
     assert_code(&env.copy(&["--delete", "--backup-dir", ".old"]), 0);
     assert_eq!(fs::read(env.dst.join(".old/gone")).unwrap(), b"g");
     assert_code(&env.copy(&["--delete", "--backup-dir", ".old"]), 0);
-    assert_eq!(fs::read(env.dst.join(".old/gone")).unwrap(), b"g", "kept on the re-run");
+    assert_eq!(
+        fs::read(env.dst.join(".old/gone")).unwrap(),
+        b"g",
+        "kept on the re-run"
+    );
 }
 
 #[test]
@@ -198,7 +235,11 @@ fn a_source_inside_the_destination_is_refused_with_delete() {
     c.arg(env.dst.join("sub")).arg(&env.dst).arg("--delete");
     let out = run(c);
     assert_code(&out, 2);
-    assert!(stderr(&out).contains("inside the destination"), "{}", explain(&out));
+    assert!(
+        stderr(&out).contains("inside the destination"),
+        "{}",
+        explain(&out)
+    );
     assert_eq!(fs::read(env.dst.join("sub/a")).unwrap(), b"a");
     assert_eq!(fs::read(env.dst.join("other")).unwrap(), b"o");
 }

@@ -59,10 +59,7 @@ impl Walker {
                 rustix::fs::statat(&dir, name, follow),
                 Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR)
             ),
-            Err(e) => !matches!(
-                e.raw_os_error(),
-                Some(libc::ENOENT) | Some(libc::ENOTDIR)
-            ),
+            Err(e) => !matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)),
         }
     }
 

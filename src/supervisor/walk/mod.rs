@@ -941,6 +941,18 @@ impl Walker {
         if self.opts.delete && job.dir == DestDir::Existing && !self.clear_clash(e, false) {
             return true;
         }
+        if let (Some(dst), DestDir::Existing) = (e.dst, job.dir) {
+            // --backup-dir: the inode about to be replaced is kept first;
+            // if it cannot be, the entry is not replaced.
+            if let Err(err) = self.deleter.back_up(dst.as_fd(), e.name, &e.rel) {
+                self.fail(
+                    &e.rel,
+                    &format!("--backup-dir: {err} (not replaced)"),
+                    false,
+                );
+                return true;
+            }
+        }
         if self.changes.on() {
             self.note_copy(job, e, st, ft);
         }

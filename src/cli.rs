@@ -55,15 +55,15 @@ pub struct Cli {
     #[arg(short = 'n', long)]
     pub dry_run: bool,
 
-    /// Skip entries matching the glob PATTERN (repeatable; see FILTER RULES in the man page)
-    #[arg(long, value_name = "PATTERN")]
+    /// Skip entries matching PATTERN, as rsync does ("+ PAT" includes, "- PAT" excludes, "!" clears; repeatable; see FILTER RULES in the man page)
+    #[arg(long, value_name = "PATTERN", allow_hyphen_values = true)]
     pub exclude: Vec<String>,
 
     /// Keep entries matching PATTERN (repeatable; rules are checked in the order given, the first match wins)
-    #[arg(long, value_name = "PATTERN")]
+    #[arg(long, value_name = "PATTERN", allow_hyphen_values = true)]
     pub include: Vec<String>,
 
-    /// Read --exclude patterns from FILE, one per line (blank lines and lines starting with # or ; are skipped)
+    /// Read --exclude patterns from FILE, one per line (empty lines and lines starting with # or ; are skipped)
     #[arg(long, value_name = "FILE")]
     pub exclude_from: Vec<PathBuf>,
 

@@ -272,7 +272,7 @@ pub fn malformed(p: &[u8]) -> Option<&'static str> {
                             if at(p, j) == 0 {
                                 return Some("a [ class is not closed with ]");
                             }
-                            if j >= s + 1 && at(p, j - 1) == b':' {
+                            if j > s && at(p, j - 1) == b':' {
                                 if class_has(&p[s..j - 1], b'a').is_none() {
                                     return Some("unknown [:class:] name");
                                 }

@@ -200,13 +200,23 @@ pub fn render() -> Vec<u8> {
         &mut out,
         "FILTER RULES",
         &[
-            "Patterns are globs matched against an entry's path relative to the source; * \
-             does not cross /. A pattern without / matches the name at any depth; one with / \
-             matches the whole relative path (a leading / only anchors it); a trailing / \
-             restricts it to directories. Rules are checked in the order given and the first \
-             match wins, as in rsync; the config file's include list comes before its exclude \
+            "Rules select exactly what rsync's --include/--exclude select (rsync's wildmatch \
+             and anchoring). * and ? do not match /, ** does, [...] classes, no {a,b} braces. \
+             A pattern without / or ** matches the name at any depth; one with an inner / \
+             matches the last as many path elements at any depth; ** may match after any /; \
+             a leading / anchors at the source root; a trailing / restricts it to directories; \
+             dir/*** is dir and everything below. Rules are checked in the order given and \
+             the first match wins; an argument or pattern-file line may start with + or - \
+             (include, exclude), and ! alone clears the rules before it; merge files and rule \
+             modifiers are refused. The config file's include list comes before its exclude \
              list, then the flags in command-line order. An excluded directory is not \
              descended into.",
+            "With --delete an excluded destination entry is protected (unless \
+             --delete-excluded) and keeps the directory holding it; with -x nothing on \
+             another filesystem than the destination root is deleted; an empty source root is \
+             refused (exit 26, --allow-empty-source); --max-delete counts every deletion, type \
+             clashes included; --max-delete-percent deletes nothing above its share (exit 26); \
+             --backup-dir keeps what is deleted or replaced.",
         ],
     );
     let _ = writeln!(out, ".SH \"EXIT STATUS\"");

@@ -7,6 +7,7 @@ mod copy_tree;
 #[cfg(feature = "failpoints")]
 mod faults;
 mod fidelity;
+mod filter_diff;
 mod hardening;
 mod mirror_safety;
 #[cfg(feature = "mpi")]

@@ -164,21 +164,30 @@ impl Compiled {
             return false;
         }
         let mut name = rel;
-        let mut text = Vec::new();
         if self.slashes == 0 && !self.wild2 {
             // Only the name is matched.
             if let Some(i) = rel.iter().rposition(|&c| c == b'/') {
                 name = &rel[i + 1..];
             }
-        } else if self.wild2_prefix {
-            // Lets "**/" match at the start too.
-            text.push(b'/');
         }
-        text.extend_from_slice(name);
-        if is_dir && self.wild3_suffix {
-            // Lets "dir/***" match "dir" itself.
-            text.push(b'/');
-        }
+        // "**/" may match at the start too, "dir/***" matches "dir" itself:
+        // rsync adds a '/' before or after the text for those (a copy only
+        // then; every other rule matches the entry's bytes as they are).
+        let before = self.wild2_prefix;
+        let after = is_dir && self.wild3_suffix;
+        let text: std::borrow::Cow<[u8]> = if before || after {
+            let mut t = Vec::with_capacity(name.len() + 2);
+            if before {
+                t.push(b'/');
+            }
+            t.extend_from_slice(name);
+            if after {
+                t.push(b'/');
+            }
+            t.into()
+        } else {
+            name.into()
+        };
         let (anchored, pattern) = match self.pattern.strip_prefix(b"/") {
             Some(p) => (true, p),
             None => (false, &self.pattern[..]),

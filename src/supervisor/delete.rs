@@ -20,6 +20,7 @@
 
 use super::backup::Backup;
 use super::changes::{Action, Change, Changes, Kind};
+use super::walk::join_rel;
 use crate::copy::{open_beneath, split_rel};
 use crate::filter::Filter;
 use crate::stats::{Failed, Paths, Summary};
@@ -173,7 +174,7 @@ impl Deleter {
         let Ok(sub) = rustix::fs::openat(dir, name, flags, Mode::empty()) else {
             return;
         };
-        if rustix::fs::fstat(&sub).is_ok_and(|st| !self.same_device(st.st_dev)) {
+        if self.foreign_device(sub.as_fd()) {
             return;
         }
         let Ok(entries) = rustix::fs::Dir::read_from(&sub) else {
@@ -186,10 +187,8 @@ impl Deleter {
                 continue;
             }
             *inside += 1;
-            let mut crel = rel.to_vec();
-            crel.push(b'/');
-            crel.extend_from_slice(child);
-            let child_dir = ent.file_type() == FileType::Directory;
+            let crel = join_rel(rel, child);
+            let child_dir = is_dir_entry(sub.as_fd(), &ent);
             if !self.protected(&crel, child_dir) {
                 *would += 1;
                 if child_dir {
@@ -199,9 +198,11 @@ impl Deleter {
         }
     }
 
-    /// `-x`: whether a directory with this device may be looked into.
-    pub fn same_device(&self, dev: u64) -> bool {
-        self.root_dev.is_none_or(|d| d == dev)
+    /// `-x`: directory `dir` is on another device than the destination
+    /// root, so it is not looked into (no syscall without `-x`).
+    pub fn foreign_device(&self, dir: BorrowedFd) -> bool {
+        self.root_dev
+            .is_some_and(|root| rustix::fs::fstat(dir).is_ok_and(|st| st.st_dev != root))
     }
 
     /// Remove the extras (after every copy of the run). A failure is
@@ -264,8 +265,7 @@ impl Deleter {
     /// Remove what directory `sub` (at `rel`) holds; Kept when anything
     /// stays (protected, a mount point under `-x`, the limit, a failure).
     fn empty_out(&self, sub: &OwnedFd, rel: &[u8]) -> io::Result<Gone> {
-        let st = rustix::fs::fstat(sub)?;
-        if !self.same_device(st.st_dev) {
+        if self.foreign_device(sub.as_fd()) {
             log::info!("cannot delete mount point: {}", self.paths.destination(rel));
             return Ok(Gone::Kept);
         }
@@ -276,14 +276,8 @@ impl Deleter {
             if child == b"." || child == b".." {
                 continue;
             }
-            let mut crel = rel.to_vec();
-            crel.push(b'/');
-            crel.extend_from_slice(child);
-            let child_dir = match ent.file_type() {
-                FileType::Unknown => rustix::fs::statat(sub, child, AtFlags::SYMLINK_NOFOLLOW)
-                    .is_ok_and(|s| FileType::from_raw_mode(s.st_mode) == FileType::Directory),
-                t => t == FileType::Directory,
-            };
+            let crel = join_rel(rel, child);
+            let child_dir = is_dir_entry(sub.as_fd(), &ent);
             if self.protected(&crel, child_dir) {
                 all = Gone::Kept;
                 continue;
@@ -398,6 +392,16 @@ impl Deleter {
                 self.deleted.load(Ordering::Relaxed)
             );
         }
+    }
+}
+
+/// Whether directory entry `ent` of `dir` is a directory: its `d_type`,
+/// or an `lstat` where the filesystem does not fill that in.
+pub fn is_dir_entry(dir: BorrowedFd, ent: &rustix::fs::DirEntry) -> bool {
+    match ent.file_type() {
+        FileType::Unknown => rustix::fs::statat(dir, ent.file_name(), AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|s| FileType::from_raw_mode(s.st_mode) == FileType::Directory),
+        t => t == FileType::Directory,
     }
 }
 

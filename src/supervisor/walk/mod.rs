@@ -343,7 +343,7 @@ fn owner_of(dev: u64, ino: u64, ranks: u32) -> u32 {
     (x % u64::from(ranks.max(1))) as u32
 }
 
-fn join_rel(parent: &[u8], name: &[u8]) -> Vec<u8> {
+pub(super) fn join_rel(parent: &[u8], name: &[u8]) -> Vec<u8> {
     let mut r = Vec::with_capacity(parent.len() + 1 + name.len());
     if !parent.is_empty() {
         r.extend_from_slice(parent);
@@ -699,7 +699,7 @@ impl Walker {
     ) {
         // -x: a destination directory on another filesystem (something
         // mounted in the destination) is not looked into, as in rsync.
-        if rustix::fs::fstat(dst).is_ok_and(|st| !self.deleter.same_device(st.st_dev)) {
+        if self.deleter.foreign_device(dst.as_fd()) {
             return;
         }
         let entries = match rustix::fs::Dir::read_from(dst) {
@@ -723,11 +723,7 @@ impl Walker {
                 continue;
             }
             listed += 1;
-            let is_dir = match ent.file_type() {
-                FileType::Unknown => rustix::fs::statat(dst, name, AtFlags::SYMLINK_NOFOLLOW)
-                    .is_ok_and(|s| FileType::from_raw_mode(s.st_mode) == FileType::Directory),
-                t => t == FileType::Directory,
-            };
+            let is_dir = super::delete::is_dir_entry(dst.as_fd(), &ent);
             let xrel = join_rel(rel, name);
             // Protected (excluded, unless --delete-excluded): kept. Excluded
             // under --delete-excluded: an extra even when the source has it

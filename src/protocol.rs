@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bumped whenever a message type changes shape.
-pub const PROTOCOL_VERSION: u32 = 10;
+pub const PROTOCOL_VERSION: u32 = 11;
 
 /// Environment variable the supervisor sets on each worker: its own pid, so
 /// a worker whose parent died before PR_SET_PDEATHSIG was armed exits.
@@ -96,6 +96,10 @@ pub enum Reflink {
 pub enum DestDir {
     Created,
     Existing,
+    /// Existing, but an earlier run that did not end cleanly may have left
+    /// this entry with the source's size and times and lost data (a power
+    /// cut; `supervisor::recovery`): copied again, never quick-checked.
+    Unverified,
 }
 
 /// The run's root directories, as descriptors a worker inherits at spawn

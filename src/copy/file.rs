@@ -97,6 +97,10 @@ impl Copier {
             chmod: plan.chown || plan.inherits_acl || st.st_mode & 0o7000 != 0,
             exact_xattrs: plan.inherits_acl,
             fsync: self.opts.fsync,
+            // A sparse copy gets its length from ftruncate, journaled
+            // apart from the data: never placed before the data is
+            // durable, or a power cut leaves the size over zeros.
+            datasync: sparse(&st),
             verify: self.opts.verify,
         };
         let placing = Placing {
@@ -164,7 +168,7 @@ impl Copier {
         // Beneath the directory, like every other path from a task.
         let out = super::open_beneath(ddir, temp, OFlags::WRONLY)
             .map_err(CopyError::at(Op::OpenSharedTemp))?;
-        let sparse = (st.st_blocks as u64).saturating_mul(512) < span.file.size;
+        let sparse = sparse(&st);
         let reflink = self.opts.reflink;
         let dst_dev = self
             .dst_dir
@@ -248,11 +252,17 @@ impl Copier {
             chmod: true,
             exact_xattrs: true,
             fsync: self.opts.fsync,
+            // Pre-sized by ftruncate before any chunk was written.
+            datasync: true,
             verify: false,
         };
         finish_file(&src, &out, &st, name, &finish, &mut self.xattr_buf)?;
         close_checked(out).map_err(CopyError::at(Op::Place))?;
-        rustix::fs::renameat(ddir, temp, ddir, name).map_err(CopyError::at(Op::Place))
+        rustix::fs::renameat(ddir, temp, ddir, name).map_err(CopyError::at(Op::Place))?;
+        if self.opts.fsync {
+            rustix::fs::fsync(ddir).map_err(CopyError::at(Op::Place))?;
+        }
+        Ok(())
     }
 
     /// `-c`: the destination's data of `name` equals the source's; fix
@@ -581,6 +591,8 @@ struct Finish {
     /// Remove attributes the source lacks (the inode inherited an ACL).
     exact_xattrs: bool,
     fsync: bool,
+    /// `fdatasync` before placing (the size was set apart from the data).
+    datasync: bool,
     verify: bool,
 }
 
@@ -623,8 +635,16 @@ fn finish_file(
     }
     if f.fsync {
         rustix::fs::fsync(out).map_err(CopyError::at(f.op))?;
+    } else if f.datasync {
+        rustix::fs::fdatasync(out).map_err(CopyError::at(f.op))?;
     }
     Ok(())
+}
+
+/// A file with fewer allocated blocks than its size: copied hole by hole,
+/// its length set by `ftruncate`.
+fn sparse(st: &Stat) -> bool {
+    (st.st_blocks as u64).saturating_mul(512) < st.st_size as u64
 }
 
 /// Why the unnamed-temp path did not place a file.

@@ -190,6 +190,9 @@ impl DirCache {
 pub enum DestDir {
     Created,
     Existing,
+    /// Existing, with an entry an unclean earlier run may have left with
+    /// lost data: no quick check, a named temp (the name exists).
+    Unverified,
 }
 
 /// Whether to compare with what the destination has before copying (the
@@ -332,6 +335,8 @@ pub struct Copier {
     tmpfile_ok: bool,
     src_dir: DirCache,
     dst_dir: DirCache,
+    /// `--fsync`: directories a name was placed in since `sync_dirs`.
+    placed_in: std::collections::BTreeSet<Vec<u8>>,
 }
 
 impl Copier {
@@ -358,6 +363,7 @@ impl Copier {
             },
             xattr_buf: Vec::new(),
             dst_dir: DirCache::default(),
+            placed_in: Default::default(),
         }
     }
 
@@ -384,12 +390,27 @@ impl Copier {
     /// Never panics on I/O; every failure is a `CopyError`.
     pub fn run(&mut self, job: &Job, tick: data::Tick) -> Result<Placed, CopyError> {
         crate::failpoint::hit("worker::before_task", job.rel);
-        match job.what {
+        let r = match job.what {
             What::File => self.copy_file(job.rel, job.dir, tick),
             What::Symlink => self.copy_symlink(job.rel, job.dir),
             What::Special => self.copy_special(job.rel, job.dir),
             What::Chunk { temp, span } => self.copy_chunk(job.rel, temp, span, tick),
+        };
+        if self.opts.fsync && matches!(r, Ok(Placed::Copied { .. })) {
+            self.placed_in.insert(split_rel(job.rel).0.to_vec());
         }
+        r
+    }
+
+    /// `--fsync`: make the names placed since the last call durable, one
+    /// `fsync` per directory (a worker calls it before reporting, so an
+    /// outcome it reports is on disk, name included).
+    pub fn sync_dirs(&mut self) -> io::Result<()> {
+        for rel in std::mem::take(&mut self.placed_in) {
+            let dir = open_beneath(&self.dst_root, &rel, OFlags::DIRECTORY | OFlags::RDONLY)?;
+            rustix::fs::fsync(&dir)?;
+        }
+        Ok(())
     }
 
     fn copy_symlink(&mut self, rel: &[u8], dir: DestDir) -> Result<Placed, CopyError> {

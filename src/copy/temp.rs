@@ -7,7 +7,13 @@
 //! .pcopy-tmp.<run id: 16 lowercase hex>.<pid>.<seq>   a worker's file, symlink or node
 //! .pcopy-tmp.<run id: 16 lowercase hex>.big<seq>      a large file's shared temp (chunks)
 //! .pcopy-tmp.<run id: 16 lowercase hex>.s.<seq>       a hard link being placed
+//! .pcopy-tmp.<run id: 16 lowercase hex>.run           the run-in-progress marker
 //! ```
+//!
+//! The marker sits in the destination root while a run writes (see
+//! `supervisor::recovery`); it is a temp like the others, so no walk
+//! copies it, no `--delete` removes it, and the next run's stale-temp
+//! cleanup takes it once that run has read it.
 //!
 //! `<pid>` and `<seq>` are decimal without leading zeros. Under MPI several
 //! nodes write into one tree with one run id and pids that may repeat, so
@@ -27,6 +33,8 @@ pub enum Kind {
     Big,
     /// A hard link created by the finish pass.
     Link,
+    /// The marker of a run in progress (`supervisor::recovery`).
+    Run,
 }
 
 /// A parsed temporary name.
@@ -63,6 +71,11 @@ pub fn link(run_id: u64, seq: u64) -> Vec<u8> {
     build(run_id, format_args!("s.{seq}"))
 }
 
+/// The marker of run `run_id` in the destination root.
+pub fn run_marker(run_id: u64) -> Vec<u8> {
+    build(run_id, format_args!("run"))
+}
+
 /// A decimal number as this module writes it: digits only, no leading zero
 /// (except "0" itself), no overflow.
 fn decimal(b: &[u8]) -> Option<u64> {
@@ -88,7 +101,9 @@ pub fn parse(name: &[u8]) -> Option<Temp> {
     }
     let run_id = u64::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
     let tail = &rest[17..];
-    let (kind, seq) = if let Some(seq) = tail.strip_prefix(b"big") {
+    let (kind, seq) = if tail == b"run" {
+        (Kind::Run, 0)
+    } else if let Some(seq) = tail.strip_prefix(b"big") {
         (Kind::Big, decimal(seq)?)
     } else if let Some(seq) = tail.strip_prefix(b"s.") {
         (Kind::Link, decimal(seq)?)
@@ -118,6 +133,7 @@ mod tests {
             })
         );
         assert_eq!(parse(&big(id, 0)).map(|t| t.kind), Some(Kind::Big));
+        assert_eq!(parse(&run_marker(id)).map(|t| t.kind), Some(Kind::Run));
         assert_eq!(parse(&link(u64::MAX, 3)).map(|t| t.run_id), Some(u64::MAX));
         let w = writer(3, 4242);
         assert_eq!(
@@ -141,6 +157,7 @@ mod tests {
             b".pcopy-tmp.0123456789abcdef.big",
             b".pcopy-tmp.0123456789abcdef.big1/x",
             b".pcopy-tmp.0123456789abcdef.s.",
+            b".pcopy-tmp.0123456789abcdef.run1",
             b".pcopy-tmp.0123456789abcdef.999999999999999999999.1",
             b"x.pcopy-tmp.0123456789abcdef.1.2",
         ] {

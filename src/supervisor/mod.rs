@@ -13,6 +13,7 @@ mod limits;
 mod pool;
 mod prepare;
 pub mod progress;
+mod recovery;
 mod signals;
 pub mod walk;
 
@@ -140,17 +141,28 @@ pub fn run(mut settings: Settings, cluster: &Cluster) -> Result<Summary> {
     let (roots, verdict) = cluster.start(
         || {
             let roots = prepare::prepare(&settings)?;
+            let id = run_id();
+            // Before anything is written: this run's marker, and what an
+            // unclean earlier run left unverified.
+            let marker = match (&roots.dst_fd, settings.dry_run) {
+                (Some(fd), false) => Some(
+                    recovery::Marker::start(fd, id)
+                        .map_err(|e| Error::io(&roots.destination, e))?,
+                ),
+                _ => None,
+            };
             let quarantined = cluster
                 .load_quarantine(&roots.destination)
                 .into_iter()
                 .map(serde_bytes::ByteBuf::from)
                 .collect();
             let v = Verdict::Go {
-                run_id: run_id(),
+                run_id: id,
                 created: roots.created,
                 quarantined,
+                unverified_since: marker.as_ref().and_then(|m| m.unverified),
             };
-            Ok((roots, v))
+            Ok(((roots, marker), v))
         },
         |v| {
             let created = matches!(v, Verdict::Go { created: true, .. });
@@ -160,11 +172,14 @@ pub fn run(mut settings: Settings, cluster: &Cluster) -> Result<Summary> {
                 settings.dry_run,
                 created,
             )
+            .map(|r| (r, None))
         },
     )?;
+    let (roots, marker) = roots;
     let Verdict::Go {
         run_id,
         quarantined,
+        unverified_since,
         ..
     } = verdict
     else {
@@ -203,9 +218,19 @@ pub fn run(mut settings: Settings, cluster: &Cluster) -> Result<Summary> {
         newly_quarantined: Default::default(),
         changes,
     };
-    let walking = run.start_walk(filter)?;
+    if let Some((s, ns)) = unverified_since {
+        log::warn!(
+            "an earlier run into {} did not end cleanly (a crash or power cut): what it changed \
+             since {} is copied again, not trusted by size and time",
+            roots.destination.display(),
+            crate::util::rfc3339(
+                std::time::UNIX_EPOCH + std::time::Duration::new(s.max(0) as u64, ns as u32)
+            )
+        );
+    }
+    let walking = run.start_walk(filter, unverified_since)?;
     let mut summary = match (&roots.dst_fd, settings.dry_run) {
-        (Some(dst_fd), false) => run.copy(dst_fd, walking, bar)?,
+        (Some(dst_fd), false) => run.copy(dst_fd, walking, bar, marker)?,
         _ => run.dry_run(walking)?,
     };
     run.totals(&mut summary, start)?;
@@ -287,7 +312,11 @@ fn announce(s: &Settings, roots: &prepare::Roots) {
 }
 
 impl Run<'_> {
-    fn start_walk(&self, filter: Arc<crate::filter::Filter>) -> Result<Walking> {
+    fn start_walk(
+        &self,
+        filter: Arc<crate::filter::Filter>,
+        unverified_since: Option<recovery::Moment>,
+    ) -> Result<Walking> {
         let (s, roots) = (self.settings, self.roots);
         let (batch_tx, batches) = crossbeam_channel::bounded(2 * s.processes + 2);
         let (ev_tx, events) = crossbeam_channel::unbounded();
@@ -299,6 +328,7 @@ impl Run<'_> {
             .unzip();
         let mut opts = walk::Options {
             threads: self.walk_threads,
+            unverified_since,
             ..s.into()
         };
         if cluster.size() > 1 && !s.verify {
@@ -339,7 +369,13 @@ impl Run<'_> {
 
     /// The real run: workers copy what the walk sends; then hard links and
     /// directory attributes.
-    fn copy(&self, dst_fd: &OwnedFd, walking: Walking, bar: progress::Bar) -> Result<Summary> {
+    fn copy(
+        &self,
+        dst_fd: &OwnedFd,
+        walking: Walking,
+        bar: progress::Bar,
+        marker: Option<recovery::Marker>,
+    ) -> Result<Summary> {
         let (s, roots) = (self.settings, self.roots);
         let exe = match &s.worker_exe {
             Some(p) => p.clone(),
@@ -364,6 +400,13 @@ impl Run<'_> {
         d.progress = Some(progress::Tracker::new(bar, Arc::clone(&self.found)));
         d.peer = walking.link;
         d.found = Arc::clone(&self.found);
+        let checkpoints = match marker {
+            Some(m) => Some(recovery::Checkpoints::start(
+                m,
+                dup(dst_fd, &roots.destination)?,
+            )),
+            None => None,
+        };
         let result = d.run();
         let mut summary = std::mem::take(&mut d.summary);
         *self.newly_quarantined.borrow_mut() = d.quarantined();
@@ -386,6 +429,8 @@ impl Run<'_> {
         self.peer_done(walking.peer);
         result?;
         if summary.interrupted {
+            // Stopped at a file boundary: everything placed is complete.
+            self.durable(checkpoints);
             return Ok(summary);
         }
         // Under MPI the first name of a linked inode may have been copied
@@ -407,8 +452,28 @@ impl Run<'_> {
         // After every copy, before directory times (a deletion changes its
         // directory's mtime).
         self.delete(dst_fd, extras, &mut summary)?;
+        // Before the directory attributes: they are applied again by
+        // every run anyway, and set last they keep the root's times.
+        self.durable(checkpoints);
         self.dir_attrs(dst_fd, &walked.dirs, &mut summary);
         Ok(summary)
+    }
+
+    /// Every placement of the run is complete: one syncfs makes it
+    /// durable, and the run's marker goes (`recovery`).
+    fn durable(&self, checkpoints: Option<recovery::Checkpoints>) {
+        let (Some(marker), Some(dst_fd)) = (
+            checkpoints.and_then(recovery::Checkpoints::stop),
+            &self.roots.dst_fd,
+        ) else {
+            return;
+        };
+        if let Err(e) = marker.finish(dst_fd) {
+            log::warn!(
+                "{}: could not make the run durable ({e}); the next run checks what it wrote",
+                self.roots.destination.display()
+            );
+        }
     }
 
     /// Log what the peer thread did for the other ranks.

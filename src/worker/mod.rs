@@ -176,15 +176,26 @@ impl Worker {
             }
             outcomes.push(outcome);
             if self.last_send.elapsed() >= FLUSH_EVERY {
-                self.report(id, std::mem::take(&mut outcomes), false)?;
+                self.report(copier, id, std::mem::take(&mut outcomes), false)?;
             }
         }
         let finished = !self.stop;
-        self.report(id, outcomes, finished)
+        self.report(copier, id, outcomes, finished)
     }
 
-    fn report(&mut self, batch: u64, outcomes: Vec<Outcome>, finished: bool) -> Result<(), ()> {
+    /// Send outcomes; under `--fsync` only once the names they report are
+    /// durable (`Copier::sync_dirs`).
+    fn report(
+        &mut self,
+        copier: &mut Copier,
+        batch: u64,
+        outcomes: Vec<Outcome>,
+        finished: bool,
+    ) -> Result<(), ()> {
         self.last_send = Instant::now();
+        if let Err(e) = copier.sync_dirs() {
+            log::warn!("--fsync: syncing the directories written: {e}");
+        }
         self.unreported_bytes = 0;
         self.up
             .send(FromWorker::Report {

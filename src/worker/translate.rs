@@ -31,6 +31,7 @@ impl From<DestDir> for copy::DestDir {
         match d {
             DestDir::Created => copy::DestDir::Created,
             DestDir::Existing => copy::DestDir::Existing,
+            DestDir::Unverified => copy::DestDir::Unverified,
         }
     }
 }

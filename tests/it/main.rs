@@ -4,6 +4,7 @@ mod chunks;
 mod cli;
 mod config;
 mod copy_tree;
+mod durability;
 #[cfg(feature = "failpoints")]
 mod faults;
 mod fidelity;
@@ -16,4 +17,5 @@ mod operator;
 mod reflink;
 mod resume;
 mod sync;
+mod unclean;
 mod util;

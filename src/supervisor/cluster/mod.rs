@@ -119,6 +119,9 @@ pub enum Verdict {
         created: bool,
         /// Entries quarantined by earlier runs (the state file).
         quarantined: Vec<serde_bytes::ByteBuf>,
+        /// An earlier run did not end cleanly: what changed since this
+        /// moment is copied again (`recovery`).
+        unverified_since: Option<(i64, i64)>,
     },
     /// Rank 0 refused (and said why); `locked` picks the exit code.
     Refused { locked: bool },

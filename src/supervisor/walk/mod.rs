@@ -195,6 +195,9 @@ pub struct Options {
     pub files_from: Option<Arc<Vec<Vec<u8>>>>,
     /// `--reflink` auto or always: a worker may clone a file whole.
     pub may_clone: bool,
+    /// An earlier run into this destination did not end cleanly: entries
+    /// changed at or after this moment are copied again (`recovery`).
+    pub unverified_since: Option<super::recovery::Moment>,
 }
 
 impl From<&Settings> for Options {
@@ -219,6 +222,7 @@ impl From<&Settings> for Options {
             checksum: s.checksum,
             files_from: s.files_from.clone(),
             may_clone: s.reflink != crate::protocol::Reflink::Never,
+            unverified_since: None,
         }
     }
 }
@@ -919,10 +923,12 @@ impl Walker {
         if ft != FileType::Socket && self.linked(sh, st, &rel) {
             return true;
         }
+        let unverified =
+            matches!(ft, FileType::RegularFile | FileType::Symlink) && self.unverified(job, e);
         let kind = match ft {
-            FileType::RegularFile if self.current(job, e, st) => return true,
+            FileType::RegularFile if self.current(job, e, st, unverified) => return true,
             FileType::RegularFile => TaskKind::File { size },
-            FileType::Symlink if self.current(job, e, st) => return true,
+            FileType::Symlink if self.current(job, e, st, unverified) => return true,
             FileType::Symlink => TaskKind::Symlink,
             FileType::Fifo => TaskKind::Fifo,
             FileType::BlockDevice | FileType::CharacterDevice => TaskKind::Device,
@@ -967,21 +973,22 @@ impl Walker {
             self.found.unsent_bytes.fetch_add(size, Ordering::Relaxed);
             return true;
         }
+        let dir = if unverified {
+            DestDir::Unverified
+        } else {
+            job.dir
+        };
         let large = matches!(kind, TaskKind::File { .. })
             && self.opts.chunk_bytes.is_some_and(|c| size >= 2 * c);
         if large {
             lock(&sh.large).push(large::Large {
                 rel,
                 file: crate::copy::Stamp::of(st),
-                dir: job.dir,
+                dir,
             });
             return true;
         }
-        let task = Task {
-            rel,
-            kind,
-            dir: job.dir,
-        };
+        let task = Task { rel, kind, dir };
         b.push(task, size)
     }
 
@@ -1033,12 +1040,17 @@ impl Walker {
     /// quick check, done right here (one fstatat, and one readlinkat per
     /// side for a symlink; no IPC). A re-run where everything is current
     /// needs no worker at all.
-    fn current(&self, job: &DirJob, e: &Entry, st: &Stat) -> bool {
+    fn current(&self, job: &DirJob, e: &Entry, st: &Stat, unverified: bool) -> bool {
         let checkable = !self.opts.dry_run
             && !self.opts.checksum
             && crate::copy::quick_check(job.dir.into(), self.opts.ignore_times);
         let file = FileType::from_raw_mode(st.st_mode) == FileType::RegularFile;
-        if !checkable || !(self.data_current(e, st) || (file && self.newer_at_destination(e, st))) {
+        // An unverified entry is never current by its size and times; a
+        // newer one under -u was written by someone else, and is kept.
+        if !checkable
+            || !((!unverified && self.data_current(e, st))
+                || (file && self.newer_at_destination(e, st)))
+        {
             return false;
         }
         self.found.skipped_files.fetch_add(1, Ordering::Relaxed);
@@ -1048,6 +1060,18 @@ impl Walker {
                 .fetch_add(st.st_size as u64, Ordering::Relaxed);
         }
         true
+    }
+
+    /// The destination's entry changed since an unclean earlier run began
+    /// (`recovery`): its size and times prove nothing.
+    fn unverified(&self, job: &DirJob, e: &Entry) -> bool {
+        let (Some(since), Some(dst), DestDir::Existing) =
+            (self.opts.unverified_since, e.dst, job.dir)
+        else {
+            return false;
+        };
+        rustix::fs::statat(dst, e.name, AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| super::recovery::unverified(&st, since))
     }
 
     /// `-u`: the destination has a regular file with a newer mtime.

@@ -1,0 +1,125 @@
+//! A run that did not end cleanly is checked by the next one (power cuts;
+//! `supervisor::recovery`). A power cut can leave a file at its final name
+//! with the source's size and mtime but lost data; these tests make that
+//! state by hand (the data of a file the cut run placed replaced by zeros,
+//! size and mtime put back) and check that the default re-run copies it
+//! again, and that a run which ended cleanly leaves no marker behind. The
+//! crash simulator tests (`power_cut.rs`) cut real runs under FUSE.
+
+use crate::util::*;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// pcopy's run markers in the destination root.
+fn markers(dst: &Path) -> Vec<String> {
+    fs::read_dir(dst)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".pcopy-tmp.") && n.ends_with(".run"))
+        .collect()
+}
+
+/// What a power cut does to a file whose data never reached the disk:
+/// the same size and times, zeros for data.
+fn lose_data(p: &Path) {
+    let m = fs::metadata(p).unwrap();
+    fs::write(p, vec![0u8; m.len() as usize]).unwrap();
+    set_mtime_ns(p, m.mtime(), m.mtime_nsec() as u32);
+}
+
+fn files(env: &TestEnv, n: usize) {
+    for i in 0..n {
+        fs::write(
+            env.src.join(format!("f{i:02}")),
+            format!("data {i}").repeat(20),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn a_clean_run_leaves_no_marker() {
+    let env = TestEnv::new();
+    files(&env, 5);
+    assert_code(&env.copy(&[]), 0);
+    assert_eq!(markers(&env.dst), Vec::<String>::new());
+    let (out, v) = env.copy_json(&[]);
+    assert_code(&out, 0);
+    assert_eq!(v["files_copied"], 0, "a clean predecessor is trusted: {v}");
+}
+
+#[test]
+fn entries_changed_since_an_unclean_run_began_are_copied_again() {
+    let env = TestEnv::new();
+    files(&env, 6);
+    assert_code(&env.copy(&[]), 0);
+    // An earlier run that never ended: its marker, then what it wrote
+    // (after the marker, so with a later ctime) lost its data.
+    fs::write(env.dst.join(".pcopy-tmp.00000000000000ab.run"), b"").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(10));
+    lose_data(&env.dst.join("f03"));
+    let (out, v) = env.copy_json(&[]);
+    assert_code(&out, 0);
+    assert!(
+        stderr(&out).contains("did not end cleanly"),
+        "{}",
+        explain(&out)
+    );
+    assert!(v["files_copied"].as_u64().unwrap() >= 1, "{v}");
+    assert_trees_equal(&env.src, &env.dst);
+    assert_eq!(markers(&env.dst), Vec::<String>::new(), "both markers gone");
+    // The obligation is met: the next run trusts size and time again.
+    let (_, v) = env.copy_json(&[]);
+    assert_eq!(v["files_copied"], 0, "{v}");
+}
+
+#[test]
+fn an_unverified_file_newer_at_the_destination_is_kept_under_update() {
+    let env = TestEnv::new();
+    fs::write(env.src.join("f"), b"source").unwrap();
+    set_mtime_ns(&env.src.join("f"), 1_600_000_000, 0);
+    fs::create_dir_all(&env.dst).unwrap();
+    fs::write(env.dst.join(".pcopy-tmp.00000000000000ab.run"), b"").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(10));
+    fs::write(env.dst.join("f"), b"edited at the destination").unwrap();
+    let out = env.copy(&["-u"]);
+    assert_code(&out, 0);
+    assert_eq!(
+        fs::read(env.dst.join("f")).unwrap(),
+        b"edited at the destination"
+    );
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_supervisor_killed_before_its_end_leaves_its_marker_and_the_rerun_repairs() {
+    let env = TestEnv::new();
+    files(&env, 10);
+    fs::create_dir_all(&env.dst).unwrap();
+    fs::write(env.dst.join("x05"), b"extra").unwrap();
+    let mut c = env.cmd();
+    c.env("FAILPOINTS", "supervisor::delete=return(kill:x05)")
+        .arg("--delete")
+        .arg(&env.src)
+        .arg(&env.dst);
+    let out = run(c);
+    assert_eq!(out.status.code(), None, "killed: {}", explain(&out));
+    let left = markers(&env.dst);
+    assert_eq!(left.len(), 1, "the cut run's marker stays");
+    // Killed on this boot, nothing is lost: a re-run trusts the files.
+    // A power cut restarts the machine (another boot id in the marker)
+    // and loses the data of every file the run placed.
+    let marker = env.dst.join(&left[0]);
+    let text = fs::read_to_string(&marker).unwrap();
+    let moment = text.lines().next().unwrap().to_string();
+    fs::write(&marker, format!("{moment}\nanother-boot\n")).unwrap();
+    for i in [0, 4, 9] {
+        lose_data(&env.dst.join(format!("f{i:02}")));
+    }
+    let mut c = env.cmd();
+    c.arg("--delete").arg(&env.src).arg(&env.dst);
+    assert_code(&run(c), 0);
+    assert_trees_equal(&env.src, &env.dst);
+    assert_eq!(markers(&env.dst), Vec::<String>::new());
+}

@@ -193,15 +193,17 @@ impl Marker {
 /// Put the root's access and modification times back (creating or
 /// removing the marker changed them); best effort.
 fn restore_times(root: &OwnedFd, st: &rustix::fs::Stat) {
-    let ts = |s: i64, ns: u64| rustix::fs::Timespec {
-        tv_sec: s,
-        tv_nsec: ns as _,
-    };
     let _ = rustix::fs::futimens(
         root,
         &Timestamps {
-            last_access: ts(st.st_atime, st.st_atime_nsec as u64),
-            last_modification: ts(st.st_mtime, st.st_mtime_nsec as u64),
+            last_access: rustix::fs::Timespec {
+                tv_sec: st.st_atime,
+                tv_nsec: st.st_atime_nsec as _,
+            },
+            last_modification: rustix::fs::Timespec {
+                tv_sec: st.st_mtime,
+                tv_nsec: st.st_mtime_nsec as _,
+            },
         },
     );
 }

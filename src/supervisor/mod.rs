@@ -452,15 +452,17 @@ impl Run<'_> {
         // After every copy, before directory times (a deletion changes its
         // directory's mtime).
         self.delete(dst_fd, extras, &mut summary)?;
-        // Before the directory attributes: they are applied again by
-        // every run anyway, and set last they keep the root's times.
-        self.durable(checkpoints);
         self.dir_attrs(dst_fd, &walked.dirs, &mut summary);
+        // Last: the marker's removal puts back the root's times it finds.
+        self.durable(checkpoints);
         Ok(summary)
     }
 
     /// Every placement of the run is complete: one syncfs makes it
-    /// durable, and the run's marker goes (`recovery`).
+    /// durable, and the run's marker goes (`recovery`): in a detached
+    /// child by default (the run does not wait for the write-back), before
+    /// exiting under `--fsync` (exit 0 then means durable) and under MPI
+    /// (no fork beside an MPI library).
     fn durable(&self, checkpoints: Option<recovery::Checkpoints>) {
         let (Some(marker), Some(dst_fd)) = (
             checkpoints.and_then(recovery::Checkpoints::stop),
@@ -468,7 +470,12 @@ impl Run<'_> {
         ) else {
             return;
         };
-        if let Err(e) = marker.finish(dst_fd) {
+        let r = if self.settings.fsync || self.cluster.mpi() {
+            marker.finish(dst_fd)
+        } else {
+            marker.finish_detached(dst_fd)
+        };
+        if let Err(e) = r {
             log::warn!(
                 "{}: could not make the run durable ({e}); the next run checks what it wrote",
                 self.roots.destination.display()

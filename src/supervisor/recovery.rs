@@ -172,9 +172,63 @@ impl Marker {
         write_marker(&self.fd, before, &boot_id())
     }
 
+    /// The run ended (every placement complete): a detached child process
+    /// makes the destination durable (`syncfs`, which waits for the
+    /// write-back the kernel does anyway) and then removes the marker, so
+    /// the run itself does not wait. A power cut before that leaves the
+    /// marker for the next run, which is the guarantee; the child holds no
+    /// lock, so the next run may start at once.
+    pub fn finish_detached(self, root: &OwnedFd) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        // Its own open file description: not the one holding the flock.
+        let fd = rustix::fs::openat(
+            root,
+            ".",
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let name = std::ffi::CString::new(self.name.clone()).map_err(io::Error::other)?;
+        let raw = fd.as_raw_fd();
+        // SAFETY: after fork the child only makes async-signal-safe system
+        // calls on memory prepared before the fork (no allocation, no lock),
+        // then `_exit`s.
+        match unsafe { libc::fork() } {
+            -1 => Err(io::Error::last_os_error()),
+            0 => unsafe {
+                for f in 0..4096 {
+                    if f != raw {
+                        libc::close(f);
+                    }
+                }
+                libc::setsid();
+                if libc::syncfs(raw) == 0 {
+                    let mut st: libc::stat = std::mem::zeroed();
+                    let have = libc::fstat(raw, &mut st) == 0;
+                    if libc::unlinkat(raw, name.as_ptr(), 0) == 0 && have {
+                        let ts = [
+                            libc::timespec {
+                                tv_sec: st.st_atime,
+                                tv_nsec: st.st_atime_nsec,
+                            },
+                            libc::timespec {
+                                tv_sec: st.st_mtime,
+                                tv_nsec: st.st_mtime_nsec,
+                            },
+                        ];
+                        libc::futimens(raw, ts.as_ptr());
+                    }
+                }
+                libc::_exit(0)
+            },
+            // Not waited for: it outlives this process and init reaps it.
+            _ => Ok(()),
+        }
+    }
+
     /// The run ended (every placement complete): make it durable, then
-    /// remove the marker. Failing that, the marker stays and the next run
-    /// checks again, which is only slower.
+    /// remove the marker, before returning (`--fsync`, MPI). Failing that,
+    /// the marker stays and the next run checks again, which is only
+    /// slower.
     pub fn finish(self, root: &OwnedFd) -> io::Result<()> {
         rustix::fs::syncfs(root)?;
         let times = rustix::fs::fstat(root)?;

@@ -17,7 +17,7 @@
 //! that for the deletion-list test); `PCOPY_FILTER_SEED=S` runs only seed S
 //! and keeps its temp dir, to reproduce a reported failure by hand.
 
-use crate::util::{bin, skip};
+use crate::util::{bin, settled, skip};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
@@ -535,6 +535,7 @@ fn materialize(root: &Path, t: &Tree) {
 /// The tree on disk, or None when `root` does not exist.
 fn snapshot(root: &Path) -> Option<Tree> {
     fs::symlink_metadata(root).ok()?;
+    settled(root);
     let mut t = Tree::new();
     for e in walkdir::WalkDir::new(root).min_depth(1) {
         let e = e.expect("walk");

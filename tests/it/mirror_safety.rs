@@ -11,6 +11,7 @@ use std::process::Command;
 
 /// All paths under `root`, relative, sorted.
 fn tree(root: &Path) -> Vec<String> {
+    settled(root);
     let mut v: Vec<String> = walkdir::WalkDir::new(root)
         .min_depth(1)
         .into_iter()
@@ -160,6 +161,7 @@ fn max_delete_percent_deletes_nothing_above_the_share() {
     assert_code(&out, 26);
     assert_eq!(v["entries_deleted"], 0, "{v}");
     assert_eq!(v["delete_refused"], true, "{v}");
+    settled(&env.dst);
     assert_eq!(fs::read_dir(&env.dst).unwrap().count(), 10);
     let (out, v) = env.copy_json(&["--delete", "--max-delete-percent", "60"]);
     assert_code(&out, 0);

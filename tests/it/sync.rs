@@ -9,6 +9,7 @@ use std::process::Command;
 /// What `rsync -aHAXn --itemize-changes SRC/ DST/` would still change
 /// (empty when the trees are in sync), or None without rsync.
 pub fn rsync_changes(src: &std::path::Path, dst: &std::path::Path, delete: bool) -> Option<String> {
+    settled(dst);
     let mut c = Command::new("rsync");
     c.arg("-aHAXn").arg("--itemize-changes");
     if delete {

@@ -183,6 +183,7 @@ fn listing(root: &Path) -> Vec<PathBuf> {
 /// compared. On a difference both trees are listed (bounded), as ripgrep's
 /// tests do, so the failure can be read without re-running.
 pub fn assert_trees_equal(a: &Path, b: &Path) -> usize {
+    settled(b);
     match std::panic::catch_unwind(|| compare_trees(a, b)) {
         Ok(n) => n,
         Err(p) => {
@@ -292,7 +293,25 @@ fn compare_trees(a: &Path, b: &Path) -> usize {
 }
 
 /// Names of leftover pcopy temporaries anywhere under `root`.
+/// Wait until the run that wrote `dst` is durable: the child it leaves to
+/// `syncfs` the destination removes the run's marker
+/// (`.pcopy-tmp.<run>.run` in the root) when done. A marker that stays
+/// (a killed run's) is left for the test to see.
+pub fn settled(dst: &Path) {
+    let marker = |e: &fs::DirEntry| {
+        let n = e.file_name();
+        let n = n.to_string_lossy();
+        n.starts_with(".pcopy-tmp.") && n.ends_with(".run")
+    };
+    let any = || fs::read_dir(dst).is_ok_and(|mut d| d.any(|e| e.as_ref().is_ok_and(marker)));
+    let start = std::time::Instant::now();
+    while any() && start.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 pub fn temps_under(root: &Path) -> Vec<PathBuf> {
+    settled(root);
     walkdir::WalkDir::new(root)
         .into_iter()
         .filter_map(Result::ok)

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 /// times. Files are written under a temporary name and renamed into place, so
 /// a re-run after any interruption finishes the job without recopying.
 #[derive(Debug, Parser)]
-#[command(name = "pcopy", version)]
+#[command(name = "pcopy", version, args_override_self = true)]
 pub struct Cli {
     /// Source directory (its contents are copied)
     pub source: Option<PathBuf>,
@@ -101,22 +101,28 @@ pub struct Cli {
 
     /// Split files of at least twice BYTES into chunks of at least BYTES that several workers copy at once [default: 134217728]
     #[arg(long, value_name = "BYTES", env = "PCOPY_CHUNK_BYTES")]
-    pub chunk_bytes: Option<u64>,
+    pub chunk_bytes: Option<String>,
 
-    /// Delete destination entries the source does not have (mirror), after the copy
-    #[arg(long)]
+    /// Delete destination entries the source does not have (mirror), after the copy (rsync's --delete-after; its --delete-before/-during/-delay are taken as this)
+    #[arg(
+        long,
+        visible_alias = "delete-after",
+        alias = "delete-before",
+        alias = "delete-during",
+        alias = "delete-delay"
+    )]
     pub delete: bool,
 
-    /// With --delete, also delete destination entries that --exclude matches
-    #[arg(long, requires = "delete")]
+    /// Also delete destination entries that --exclude matches (implies --delete, as in rsync)
+    #[arg(long)]
     pub delete_excluded: bool,
 
-    /// With --delete, delete at most N entries; the rest are kept and the exit code is 25
-    #[arg(long, value_name = "N", requires = "delete")]
+    /// With --delete, delete at most N entries; the rest are kept and the exit code is 25 (without --delete: nothing to limit, as in rsync)
+    #[arg(long, value_name = "N")]
     pub max_delete: Option<u64>,
 
     /// With --delete, delete nothing at all when more than PERCENT % of the destination's entries would go (exit 26)
-    #[arg(long, value_name = "PERCENT", requires = "delete")]
+    #[arg(long, value_name = "PERCENT")]
     pub max_delete_percent: Option<f64>,
 
     /// With --delete, run even when the source root is empty (by default an empty source, such as a mount point that is not mounted, is refused with exit 26 when the destination is not empty)
@@ -175,6 +181,10 @@ pub struct Cli {
     #[arg(long)]
     pub mpi: bool,
 
+    /// rsync's flags for what pcopy always does (accepted so an rsync command line works)
+    #[command(flatten)]
+    pub rsync: RsyncFlags,
+
     /// Internal (tests, packaging): the executable started as each worker [default: this one]
     #[arg(long, hide = true, value_name = "PATH", env = "PCOPY_WORKER_EXE")]
     pub worker_exe: Option<PathBuf>,
@@ -214,6 +224,97 @@ pub fn command() -> clap::Command {
 /// The command without the `--help` epilogue (the man page has sections).
 pub fn base_command() -> clap::Command {
     Cli::command()
+}
+
+/// rsync flags whose meaning pcopy always has: accepted and ignored, so an
+/// `rsync -aHAXS --numeric-ids --stats` line runs unchanged. (Read by
+/// nothing: each says what pcopy does anyway.)
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "rsync compatibility (pcopy always does these)")]
+pub struct RsyncFlags {
+    /// Archive mode: recursive, symlinks, permissions, times, group, owner (as root), devices and specials
+    #[arg(short = 'a', long = "archive")]
+    pub archive: bool,
+    /// -r -l -p -t -g -o: recursive, symlinks as symlinks, permissions, times, group, owner (as root)
+    #[arg(
+        short = 'r',
+        long = "recursive",
+        alias = "links",
+        alias = "perms",
+        alias = "times",
+        alias = "group",
+        alias = "owner"
+    )]
+    pub parts: bool,
+    #[arg(short = 'l', hide = true)]
+    pub links: bool,
+    #[arg(short = 'p', hide = true)]
+    pub perms: bool,
+    #[arg(short = 't', hide = true)]
+    pub times: bool,
+    #[arg(short = 'g', hide = true)]
+    pub group: bool,
+    #[arg(short = 'o', hide = true)]
+    pub owner: bool,
+    /// Hard links stay hard links
+    #[arg(short = 'H', long = "hard-links")]
+    pub hard_links: bool,
+    /// ACLs are copied (as the system.posix_acl_* extended attributes)
+    #[arg(short = 'A', long = "acls")]
+    pub acls: bool,
+    /// Extended attributes are copied
+    #[arg(short = 'X', long = "xattrs")]
+    pub xattrs: bool,
+    /// Holes stay holes
+    #[arg(short = 'S', long = "sparse")]
+    pub sparse: bool,
+    /// Devices and special files are copied (--devices --specials)
+    #[arg(short = 'D', alias = "devices", alias = "specials")]
+    pub devices: bool,
+    /// Owners and groups are kept by number (pcopy never maps names)
+    #[arg(long = "numeric-ids")]
+    pub numeric_ids: bool,
+    /// Files are copied whole
+    #[arg(short = 'W', long = "whole-file")]
+    pub whole_file: bool,
+    /// The progress bar (drawn when stderr is a terminal; --no-progress turns it off)
+    #[arg(long = "progress")]
+    pub progress: bool,
+    /// --partial --progress: an interrupted file never appears under its name, and the bar
+    #[arg(short = 'P', alias = "partial")]
+    pub partial_progress: bool,
+    /// The summary (printed at the end unless -q or --json)
+    #[arg(long = "stats")]
+    pub stats: bool,
+}
+
+/// rsync flags pcopy refuses, with what it does instead: one line, exit 2,
+/// before clap (which would only say "unexpected argument").
+const REFUSED: &[(&[&str], &str)] = &[
+    (&["-z", "--compress"], "pcopy copies locally: there is nothing to compress"),
+    (&["-e", "--rsh"], "pcopy copies locally (no remote shell); mount the remote side, or use --mpi across machines"),
+    (&["--inplace", "--append", "--append-verify"], "pcopy never writes into a file in place: each file is written under a temporary name and renamed"),
+    (&["-b", "--backup"], "use --backup-dir DIR (and --suffix): pcopy keeps what it replaces or deletes there"),
+    (&["--partial-dir", "--temp-dir", "-T"], "pcopy writes temporaries beside their final names (unnamed where the filesystem can), never in another directory"),
+    (&["--filter", "-f", "-F"], "pcopy takes --include/--exclude (and their -from files), with rsync's matching; merge files are not supported"),
+];
+
+/// The refusal for an rsync flag pcopy does not take, if `arg` is one (a
+/// long flag, a short one, or a bundle of short ones like `-avz`).
+fn refused(arg: &str) -> Option<String> {
+    let flags: Vec<String> = match arg.strip_prefix("--") {
+        Some(long) => vec![format!("--{}", long.split('=').next().unwrap_or(long))],
+        None => match arg.strip_prefix('-') {
+            Some(shorts) => shorts.chars().map(|c| format!("-{c}")).collect(),
+            None => Vec::new(),
+        },
+    };
+    flags.iter().find_map(|f| {
+        REFUSED
+            .iter()
+            .find(|(names, _)| names.contains(&f.as_str()))
+            .map(|(names, why)| format!("{} is not supported: {why}", names.join("/")))
+    })
 }
 
 /// `--reflink WHEN`.
@@ -291,6 +392,18 @@ fn usage_error(e: clap::Error) -> ! {
         K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand
     ) {
         e.exit()
+    }
+    if e.kind() == K::UnknownArgument {
+        // An rsync flag pcopy does not take: say what it does instead.
+        let args: Vec<String> = std::env::args_os()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .take_while(|a| a != "--")
+            .collect();
+        if let Some(why) = args.iter().find_map(|a| refused(a)) {
+            crate::util::err_line(&format!("pcopy: {why}"));
+            std::process::exit(2)
+        }
     }
     let text = e.to_string();
     let first = text.lines().next().unwrap_or("invalid arguments");

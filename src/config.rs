@@ -98,6 +98,18 @@ pub enum Rate {
 /// number with an optional suffix, `K`/`M`/`G`/`T` (or `KiB`...) powers of
 /// 1024, `KB`/`MB`/`GB`/`TB` powers of 1000, `B` bytes; no suffix = KiB.
 pub fn parse_rate(s: &str) -> std::result::Result<u64, String> {
+    parse_size(s, 1024.0).map_err(|e| format!("bad rate {s:?}: {e}"))
+}
+
+/// A size in the same units as `parse_rate` (`--chunk-bytes 1M`), but a
+/// bare number is bytes.
+pub fn parse_bytes(s: &str) -> std::result::Result<u64, String> {
+    parse_size(s, 1.0).map_err(|e| format!("bad size {s:?}: {e}"))
+}
+
+/// A number with rsync's size suffixes; `bare` multiplies a number
+/// without one.
+fn parse_size(s: &str, bare: f64) -> std::result::Result<u64, String> {
     let t = s.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -105,9 +117,10 @@ pub fn parse_rate(s: &str) -> std::result::Result<u64, String> {
     let (num, unit) = t.split_at(split);
     let n: f64 = num
         .parse()
-        .map_err(|_| format!("bad rate {s:?}: expected a number with an optional K, M or G"))?;
+        .map_err(|_| "expected a number with an optional K, M or G".to_string())?;
     let mult: f64 = match unit.to_ascii_uppercase().as_str() {
-        "" | "K" | "KIB" => 1024.0,
+        "" => bare,
+        "K" | "KIB" => 1024.0,
         "B" => 1.0,
         "M" | "MIB" => 1024.0 * 1024.0,
         "G" | "GIB" => 1024.0 * 1024.0 * 1024.0,
@@ -116,7 +129,7 @@ pub fn parse_rate(s: &str) -> std::result::Result<u64, String> {
         "MB" => 1e6,
         "GB" => 1e9,
         "TB" => 1e12,
-        _ => return Err(format!("bad rate {s:?}: unknown unit {unit:?}")),
+        _ => return Err(format!("unknown unit {unit:?}")),
     };
     Ok((n * mult) as u64)
 }
@@ -265,7 +278,12 @@ impl Settings {
         let max_processes = given.unwrap_or(16.max(processes));
         let bwlimit = match (&cli.bwlimit, &file.bwlimit) {
             (Some(t), _) | (None, Some(Rate::Text(t))) => parse_rate(t).map_err(Error::Usage)?,
-            (None, Some(Rate::KiB(k))) => (k * 1024.0) as u64,
+            (None, Some(Rate::KiB(k))) if *k >= 0.0 && k.is_finite() => (k * 1024.0) as u64,
+            (None, Some(Rate::KiB(k))) => {
+                return Err(Error::Usage(format!(
+                    "bwlimit must be a number of KiB/s of at least 0 (0: no limit), got {k}"
+                )))
+            }
             (None, None) => 0,
         };
         let files_from = match cli.files_from.as_ref().or(file.files_from.as_ref()) {
@@ -275,26 +293,31 @@ impl Settings {
             )?)),
             None => None,
         };
-        if files_from.is_some() && (cli.delete || file.delete.unwrap_or(false)) {
+        if files_from.is_some()
+            && (cli.delete || file.delete.unwrap_or(false) || cli.delete_excluded)
+        {
             return Err(Error::Usage(
                 "--delete cannot be combined with --files-from (which entries would be extra?)"
                     .into(),
             ));
         }
+        // rsync: --delete-excluded implies --delete.
+        let delete_excluded = cli.delete_excluded || file.delete_excluded.unwrap_or(false);
         let stall = cli.stall_timeout.or(file.stall_timeout).unwrap_or(60.0);
         if !(stall.is_finite() && stall > 0.0) {
             return Err(Error::Usage(format!(
                 "stall timeout must be > 0, got {stall}"
             )));
         }
-        let chunk_bytes = match cli.chunk_bytes {
-            Some(n) if n < MIN_CHUNK => {
+        let chunk_bytes = match cli.chunk_bytes.as_deref().map(parse_bytes).transpose() {
+            Err(e) => return Err(Error::Usage(e)),
+            Ok(Some(n)) if n < MIN_CHUNK => {
                 return Err(Error::Usage(format!(
                     "chunk size must be at least {MIN_CHUNK} bytes, got {n}"
                 )))
             }
-            Some(n) => n,
-            None => 128 << 20,
+            Ok(Some(n)) => n,
+            Ok(None) => 128 << 20,
         };
         Ok(Settings {
             source,
@@ -322,8 +345,8 @@ impl Settings {
                 Some(ReflinkArg::Never) => crate::protocol::Reflink::Never,
             },
             files_from,
-            delete: cli.delete || file.delete.unwrap_or(false),
-            delete_excluded: cli.delete_excluded || file.delete_excluded.unwrap_or(false),
+            delete: cli.delete || file.delete.unwrap_or(false) || delete_excluded,
+            delete_excluded,
             max_delete: cli.max_delete.or(file.max_delete),
             max_delete_percent: match cli.max_delete_percent.or(file.max_delete_percent) {
                 Some(p) if !(0.0..=100.0).contains(&p) => {

@@ -109,6 +109,14 @@ fn zero_processes_is_exit_2() {
 }
 
 #[test]
+fn a_negative_bwlimit_is_exit_2_not_no_limit() {
+    expect_config_error(
+        r#"{"source": "src", "destination": "dst", "bwlimit": -5}"#,
+        "bwlimit",
+    );
+}
+
+#[test]
 fn missing_source_from_config_is_exit_2_naming_it() {
     expect_config_error(
         r#"{"source": "no-such-src", "destination": "dst"}"#,

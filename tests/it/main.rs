@@ -15,6 +15,7 @@ mod mirror_safety;
 mod mpi;
 mod operator;
 mod reflink;
+mod rsync_habits;
 mod resume;
 mod sync;
 mod unclean;

@@ -164,10 +164,28 @@ impl From<ExitStatus> for std::process::ExitCode {
     }
 }
 
+thread_local! {
+    /// A panic here is expected and handled by the caller (`quiet_panic`).
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f`; None if it panicked, without the internal-error line: for a
+/// library that asserts where it should return an error (ipc-channel on a
+/// failed `dup` when descriptors run out).
+pub fn quiet_panic<R>(f: impl FnOnce() -> R) -> Option<R> {
+    QUIET.with(|q| q.set(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(false));
+    r.ok()
+}
+
 /// Replace Rust's multi-line panic report (and backtrace) with one line on
 /// stderr naming the place; `main` turns the unwound panic into exit 70.
 pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
+        if QUIET.with(|q| q.get()) {
+            return;
+        }
         let what = info
             .payload()
             .downcast_ref::<&str>()
@@ -188,6 +206,13 @@ pub fn install_panic_hook() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quiet_panic_is_a_none_and_the_next_one_is_not_quiet() {
+        assert_eq!(quiet_panic(|| 7), Some(7));
+        assert_eq!(quiet_panic(|| -> u8 { panic!("expected") }), None);
+        assert!(!QUIET.with(|q| q.get()), "reset after the panic");
+    }
 
     #[test]
     fn exit_codes_are_stable() {

@@ -167,6 +167,7 @@ impl Copier {
             .map_err(CopyError::at(Op::OpenDestDir))?;
         // Beneath the directory, like every other path from a task.
         let out = super::open_beneath(ddir, temp, OFlags::WRONLY)
+            .and_then(only_link)
             .map_err(CopyError::at(Op::OpenSharedTemp))?;
         let sparse = sparse(&st);
         let reflink = self.opts.reflink;
@@ -244,6 +245,8 @@ impl Copier {
             OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
         )
+        .map_err(std::io::Error::from)
+        .and_then(only_link)
         .map(File::from)
         .map_err(CopyError::at(Op::Place))?;
         let finish = Finish {
@@ -641,6 +644,21 @@ fn finish_file(
     Ok(())
 }
 
+/// A large file's shared temp is opened by name: refuse it unless it is
+/// still the walk's own file, a regular file with this one name (a hard
+/// link planted in the destination mid-run would otherwise receive data).
+fn only_link(fd: OwnedFd) -> std::io::Result<OwnedFd> {
+    let st = rustix::fs::fstat(&fd)?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile
+        || st.st_nlink != 1
+    {
+        return Err(std::io::Error::other(
+            "the shared temp is not a regular file with one link (changed by someone else)",
+        ));
+    }
+    Ok(fd)
+}
+
 /// A file with fewer allocated blocks than its size: copied hole by hole,
 /// its length set by `ftruncate`.
 fn sparse(st: &Stat) -> bool {
@@ -655,4 +673,21 @@ enum Unnamed {
     /// The name already exists (`linkat` cannot replace): rename this one.
     Exists,
     Failed(CopyError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::only_link;
+    use std::os::fd::OwnedFd;
+
+    #[test]
+    fn a_shared_temp_with_a_second_link_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("temp");
+        std::fs::write(&p, b"").unwrap();
+        let open = || OwnedFd::from(std::fs::File::open(&p).unwrap());
+        assert!(only_link(open()).is_ok());
+        std::fs::hard_link(&p, t.path().join("planted")).unwrap();
+        assert!(only_link(open()).is_err());
+    }
 }

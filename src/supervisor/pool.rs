@@ -24,8 +24,61 @@ pub struct Spawned {
     pub position: Position,
 }
 
+/// Why a worker could not be started.
+pub enum NotStarted {
+    /// The process is out of file descriptors (EMFILE): run with fewer
+    /// workers, never a fatal error by itself.
+    NoDescriptors,
+    /// Anything else (it died before connecting, a handshake timeout...).
+    Failed(String),
+}
+
+/// Descriptors a spawn holds at once in the supervisor beyond what the
+/// worker keeps (measured with strace: the one-shot server's socket, the
+/// exec-error pipe, the accepted channel pair, the memfd of its position
+/// word and the dups made to share it and the I/O budget), with margin.
+pub const SPAWN_PEAK: usize = 10;
+
+/// Whether `n` more descriptors can be opened right now (they are opened
+/// and closed again). ipc-channel does not report a failed `dup` or
+/// `memfd_create`: it maps the -1 and asserts, so the room is checked
+/// before any of its calls.
+fn room_for(n: usize) -> bool {
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        match rustix::fs::open(
+            "/dev/null",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        ) {
+            Ok(fd) => held.push(fd),
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
 /// Spawn and initialise one worker; also returns its results receiver.
 pub fn spawn(
+    exe: &Path,
+    init: WorkerInit,
+    budget: &Budget,
+) -> Result<(Spawned, IpcReceiver<FromWorker>), NotStarted> {
+    if !room_for(SPAWN_PEAK) {
+        return Err(NotStarted::NoDescriptors);
+    }
+    // A walker thread may still take the last descriptors between the
+    // check and ipc-channel's calls; its assertion then unwinds to here.
+    match crate::error::quiet_panic(|| try_spawn(exe, init, budget)) {
+        Some(r) => r.map_err(NotStarted::Failed),
+        None if !room_for(1) => Err(NotStarted::NoDescriptors),
+        None => Err(NotStarted::Failed(
+            "ipc-channel failed while starting it".into(),
+        )),
+    }
+}
+
+fn try_spawn(
     exe: &Path,
     init: WorkerInit,
     budget: &Budget,

@@ -469,6 +469,49 @@ fn descriptor_limits_lower_the_worker_count_or_refuse_in_one_line() {
     assert_trees_equal(&env.src, &env.dst);
 }
 
+/// Every soft limit from 16 to 64: either the documented one-line refusal
+/// (exit 2, nothing written) or exit 0 with an exact tree; never the
+/// internal error of an exhausted descriptor table, never a partial copy,
+/// and once a limit works every higher one does too.
+#[test]
+fn every_descriptor_limit_copies_exactly_or_refuses_cleanly() {
+    let env = TestEnv::new();
+    gen_tree(&env.src, 23, 600);
+    let mut worked = None;
+    for limit in (16..=64).step_by(2) {
+        for j in ["1", "8"] {
+            let _ = fs::remove_dir_all(&env.dst);
+            let out = with_nofile(&env, limit, limit, &["-j", j, "--no-progress"]);
+            let err = stderr(&out);
+            assert!(
+                !err.contains("internal error"),
+                "limit {limit} -j {j}: {err}"
+            );
+            match out.status.code() {
+                Some(0) => {
+                    assert_trees_equal(&env.src, &env.dst);
+                    worked.get_or_insert(limit);
+                }
+                Some(2) => {
+                    assert!(
+                        err.contains("file descriptors") && err.trim().lines().count() == 1,
+                        "limit {limit} -j {j}: {err}"
+                    );
+                    assert!(
+                        worked.is_none(),
+                        "limit {limit} -j {j} refused after {worked:?} worked"
+                    );
+                }
+                _ => panic!("limit {limit} -j {j}: {}", explain(&out)),
+            }
+        }
+    }
+    assert!(
+        worked.is_some_and(|w| w <= 32),
+        "first working limit {worked:?}"
+    );
+}
+
 #[cfg(feature = "failpoints")]
 mod paused_job {
     use crate::util::*;

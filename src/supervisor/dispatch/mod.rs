@@ -291,11 +291,10 @@ impl<'a> Dispatch<'a> {
         if running * 2 < total {
             let more = (self.slots.len() / 2).max(1);
             let target = (self.slots.len() + more).min(self.opts.max_workers);
-            while self.slots.len() < target {
-                let i = self.slots.len();
-                self.slots.push(Slot::default());
-                self.start(i)?;
-                self.summary.workers_started += 1;
+            while self.slots.len() < target.min(self.opts.max_workers) {
+                if self.add_worker()?.is_none() {
+                    break;
+                }
             }
             // The pool only grows (lazy starts never lower it).
             self.summary.workers = self.summary.workers.max(self.slots.len() as u32);
@@ -328,7 +327,8 @@ impl<'a> Dispatch<'a> {
         let (w, rx) = loop {
             match pool::spawn(&self.exe, init.clone(), &self.budget) {
                 Ok(started) => break started,
-                Err(msg) => {
+                Err(pool::NotStarted::NoDescriptors) => return self.no_descriptors(),
+                Err(pool::NotStarted::Failed(msg)) => {
                     log::warn!("worker {slot} did not start: {msg}; starting another");
                     self.summary.worker_restarts += 1;
                     self.note_restart()
@@ -347,6 +347,43 @@ impl<'a> Dispatch<'a> {
         s.stall_killed = false;
         s.last_activity = None;
         Ok(())
+    }
+
+    /// Out of file descriptors starting a worker: the run goes
+    /// on with the workers it has (the pool is capped there, once, with a
+    /// warning); with none at all it cannot copy, and says why.
+    fn no_descriptors(&mut self) -> Result<()> {
+        let live = self.slots.iter().filter(|s| s.worker.is_some()).count();
+        if live == 0 {
+            return Err(Error::Fatal(format!(
+                "too few file descriptors to start even one worker (the limit is {}, ulimit -n); \
+                 raise the limit",
+                super::limits::raise_nofile()
+            )));
+        }
+        if self.opts.workers > live || self.opts.max_workers > live {
+            log::warn!(
+                "the file-descriptor limit ({}, ulimit -n) leaves room for {live} workers; \
+                 running with {live}",
+                super::limits::raise_nofile()
+            );
+        }
+        self.opts.workers = self.opts.workers.min(live);
+        self.opts.max_workers = self.opts.max_workers.min(live);
+        Ok(())
+    }
+
+    /// Add a worker to the pool; its index, or None when no more fit.
+    fn add_worker(&mut self) -> Result<Option<usize>> {
+        let i = self.slots.len();
+        self.slots.push(Slot::default());
+        self.start(i)?;
+        if self.slots[i].worker.is_none() {
+            self.slots.pop();
+            return Ok(None);
+        }
+        self.summary.workers_started += 1;
+        Ok(Some(i))
     }
 
     /// Whether no batch is waiting, queued or held.
@@ -450,10 +487,13 @@ impl<'a> Dispatch<'a> {
                 let Some(tasks) = self.next_tasks() else {
                     return Ok(());
                 };
-                let i = self.slots.len();
-                self.slots.push(Slot::default());
-                self.start(i)?;
-                self.summary.workers_started += 1;
+                let Some(i) = self.add_worker()? else {
+                    // No room for another worker: the tasks wait for one.
+                    for t in tasks.into_iter().rev() {
+                        self.retry.push_front(t);
+                    }
+                    break;
+                };
                 self.send_batch(i, tasks);
             }
         }

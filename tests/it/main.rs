@@ -14,9 +14,10 @@ mod mirror_safety;
 #[cfg(feature = "mpi")]
 mod mpi;
 mod operator;
+mod power_cut;
 mod reflink;
-mod rsync_habits;
 mod resume;
+mod rsync_habits;
 mod sync;
 mod unclean;
 mod util;

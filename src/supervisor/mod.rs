@@ -145,10 +145,7 @@ pub fn run(mut settings: Settings, cluster: &Cluster) -> Result<Summary> {
             // Before anything is written: this run's marker, and what an
             // unclean earlier run left unverified.
             let marker = match (&roots.dst_fd, settings.dry_run) {
-                (Some(fd), false) => Some(
-                    recovery::Marker::start(fd, id)
-                        .map_err(|e| Error::io(&roots.destination, e))?,
-                ),
+                (Some(fd), false) => Some(recovery::Marker::start(fd, id)),
                 _ => None,
             };
             let quarantined = cluster
@@ -160,7 +157,10 @@ pub fn run(mut settings: Settings, cluster: &Cluster) -> Result<Summary> {
                 run_id: id,
                 created: roots.created,
                 quarantined,
-                unverified_since: marker.as_ref().and_then(|m| m.unverified),
+                unverified_since: marker
+                    .as_ref()
+                    .and_then(|m| m.as_ref().ok())
+                    .and_then(|m| m.unverified),
             };
             Ok(((roots, marker), v))
         },
@@ -217,6 +217,18 @@ pub fn run(mut settings: Settings, cluster: &Cluster) -> Result<Summary> {
         quarantined: Arc::new(quarantined.into_iter().map(|b| b.into_vec()).collect()),
         newly_quarantined: Default::default(),
         changes,
+    };
+    let marker = match marker {
+        Some(Err(e)) => {
+            // Not fatal: the copy itself may still succeed.
+            log::warn!(
+                "{}: cannot keep the power-cut marker ({e}): a power cut during this run \
+                 would not be noticed by the next one",
+                roots.destination.display()
+            );
+            None
+        }
+        m => m.and_then(Result::ok),
     };
     if let Some((s, ns)) = unverified_since {
         log::warn!(

@@ -131,12 +131,14 @@ impl Marker {
         }
         let times = rustix::fs::fstat(root)?;
         let name = temp::run_marker(run_id);
-        let fd = rustix::fs::openat(
-            root,
-            &name[..],
-            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        )?;
+        let fd = writable(root, &times, || {
+            rustix::fs::openat(
+                root,
+                &name[..],
+                OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )
+        })?;
         write_marker(&fd, min(pending, ctime(&fd)?), &boot)?;
         rustix::fs::fsync(root)?;
         restore_times(root, &times);
@@ -204,7 +206,16 @@ impl Marker {
                 if libc::syncfs(raw) == 0 {
                     let mut st: libc::stat = std::mem::zeroed();
                     let have = libc::fstat(raw, &mut st) == 0;
-                    if libc::unlinkat(raw, name.as_ptr(), 0) == 0 && have {
+                    let mut gone = libc::unlinkat(raw, name.as_ptr(), 0) == 0;
+                    if !gone && have && st.st_mode & 0o200 == 0 {
+                        // A read-only root (see `writable`).
+                        let mode = st.st_mode & 0o7777;
+                        if libc::fchmod(raw, mode | 0o200) == 0 {
+                            gone = libc::unlinkat(raw, name.as_ptr(), 0) == 0;
+                            libc::fchmod(raw, mode);
+                        }
+                    }
+                    if gone && have {
                         let ts = [
                             libc::timespec {
                                 tv_sec: st.st_atime,
@@ -232,7 +243,9 @@ impl Marker {
     pub fn finish(self, root: &OwnedFd) -> io::Result<()> {
         rustix::fs::syncfs(root)?;
         let times = rustix::fs::fstat(root)?;
-        rustix::fs::unlinkat(root, &self.name[..], AtFlags::empty())?;
+        writable(root, &times, || {
+            rustix::fs::unlinkat(root, &self.name[..], AtFlags::empty())
+        })?;
         restore_times(root, &times);
         Ok(())
     }
@@ -241,6 +254,27 @@ impl Marker {
     #[cfg(test)]
     fn moment(&self, root: &OwnedFd) -> Moment {
         read_marker(root, &self.name).expect("marker").since
+    }
+}
+
+/// Run `op` on the destination root; if the root's mode refuses it (a
+/// read-only root mirrors a read-only source, and we are not root), with
+/// the owner's write bit added for that moment, as rsync does to delete
+/// in such a directory.
+fn writable<T>(
+    root: &OwnedFd,
+    st: &rustix::fs::Stat,
+    op: impl Fn() -> rustix::io::Result<T>,
+) -> io::Result<T> {
+    match op() {
+        Err(rustix::io::Errno::ACCESS) if st.st_mode & 0o200 == 0 => {
+            let mode = Mode::from_raw_mode(st.st_mode & 0o7777);
+            rustix::fs::fchmod(root, mode | Mode::WUSR)?;
+            let r = op();
+            let _ = rustix::fs::fchmod(root, mode);
+            Ok(r?)
+        }
+        r => Ok(r?),
     }
 }
 

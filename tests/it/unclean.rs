@@ -135,3 +135,25 @@ fn a_supervisor_killed_before_its_end_leaves_its_marker_and_the_rerun_repairs() 
     assert_trees_equal(&env.src, &env.dst);
     no_markers_soon(&env.dst);
 }
+
+#[test]
+fn a_read_only_destination_root_keeps_no_marker_and_runs_again() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    files(&env, 3);
+    fs::set_permissions(&env.src, fs::Permissions::from_mode(0o555)).unwrap();
+    assert_code(&env.copy(&[]), 0);
+    no_markers_soon(&env.dst);
+    // The mirror's root is read-only now: the next run's marker still
+    // comes and goes (the owner's write bit added for that moment).
+    let (out, v) = env.copy_json(&[]);
+    assert_code(&out, 0);
+    assert_eq!(v["files_skipped"], 3, "{v}");
+    no_markers_soon(&env.dst);
+    let mode = fs::metadata(&env.dst).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o555);
+    // So the temporary directory can be removed by a non-root owner.
+    for d in [&env.src, &env.dst] {
+        fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}

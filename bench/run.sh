@@ -8,7 +8,7 @@
 #                           cp -a and rsync -a at 0.5 ms per operation)
 #   bench/run.sh --quick    tmpfs only, small corpora, 3 runs
 #   bench/run.sh --only X   one table: tmpfs, memory, profile, reflink,
-#                           latency, latency-delay or disk
+#                           durability, latency, latency-delay or disk
 #
 # Env: RUNS (default 5), DISK_DIR (default target/bench-disk), SHM_DIR.
 set -euo pipefail
@@ -188,6 +188,31 @@ reflink() { # base
     umount "$mnt"; rm -f "$img"
 }
 
+# The cost of power-cut safety on ext4 (a loop image in tmpfs, so the
+# write-back is memory-speed and the numbers are stable): pcopy by default
+# (its marker, the fdatasync of sparse and chunked files, the end-of-run
+# syncfs in a detached child) and with --fsync, against rsync -a with and
+# without --fsync; each run starts after `sync`, into a fresh destination.
+# OLD_PCOPY=path adds a build to compare with (the default before a change).
+durability() { # base
+    local base=$1 img=$1/ext4.img mnt=$1/ext4
+    [ "$(id -u)" = 0 ] || { echo "not root: durability benchmark skipped"; return; }
+    rm -f "$img"; mkdir -p "$mnt"
+    truncate -s 10G "$img" && mkfs.ext4 -q -F "$img" && mount -o loop "$img" "$mnt" \
+        || { echo "ext4 loop mount refused: durability benchmark skipped"; return; }
+    gen "$base/large" large 3 1024
+    local c
+    for c in small50k large; do
+        local cmds=(-n pcopy "$PCOPY -q $base/$c $mnt/d" -n "pcopy --fsync" "$PCOPY -q --fsync $base/$c $mnt/d")
+        [ -n "${OLD_PCOPY:-}" ] && cmds+=(-n "old pcopy" "$OLD_PCOPY -q $base/$c $mnt/d")
+        cmds+=(-n "rsync -a" "rsync -a $base/$c/ $mnt/d/" -n "rsync -a --fsync" "rsync -a --fsync $base/$c/ $mnt/d/")
+        hyperfine -N -w 1 -r "$RUNS" --prepare "sh -c 'rm -rf $mnt/d; sync'" \
+            --export-json "$OUT/ext4-$c.json" "${cmds[@]}" >/dev/null
+        report "ext4-$c"
+    done
+    umount "$mnt"; rm -f "$img"
+}
+
 # Median of 3 (or RUNS) timed runs of CMD, each after PREPARE ("-" if it failed).
 median3() { # prepare cmd [runs]
     local j=$OUT/median3.json
@@ -288,6 +313,7 @@ want tmpfs && run_on "$SHM_DIR" tmpfs
 [ $QUICK = 1 ] || ! want memory || memory "$SHM_DIR"
 [ $QUICK = 1 ] || ! want profile || profile "$SHM_DIR"
 [ $QUICK = 1 ] || ! want reflink || reflink "$SHM_DIR"
+[ $QUICK = 1 ] || ! want durability || { gen "$SHM_DIR/small50k" small 50000; durability "$SHM_DIR"; }
 [ $QUICK = 1 ] || ! want latency || latency "$SHM_DIR"
 [ $QUICK = 1 ] || ! want latency-delay || latency_delay "$SHM_DIR"
 [ $QUICK = 1 ] || ! want disk || run_on "$DISK_DIR" disk

@@ -10,22 +10,27 @@ use crate::error::{Error, Result};
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 
 /// Descriptors the supervisor holds regardless of workers: stdio, roots and
-/// their dups, the log file, the IPC receiver set, the lock, and one
-/// worker's spawn in progress (`pool::SPAWN_PEAK`: handshake socket, exec
-/// pipe, channel pair, memfd and its dups). Measured: 2,000 files, 2
-/// walker threads, -j 1 and -j 8: every run at `ulimit -n` 28 and above
-/// succeeded (5 of 5 at each limit), 27 is refused; this makes the first
-/// worker's need 28 there.
-const BASE: u64 = 21;
-/// Per walker thread: a source and a destination directory, plus a segment
-/// of a long path being resolved.
-const PER_WALKER: u64 = 2;
+/// their dups, the log file, the IPC receiver set, the lock, the signal
+/// pipe (15, counted in /proc/self/fd at the first spawn, walkers' aside),
+/// and one worker's spawn in progress (`pool::SPAWN_PEAK`: handshake
+/// socket, exec pipe, channel pair, memfd and its dups).
+const BASE: u64 = 15 + crate::supervisor::pool::SPAWN_PEAK as u64;
+/// Per walker thread: the source and destination directories it holds,
+/// and as many kept free for it while a worker starts (the spawn checks
+/// that room before it begins, `walker_fds`).
+const PER_WALKER: u64 = 4;
 /// Per worker, held by the supervisor for the worker's life (measured: 3:
 /// the results socket, the task sender, the position memfd).
 const PER_WORKER: u64 = 3;
 /// What one worker process needs itself (measured: 12 while copying, plus
 /// source, temp and a long-path segment).
 const WORKER_NEEDS: u64 = 20;
+
+/// Descriptors a worker start leaves free for `walkers` walker threads
+/// (a directory on each side, and a long path's segment: 2 each).
+pub fn walker_fds(walkers: usize) -> usize {
+    2 * walkers
+}
 
 /// Raise the soft descriptor limit to the hard limit; return the soft
 /// limit now in force.

@@ -128,14 +128,21 @@ pub fn run(mut settings: Settings, cluster: &Cluster) -> Result<Summary> {
             settings.max_processes = limits::fit_workers(settings.max_processes, walk_threads)
                 .map_or(settings.processes, |(n, _)| n.max(settings.processes));
         }
-        match limits::fit_workers(settings.processes, walk_threads) {
-            Ok(fit) => (settings.processes, shrunk) = fit,
-            Err(_) if walk_threads > cpus => {
-                walk_threads = cpus;
-                (settings.processes, shrunk) =
-                    limits::fit_workers(settings.processes, walk_threads)?;
+        // Fewer walker threads first (one per CPU, then one), then fewer
+        // workers, then a refusal.
+        let mut tries = [walk_threads, cpus.min(walk_threads), 1]
+            .into_iter()
+            .peekable();
+        loop {
+            let Some(w) = tries.next() else { break };
+            match limits::fit_workers(settings.processes, w) {
+                Ok(fit) => {
+                    (walk_threads, (settings.processes, shrunk)) = (w, fit);
+                    break;
+                }
+                Err(e) if tries.peek().is_none() => return Err(e),
+                Err(_) => {}
             }
-            Err(e) => return Err(e),
         }
     }
     let (roots, verdict) = cluster.start(
@@ -396,7 +403,7 @@ impl Run<'_> {
             }
         };
         let mut d = dispatch::Dispatch::new(
-            s.into(),
+            dispatch::Options::new(s, self.walk_threads),
             self.paths.clone(),
             exe,
             worker_init(s, self.run_id, (self.cluster.rank(), self.cluster.size())),

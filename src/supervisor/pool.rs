@@ -63,8 +63,9 @@ pub fn spawn(
     exe: &Path,
     init: WorkerInit,
     budget: &Budget,
+    spare: usize,
 ) -> Result<(Spawned, IpcReceiver<FromWorker>), NotStarted> {
-    if !room_for(SPAWN_PEAK) {
+    if !room_for(SPAWN_PEAK + spare) {
         return Err(NotStarted::NoDescriptors);
     }
     // A walker thread may still take the last descriptors between the

@@ -58,16 +58,20 @@ pub struct Options {
     pub batch_files: usize,
     pub stall_timeout: Duration,
     pub max_restarts_per_minute: usize,
+    /// Descriptors left free for the walker threads while a worker starts
+    /// (`limits::walker_fds`), so a start never starves the walk.
+    pub spare_fds: usize,
 }
 
-impl From<&Settings> for Options {
-    fn from(s: &Settings) -> Self {
+impl Options {
+    pub fn new(s: &Settings, walkers: usize) -> Self {
         Options {
             workers: s.processes,
             max_workers: s.max_processes.max(s.processes),
             batch_files: s.batch_files,
             stall_timeout: s.stall_timeout,
             max_restarts_per_minute: s.max_restarts_per_minute,
+            spare_fds: super::limits::walker_fds(walkers),
         }
     }
 }
@@ -325,7 +329,7 @@ impl<'a> Dispatch<'a> {
         let mut init = self.init.clone();
         init.worker = slot as u32;
         let (w, rx) = loop {
-            match pool::spawn(&self.exe, init.clone(), &self.budget) {
+            match pool::spawn(&self.exe, init.clone(), &self.budget, self.opts.spare_fds) {
                 Ok(started) => break started,
                 Err(pool::NotStarted::NoDescriptors) => return self.no_descriptors(),
                 Err(pool::NotStarted::Failed(msg)) => {

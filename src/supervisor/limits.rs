@@ -115,7 +115,7 @@ mod tests {
     #[test]
     fn the_worker_count_shrinks_to_fit_and_refuses_below_one() {
         assert_eq!(workers_within(1 << 20, 8, 2).unwrap(), 8);
-        let lowered = workers_within(32, 8, 2).unwrap();
+        let lowered = workers_within(48, 8, 2).unwrap();
         assert!((1..8).contains(&lowered), "{lowered}");
         let e = workers_within(16, 8, 2).unwrap_err().to_string();
         assert!(e.contains("ulimit -n") && e.contains("16"), "{e}");

@@ -133,8 +133,7 @@ pub fn run(mut settings: Settings, cluster: &Cluster) -> Result<Summary> {
         let mut tries = [walk_threads, cpus.min(walk_threads), 1]
             .into_iter()
             .peekable();
-        loop {
-            let Some(w) = tries.next() else { break };
+        while let Some(w) = tries.next() {
             match limits::fit_workers(settings.processes, w) {
                 Ok(fit) => {
                     (walk_threads, (settings.processes, shrunk)) = (w, fit);

@@ -35,8 +35,8 @@ pub struct Cli {
     #[arg(long)]
     pub json: bool,
 
-    /// Print only errors (no summary text)
-    #[arg(short, long, conflicts_with = "verbose")]
+    /// Print only errors on the console (no summary text); with -v the log file still gets the detail
+    #[arg(short, long)]
     pub quiet: bool,
 
     /// More detail: -v info on the console and a line per entry in the log file; -vv a line per entry on the console too
@@ -178,7 +178,7 @@ pub struct Cli {
     pub mkpath: bool,
 
     /// Run as one rank of an MPI job (under mpirun or srun): the ranks share the walk and the copy (needs a build with the `mpi` feature)
-    #[arg(long)]
+    #[arg(long, hide = !cfg!(feature = "mpi"))]
     pub mpi: bool,
 
     /// rsync's flags for what pcopy always does (accepted so an rsync command line works)
@@ -219,6 +219,15 @@ fn after_help() -> String {
 /// are made from).
 pub fn command() -> clap::Command {
     base_command().after_help(after_help())
+}
+
+/// The command as completions offer it: without hidden arguments (the
+/// completion generators list those too).
+fn completion_command() -> clap::Command {
+    let full = command();
+    full.get_arguments()
+        .filter(|a| !a.is_hide_set())
+        .fold(clap::Command::new("pcopy"), |c, a| c.arg(a.clone()))
 }
 
 /// The command without the `--help` epilogue (the man page has sections).
@@ -421,7 +430,7 @@ pub fn parse() -> Mode {
     }
     if let Some(shell) = cli.completions {
         let mut out = Vec::new();
-        clap_complete::generate(shell, &mut command(), "pcopy", &mut out);
+        clap_complete::generate(shell, &mut completion_command(), "pcopy", &mut out);
         return Mode::Print(out);
     }
     if cli.man {

@@ -69,19 +69,29 @@ pub fn init_supervisor(
             .set_time_level(LevelFilter::Off)
             .set_target_level(LevelFilter::Off)
             .set_thread_level(LevelFilter::Off)
+            // Each change is for the log file (-i prints it on stdout).
+            .add_filter_ignore_str(crate::supervisor::changes::LOG_TARGET)
             .build(),
         TerminalMode::Stderr,
         color_choice(),
     )];
     if let Some(path) = &s.log_file {
+        // Say it is about the log file, not the copy.
+        let about = |p: &std::path::Path, e: std::io::Error| Error::Io {
+            path: format!(
+                "log file {}",
+                crate::util::escape_bytes(p.as_os_str().as_encoded_bytes())
+            ),
+            source: e,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            std::fs::create_dir_all(dir).map_err(|e| about(dir, e))?;
         }
         let f = OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|e| Error::io(path, e))?;
+            .map_err(|e| about(path, e))?;
         let rank = rank.map_or(String::new(), |r| format!("rank {r} "));
         let prefix = format!("run {:016x} {rank}pid {} ", run_id, std::process::id());
         loggers.push(WriteLogger::new(

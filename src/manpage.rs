@@ -146,7 +146,11 @@ pub const JSON_FIELDS: &[(&str, &str)] = &[
 
 /// Escape text for roff: a leading dot or quote, and backslashes.
 fn roff(s: &str) -> String {
-    let s = s.replace('\\', "\\e").replace('-', "\\-");
+    // An em dash as roff's own glyph: groff warns on the raw character.
+    let s = s
+        .replace('\\', "\\e")
+        .replace('-', "\\-")
+        .replace('\u{2014}', "\\(em");
     if s.starts_with('.') || s.starts_with('\'') {
         format!("\\&{s}")
     } else {
@@ -240,7 +244,7 @@ pub fn render() -> Vec<u8> {
         &mut out,
         "FILES",
         &["./config.json: the settings used when no paths are given. \
-             .pcopy\\-tmp.*: temporary names in the destination while a file is written; a \
+             .pcopy-tmp.*: temporary names in the destination while a file is written; a \
              later run removes those an interrupted run left. The log file (--log-file): one \
              line per event, each with a UTC time, the run id and the pid."],
     );

@@ -23,6 +23,21 @@ pub struct Differences {
     pub xattrs: bool,
 }
 
+impl std::fmt::Display for Differences {
+    /// The attributes that differ, in words ("permissions, owner").
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let words = [
+            (self.perms, "permissions"),
+            (self.owner, "owner"),
+            (self.group, "group"),
+            (self.acl, "ACL"),
+            (self.xattrs, "extended attributes"),
+        ];
+        let on: Vec<&str> = words.iter().filter(|(d, _)| *d).map(|(_, w)| *w).collect();
+        f.write_str(&on.join(", "))
+    }
+}
+
 impl Differences {
     pub fn any(&self) -> bool {
         self.perms || self.owner || self.group || self.acl || self.xattrs

@@ -189,16 +189,23 @@ impl Change<'_> {
     }
 }
 
+/// The log target of the change lines (the log file's, not the console's).
+pub const LOG_TARGET: &str = "pcopy::change";
+
 /// Where changes go.
 #[derive(Default)]
 pub struct Changes {
     itemize: bool,
     json: Option<Mutex<Box<dyn Write + Send>>>,
+    /// Each change goes to the log (info) too.
+    log: bool,
 }
 
 impl Changes {
     /// `json_lines`: a file to create, or `-` for stdout.
-    pub fn open(itemize: bool, json_lines: Option<&Path>) -> Result<Self> {
+    /// `log`: a log file is kept, and gets every change as rsync's log
+    /// does (the itemized line, `*deleting` included).
+    pub fn open(itemize: bool, json_lines: Option<&Path>, log: bool) -> Result<Self> {
         let json: Option<Box<dyn Write + Send>> = match json_lines {
             None => None,
             Some(p) if p.as_os_str() == "-" => Some(Box::new(std::io::stdout())),
@@ -209,17 +216,22 @@ impl Changes {
         Ok(Changes {
             itemize,
             json: json.map(Mutex::new),
+            log,
         })
     }
 
     /// Whether anyone listens (so callers skip the extra checks if not).
     pub fn on(&self) -> bool {
-        self.itemize || self.json.is_some()
+        self.itemize || self.json.is_some() || self.log
     }
 
     pub fn record(&self, c: &Change) {
         if self.itemize {
             crate::util::out_line(&c.itemized());
+        }
+        if self.log {
+            // Info: in the log file by default, on the console with -v.
+            log::info!(target: LOG_TARGET, "{}", c.itemized());
         }
         if let Some(j) = &self.json {
             let mut w = j.lock().unwrap_or_else(|p| p.into_inner());

@@ -207,6 +207,7 @@ pub fn run(mut settings: Settings, cluster: &Cluster) -> Result<Summary> {
     let changes = Arc::new(changes::Changes::open(
         settings.itemize,
         settings.json_lines.as_deref(),
+        settings.log_file.is_some(),
     )?);
     let deleter = Arc::new(deleter(&settings, &roots, &filter, &changes, &paths)?);
     let run = Run {
@@ -251,6 +252,11 @@ pub fn run(mut settings: Settings, cluster: &Cluster) -> Result<Summary> {
         (Some(dst_fd), false) => run.copy(dst_fd, walking, bar, marker)?,
         _ => run.dry_run(walking)?,
     };
+    if roots.created && cluster.rank() == 0 {
+        // The destination root is a directory this run created (or, in a
+        // dry run, would create).
+        summary.dirs_created += 1;
+    }
     run.totals(&mut summary, start)?;
     Ok(summary)
 }
@@ -306,8 +312,8 @@ fn announce(s: &Settings, roots: &prepare::Roots) {
     log::info!(
         "settings: workers={} ignore_times={} checksum={} update={} fsync={} verify={} \
          dereference={} one_file_system={} dry_run={} delete={} delete_excluded={} \
-         max_delete={:?} mkpath={} files_from={} chunk_bytes={} stall_timeout={:?} \
-         log_file={:?} filters={:?}",
+         max_delete={} mkpath={} files_from={} chunk_bytes={} stall_timeout={}s \
+         log_file={} filters=[{}]",
         s.processes,
         s.ignore_times,
         s.checksum,
@@ -319,13 +325,15 @@ fn announce(s: &Settings, roots: &prepare::Roots) {
         s.dry_run,
         s.delete,
         s.delete_excluded,
-        s.max_delete,
+        s.max_delete.map_or("none".to_string(), |n| n.to_string()),
         s.mkpath,
         s.files_from.as_ref().map_or(0, |l| l.len()),
         s.chunk_bytes,
-        s.stall_timeout,
-        s.log_file,
-        filters,
+        s.stall_timeout.as_secs_f64(),
+        s.log_file.as_ref().map_or("none".to_string(), |p| {
+            crate::util::escape_bytes(p.as_os_str().as_encoded_bytes())
+        }),
+        filters.join(", "),
     );
 }
 

@@ -663,4 +663,11 @@ fn workers_grow_while_they_wait_on_io_unless_j_is_given() {
     let (out, v) = finish(spawn(&env, "worker::before_task=sleep(2)", &["-j", "4"]));
     assert_code(&out, 0);
     assert_eq!(v["workers"], 4, "{v}");
+    // Under --bwlimit waiting workers wait on the rate, not on storage:
+    // more of them would share the same rate (issue: 16 on 2 CPUs).
+    fs::remove_dir_all(&env.dst).unwrap();
+    let args = ["--bwlimit", "100M"];
+    let (out, v) = finish(spawn(&env, "worker::before_task=sleep(2)", &args));
+    assert_code(&out, 0);
+    assert_eq!(v["workers"].as_u64(), Some(default as u64), "{v}");
 }

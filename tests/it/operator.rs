@@ -19,6 +19,7 @@ fn dry_run_writes_nothing_and_reports_what_would_happen() {
     // After a real copy and one change, the dry run sees exactly one file to copy.
     assert_code(&env.copy(&[]), 0);
     fs::write(env.src.join("new-file"), b"n").unwrap();
+    settled(&env.dst);
     let before = listing_with_times(&env.dst);
     let (out, v) = env.copy_json(&["-n"]);
     assert_code(&out, 0);
@@ -187,6 +188,7 @@ fn completions_and_man_page_are_generated_from_the_cli() {
     assert_code(&out, 0);
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.contains("--dry-run") && s.contains("pcopy"), "{s}");
+    assert!(!s.contains("--worker"), "hidden options offered: {s}");
     let mut c = env.cmd();
     c.arg("--man");
     let out = run(c);
@@ -390,6 +392,26 @@ fn the_man_page_has_real_sections_and_renders_with_man() {
         plain.contains("[OPTIONS] [SOURCE] [DESTINATION]"),
         "synopsis: {plain}"
     );
+    // No raw em dash (groff warns), no double escape, and what the page
+    // names by default is in this build.
+    let roff = String::from_utf8_lossy(&out.stdout);
+    assert!(!roff.contains('\u{2014}'), "raw em dash in the roff source");
+    assert!(plain.contains(".pcopy-tmp.*"), "temp names: {plain}");
+    assert_eq!(
+        plain.contains("--mpi"),
+        cfg!(feature = "mpi"),
+        "--mpi on the page"
+    );
+    let warned = Command::new("man")
+        .args(["--warnings", "-l"])
+        .arg(&page)
+        .env("MANWIDTH", "80")
+        .env("MANPAGER", "cat")
+        .output();
+    if let Ok(w) = warned {
+        let err = String::from_utf8_lossy(&w.stderr);
+        assert!(err.trim().is_empty(), "man --warnings: {err}");
+    }
 }
 
 #[test]

@@ -96,3 +96,28 @@ fn sizes_take_rsyncs_units_everywhere() {
     assert_code(&out, 2);
     assert!(stderr(&out).contains("1X"), "{}", explain(&out));
 }
+
+#[test]
+fn the_log_file_names_every_change_by_default_and_quiet_verbose_is_the_cron_case() {
+    let env = TestEnv::new();
+    some_files(&env);
+    fs::create_dir_all(&env.dst).unwrap();
+    fs::write(env.dst.join("extra"), b"x").unwrap();
+    let log = env.path("run.log");
+    let out = env.copy(&["--delete", "-q", "-v", "--log-file", log.to_str().unwrap()]);
+    assert_code(&out, 0);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "", "quiet console");
+    let text = fs::read_to_string(&log).unwrap();
+    for line in [">f+++++++++ d/f", "cd+++++++++ d/", "*deleting   extra"] {
+        assert!(text.contains(line), "{line:?} not in the log:\n{text}");
+    }
+    assert!(
+        !text.contains("Some(") && !text.contains("Differences {"),
+        "{text}"
+    );
+    let bad = env.path("no-such-dir/x/run.log");
+    fs::write(env.path("no-such-dir"), b"a file, not a directory").unwrap();
+    let out = env.copy(&["--log-file", bad.to_str().unwrap()]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("log file"), "{}", explain(&out));
+}

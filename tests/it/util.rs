@@ -305,8 +305,14 @@ pub fn settled(dst: &Path) {
     };
     let any = || fs::read_dir(dst).is_ok_and(|mut d| d.any(|e| e.as_ref().is_ok_and(marker)));
     let start = std::time::Instant::now();
+    let mut waited = false;
     while any() && start.elapsed() < std::time::Duration::from_secs(10) {
         std::thread::sleep(std::time::Duration::from_millis(5));
+        waited = true;
+    }
+    if waited {
+        // The child puts the root's times back right after the unlink.
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 

@@ -67,7 +67,13 @@ impl Options {
     pub fn new(s: &Settings, walkers: usize) -> Self {
         Options {
             workers: s.processes,
-            max_workers: s.max_processes.max(s.processes),
+            // Workers sleeping off a --bwlimit debt look like workers
+            // waiting on I/O; more of them would only share the same rate.
+            max_workers: if s.bwlimit > 0 {
+                s.processes
+            } else {
+                s.max_processes.max(s.processes)
+            },
             batch_files: s.batch_files,
             stall_timeout: s.stall_timeout,
             max_restarts_per_minute: s.max_restarts_per_minute,

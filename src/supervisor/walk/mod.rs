@@ -1123,7 +1123,7 @@ impl Walker {
         match crate::copy::repair::repair(dirs, e.name, (st, &dst), how) {
             Ok(d) if d.any() => {
                 self.found.repaired.fetch_add(1, Ordering::Relaxed);
-                log::debug!("repaired {} ({d:?})", escape_bytes(&e.rel));
+                log::debug!("repaired {} ({d})", escape_bytes(&e.rel));
                 self.changes.record(&Change {
                     rel: &e.rel,
                     kind: Kind::of(FileType::from_raw_mode(st.st_mode)),

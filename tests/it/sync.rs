@@ -464,3 +464,37 @@ fn files_from_copies_only_the_listed_paths_with_their_parents() {
     assert_code(&out, 1);
     assert!(v["errors"].to_string().contains("outside"), "{v}");
 }
+
+/// `-u` keeps a newer destination file whatever else compares: with `-c`
+/// and `-I` too, and a dry run (`-n -i`) neither lists nor counts it as a
+/// copy (rsync 3.5's behaviour).
+#[test]
+fn update_wins_over_checksum_ignore_times_and_the_dry_run() {
+    let env = TestEnv::new();
+    fs::create_dir_all(&env.dst).unwrap();
+    fs::write(env.src.join("f"), b"new").unwrap();
+    fs::write(env.dst.join("f"), b"keep").unwrap();
+    set_mtime_ns(&env.src.join("f"), 1_600_000_000, 0);
+    set_mtime_ns(&env.dst.join("f"), 1_600_000_100, 0);
+    for flags in [
+        &["-u", "-c"][..],
+        &["-u", "-I"][..],
+        &["-u", "-c", "-I"][..],
+    ] {
+        let (out, v) = env.copy_json(flags);
+        assert_code(&out, 0);
+        assert_eq!(fs::read(env.dst.join("f")).unwrap(), b"keep", "{flags:?}");
+        assert_eq!(v["files_copied"], 0, "{flags:?}: {v}");
+        assert_eq!(v["files_skipped"], 1, "{flags:?}: {v}");
+    }
+    let out = env.copy(&["-n", "-i", "-u", "-q"]);
+    assert_code(&out, 0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.lines().any(|l| l.ends_with(" f")), "{text}");
+    let (_, v) = env.copy_json(&["-n", "-u"]);
+    assert_eq!(
+        (&v["files_copied"], &v["files_skipped"]),
+        (&0.into(), &1.into()),
+        "{v}"
+    );
+}

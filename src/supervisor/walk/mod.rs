@@ -923,6 +923,18 @@ impl Walker {
         if ft != FileType::Socket && self.linked(sh, st, &rel) {
             return true;
         }
+        if ft == FileType::RegularFile
+            && job.dir == DestDir::Existing
+            && (self.opts.checksum || self.opts.ignore_times || self.opts.dry_run)
+            && self.newer_at_destination(e, st)
+        {
+            // -u keeps a newer destination file whatever else would compare
+            // (-c, -I) and in a dry run too, as rsync does: one skip, counted
+            // where the quick check counts its own.
+            self.found.skipped_files.fetch_add(1, Ordering::Relaxed);
+            self.found.skipped_bytes.fetch_add(size, Ordering::Relaxed);
+            return true;
+        }
         let unverified =
             matches!(ft, FileType::RegularFile | FileType::Symlink) && self.unverified(job, e);
         let kind = match ft {

@@ -43,7 +43,20 @@ pub fn already_linked(root: &OwnedFd, link: &[u8], first: &[u8]) -> bool {
 
 /// Make `link` a hard link to the already placed `first`. Atomic: link to a
 /// temp name, then rename over whatever is there.
-fn link_one(root: &OwnedFd, link: &[u8], first: &[u8], run_id: u64, seq: u64) -> io::Result<bool> {
+/// How names in the way of a link are treated.
+pub struct LinkRules<'a> {
+    /// `-u`: a regular file newer than the linked inode is kept.
+    pub update: bool,
+    /// `--backup-dir`: what a link replaces is kept there first.
+    pub deleter: &'a super::delete::Deleter,
+}
+
+fn link_one(
+    root: &OwnedFd,
+    (link, first): (&[u8], &[u8]),
+    (run_id, seq): (u64, u64),
+    rules: &LinkRules,
+) -> io::Result<bool> {
     let (fp, fname) = split_rel(first);
     let (lp, lname) = split_rel(link);
     let fdir = dir(root, fp)?;
@@ -53,6 +66,19 @@ fn link_one(root: &OwnedFd, link: &[u8], first: &[u8], run_id: u64, seq: u64) ->
         if (lst.st_dev, lst.st_ino) == (fst.st_dev, fst.st_ino) {
             return Ok(false);
         }
+        // The first name carries the source's mtime: under -u a newer
+        // file in the link's place is someone's newer data, kept.
+        let file = |st: &rustix::fs::Stat| {
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+        };
+        if rules.update
+            && file(&lst)
+            && file(&fst)
+            && (lst.st_mtime, lst.st_mtime_nsec) > (fst.st_mtime, fst.st_mtime_nsec)
+        {
+            return Ok(false);
+        }
+        rules.deleter.back_up(ldir.as_fd(), lname, link)?;
     }
     let tmp = temp::link(run_id, seq);
     rustix::fs::linkat(&fdir, fname, &ldir, &tmp[..], AtFlags::empty())?;
@@ -67,12 +93,13 @@ pub fn hard_links(
     root: &OwnedFd,
     links: &[(RelPath, RelPath)],
     (run_id, rank, changes): (u64, u32, &Changes),
+    rules: &LinkRules,
     paths: &Paths,
     sm: &mut Summary,
 ) {
     for (seq, (link, first)) in links.iter().enumerate() {
         let seq = temp::writer(rank, seq as u64);
-        match link_one(root, &link.0, &first.0, run_id, seq) {
+        match link_one(root, (&link.0, &first.0), (run_id, seq), rules) {
             Ok(true) => {
                 sm.hardlinks_created += 1;
                 changes.record(&linked(&link.0, &first.0));
@@ -93,7 +120,8 @@ fn dir_xattrs(src_root: &OwnedFd, rel: &[u8], dst: &File, follow: bool, buf: &mu
     let shown = || format!("{}/", crate::util::escape_bytes(rel));
     match crate::copy::open_src_dir(src_root, rel, follow) {
         Ok(src) => crate::copy::xattrs::copy_or_warn(src.as_fd(), dst.as_fd(), buf, shown, true),
-        Err(e) => log::warn!("{}: extended attributes not copied: {e}", shown()),
+        // The walk has reported the directory it could not read.
+        Err(e) => log::debug!("{}: extended attributes not copied: {e}", shown()),
     }
 }
 

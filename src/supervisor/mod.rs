@@ -470,6 +470,10 @@ impl Run<'_> {
                 dst_fd,
                 &walked.links,
                 (self.run_id, self.cluster.rank(), &self.changes),
+                &finish::LinkRules {
+                    update: self.settings.update,
+                    deleter: &self.deleter,
+                },
                 &self.paths,
                 &mut summary,
             );

@@ -498,3 +498,34 @@ fn update_wins_over_checksum_ignore_times_and_the_dry_run() {
         "{v}"
     );
 }
+
+/// A new hard link never replaces newer destination data under `-u`
+/// (issue 23, defect 4: `ln s/a s/b` relinked `a` to the fresh copy of `b`
+/// and lost the destination's newer `a`); `--backup-dir` keeps what a link
+/// does replace.
+#[test]
+fn a_new_link_keeps_newer_data_under_update_and_backs_up_what_it_replaces() {
+    let env = TestEnv::new();
+    fs::write(env.src.join("a"), b"source a").unwrap();
+    set_mtime_ns(&env.src.join("a"), 1_600_000_000, 0);
+    assert_code(&env.copy(&[]), 0);
+    fs::write(env.dst.join("a"), b"newer at the destination").unwrap();
+    set_mtime_ns(&env.dst.join("a"), 1_600_000_500, 0);
+    fs::hard_link(env.src.join("a"), env.src.join("b")).unwrap();
+    fs::hard_link(env.src.join("a"), env.src.join("0")).unwrap();
+    assert_code(&env.copy(&["-u"]), 0);
+    assert_eq!(
+        fs::read(env.dst.join("a")).unwrap(),
+        b"newer at the destination"
+    );
+    assert_eq!(fs::read(env.dst.join("b")).unwrap(), b"source a");
+    // Without -u the link is made, and --backup-dir keeps the old file.
+    let bak = env.path("bak");
+    assert_code(&env.copy(&["--backup-dir", bak.to_str().unwrap()]), 0);
+    let ino = |p: &std::path::Path| fs::metadata(p).unwrap().ino();
+    assert_eq!(ino(&env.dst.join("a")), ino(&env.dst.join("b")));
+    assert_eq!(
+        fs::read(bak.join("a")).unwrap(),
+        b"newer at the destination"
+    );
+}

@@ -464,13 +464,15 @@ impl Walker {
         };
         if let (Some(d), DestDir::Existing, false) = (&dst, job.dir, self.opts.dry_run) {
             if let Err(e) = dest::remove_stale_temps(d, Some(&src), self.run_id) {
-                self.fail(&job.rel, &format!("remove stale temporaries: {e}"), true);
+                let msg = format!("remove stale temporaries: {e}");
+                self.fail_io(&job.rel, &msg, &e, true);
             }
         }
         let entries = match rustix::fs::Dir::read_from(&src) {
             Ok(d) => d,
             Err(e) => {
-                self.fail(&job.rel, &e.to_string(), true);
+                let e = std::io::Error::from(e);
+                self.fail_io(&job.rel, &e.to_string(), &e, true);
                 return true;
             }
         };
@@ -483,7 +485,8 @@ impl Walker {
             let ent = match ent {
                 Ok(e) => e,
                 Err(e) => {
-                    self.fail(&job.rel, &e.to_string(), true);
+                    let e = std::io::Error::from(e);
+                    self.fail_io(&job.rel, &e.to_string(), &e, true);
                     complete = false;
                     break;
                 }
@@ -709,7 +712,9 @@ impl Walker {
         let entries = match rustix::fs::Dir::read_from(dst) {
             Ok(d) => d,
             Err(e) => {
-                return self.fail(rel, &format!("list destination for --delete: {e}"), true);
+                let e = std::io::Error::from(e);
+                let msg = format!("list destination for --delete: {e}");
+                return self.fail_io(rel, &msg, &e, true);
             }
         };
         let mut extras = Vec::new();
@@ -771,7 +776,7 @@ impl Walker {
                 false
             }
             Err(err) => {
-                self.fail(&e.rel, &format!("delete (type clash): {err}"), want_dir);
+                self.fail_io(&e.rel, &format!("delete (type clash): {err}"), &err, want_dir);
                 false
             }
         }
@@ -1146,7 +1151,7 @@ impl Walker {
                 });
             }
             Ok(_) => {}
-            Err(err) => self.fail(&e.rel, &format!("repair metadata: {err}"), false),
+            Err(err) => self.fail_io(&e.rel, &format!("repair metadata: {err}"), &err, false),
         }
         true
     }

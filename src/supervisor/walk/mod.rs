@@ -776,7 +776,12 @@ impl Walker {
                 false
             }
             Err(err) => {
-                self.fail_io(&e.rel, &format!("delete (type clash): {err}"), &err, want_dir);
+                self.fail_io(
+                    &e.rel,
+                    &format!("delete (type clash): {err}"),
+                    &err,
+                    want_dir,
+                );
                 false
             }
         }

@@ -23,7 +23,7 @@ fn markers(dst: &Path) -> Vec<String> {
 /// Wait until the detached child that makes a run durable has removed
 /// its marker (it runs after pcopy exits).
 fn no_markers_soon(dst: &Path) {
-    wait_for(10, "the run's marker to go", || markers(dst).is_empty());
+    wait_for(60, "the run's marker to go", || markers(dst).is_empty());
 }
 
 /// What a power cut does to a file whose data never reached the disk:

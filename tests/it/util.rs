@@ -298,21 +298,31 @@ fn compare_trees(a: &Path, b: &Path) -> usize {
 /// (`.pcopy-tmp.<run>.run` in the root) when done. A marker that stays
 /// (a killed run's) is left for the test to see.
 pub fn settled(dst: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    use std::time::{Duration, Instant};
     let marker = |e: &fs::DirEntry| {
         let n = e.file_name();
         let n = n.to_string_lossy();
         n.starts_with(".pcopy-tmp.") && n.ends_with(".run")
     };
     let any = || fs::read_dir(dst).is_ok_and(|mut d| d.any(|e| e.as_ref().is_ok_and(marker)));
-    let start = std::time::Instant::now();
-    let mut waited = false;
-    while any() && start.elapsed() < std::time::Duration::from_secs(10) {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-        waited = true;
+    let start = Instant::now();
+    // The child waits for a syncfs of the whole filesystem: seconds on a
+    // busy disk (a build writing beside the tests).
+    while any() && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(5));
     }
-    if waited {
-        // The child puts the root's times back right after the unlink.
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    // The child puts the root's times back right after the unlink, which
+    // set its mtime to its ctime; the restored mtime is an older one. (A
+    // root pcopy did not finish has mtime = ctime: then this waits 0.5 s.)
+    let restored = || {
+        fs::metadata(dst).map_or(true, |m| {
+            (m.mtime(), m.mtime_nsec()) != (m.ctime(), m.ctime_nsec())
+        })
+    };
+    let start = Instant::now();
+    while !restored() && start.elapsed() < Duration::from_millis(500) {
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 

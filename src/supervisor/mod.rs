@@ -235,7 +235,12 @@ pub fn run(mut settings: Settings, cluster: &Cluster) -> Result<Summary> {
             );
             None
         }
-        m => m.and_then(Result::ok),
+        m => m.and_then(Result::ok).map(|mut m| {
+            if settings.files_from.is_some() {
+                m.keep_earlier();
+            }
+            m
+        }),
     };
     if let Some((s, ns)) = unverified_since {
         log::warn!(
@@ -503,6 +508,10 @@ impl Run<'_> {
         let r = if self.settings.fsync || self.cluster.mpi() {
             marker.finish(dst_fd)
         } else {
+            // Every write of the run is done: the lock goes now, or the
+            // child would hold it (it shares the locked descriptor until it
+            // closes it) and refuse the next run with exit 75.
+            let _ = rustix::fs::flock(dst_fd, rustix::fs::FlockOperation::Unlock);
             marker.finish_detached(dst_fd)
         };
         if let Err(e) = r {

@@ -48,6 +48,10 @@ pub struct Marker {
     /// since (a power cut or a crash of the kernel): what changed at or
     /// after this moment may have lost its data, and is copied again.
     pub unverified: Option<Moment>,
+    /// The markers of earlier runs: removed with this one when this run
+    /// ends cleanly having walked the whole tree (their obligation is then
+    /// met), kept otherwise (`keep_earlier`).
+    earlier: Vec<Vec<u8>>,
 }
 
 /// What a marker says: since when nothing is known to be durable, and on
@@ -117,11 +121,15 @@ impl Marker {
         // Since when an earlier run's writes may not be durable (carried
         // on), and since when they may be lost (checked by this run).
         let (mut pending, mut unverified) = (None, None);
+        let mut names = Vec::new();
         for ent in rustix::fs::Dir::read_from(root)? {
             let ent = ent?;
             let name = ent.file_name().to_bytes();
             let earlier =
                 temp::parse(name).is_some_and(|t| t.kind == temp::Kind::Run && t.run_id != run_id);
+            if earlier {
+                names.push(name.to_vec());
+            }
             if let Some(said) = earlier.then(|| read_marker(root, name)).flatten() {
                 pending = Some(min(pending, said.since));
                 if boot.is_empty() || said.boot != boot {
@@ -146,7 +154,14 @@ impl Marker {
             fd,
             name,
             unverified,
+            earlier: names,
         })
+    }
+
+    /// This run does not walk the whole tree (`--files-from`): what the
+    /// earlier markers ask for is not met by it, so they stay.
+    pub fn keep_earlier(&mut self) {
+        self.earlier.clear();
     }
 
     /// Make everything written so far durable and move this marker's
@@ -190,6 +205,11 @@ impl Marker {
             Mode::empty(),
         )?;
         let name = std::ffi::CString::new(self.name.clone()).map_err(io::Error::other)?;
+        let earlier: Vec<std::ffi::CString> = self
+            .earlier
+            .iter()
+            .filter_map(|n| std::ffi::CString::new(n.clone()).ok())
+            .collect();
         let raw = fd.as_raw_fd();
         // SAFETY: after fork the child only makes async-signal-safe system
         // calls on memory prepared before the fork (no allocation, no lock),
@@ -206,6 +226,9 @@ impl Marker {
                 if libc::syncfs(raw) == 0 {
                     let mut st: libc::stat = std::mem::zeroed();
                     let have = libc::fstat(raw, &mut st) == 0;
+                    for n in &earlier {
+                        libc::unlinkat(raw, n.as_ptr(), 0);
+                    }
                     let mut gone = libc::unlinkat(raw, name.as_ptr(), 0) == 0;
                     if !gone && have && st.st_mode & 0o200 == 0 {
                         // A read-only root (see `writable`).
@@ -243,6 +266,11 @@ impl Marker {
     pub fn finish(self, root: &OwnedFd) -> io::Result<()> {
         rustix::fs::syncfs(root)?;
         let times = rustix::fs::fstat(root)?;
+        for n in &self.earlier {
+            let _ = writable(root, &times, || {
+                rustix::fs::unlinkat(root, &n[..], AtFlags::empty())
+            });
+        }
         writable(root, &times, || {
             rustix::fs::unlinkat(root, &self.name[..], AtFlags::empty())
         })?;
@@ -391,7 +419,27 @@ mod tests {
             .filter_map(|e| temp::parse(e.unwrap().file_name().as_encoded_bytes()))
             .map(|t| t.run_id)
             .collect();
-        assert_eq!(left, vec![1], "a clean end removes its own marker only");
+        assert_eq!(
+            left,
+            Vec::<u64>::new(),
+            "a clean end removes its own and the earlier ones"
+        );
+    }
+
+    #[test]
+    fn a_partial_run_leaves_the_earlier_markers() {
+        let t = tempfile::tempdir().unwrap();
+        let r = root(t.path());
+        other_boot(t.path(), 1);
+        let mut m = Marker::start(&r, 2).unwrap();
+        m.keep_earlier();
+        m.finish(&r).unwrap();
+        let again = Marker::start(&r, 3).unwrap();
+        assert_eq!(
+            again.unverified,
+            Some((1, 0)),
+            "still owed after a partial run"
+        );
     }
 
     #[test]

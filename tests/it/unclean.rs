@@ -157,3 +157,18 @@ fn a_read_only_destination_root_keeps_no_marker_and_runs_again() {
         fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
     }
 }
+
+/// The child that makes a finished run durable holds no lock: a run right
+/// after it starts at once (it had the destination's lock and refused the
+/// next run with exit 75 until the child closed its inherited descriptor).
+#[test]
+fn a_run_right_after_another_is_not_refused_by_its_durability_child() {
+    let env = TestEnv::new();
+    files(&env, 20);
+    for i in 0..15 {
+        let out = env.copy(&["-q"]);
+        assert_code(&out, 0);
+        fs::write(env.src.join("f00"), format!("round {i}")).unwrap();
+    }
+    no_markers_soon(&env.dst);
+}

@@ -54,8 +54,10 @@ pub fn peek_dir(parent: Option<&OwnedFd>, name: &[u8]) -> bool {
 /// directory, never a name the source directory `src` itself has (a source
 /// file of that name is copied like any other).
 pub fn remove_stale_temps(dst: &OwnedFd, src: Option<&OwnedFd>, run_id: u64) -> io::Result<usize> {
+    // Run markers are not stale temps: each goes when its obligation is
+    // met (`recovery`), not when a later run happens to list the root.
     let stale = |name: &[u8]| {
-        temp::parse(name).is_some_and(|t| t.run_id != run_id)
+        temp::parse(name).is_some_and(|t| t.run_id != run_id && t.kind != temp::Kind::Run)
             && src.is_none_or(|s| rustix::fs::statat(s, name, AtFlags::SYMLINK_NOFOLLOW).is_err())
     };
     let n = remove_matching(dst, stale)?;

@@ -1,15 +1,19 @@
-//! Live progress: on a terminal, an indicatif line drawn from templates. While
-//! the walk still runs the totals are not known: a spinner with what is done
-//! against what was found so far (marked `+`), no ETA. Once the walk is done:
-//! a bar over the bytes with indicatif's ETA (`HumanDuration`). Both fit 80
-//! columns (`{wide_msg}` takes what is left and is cut, never wrapped). In
-//! the log file, a plain line every 10 s so long runs leave a trace.
+//! Live progress: on a terminal, one line that pcopy composes itself to fit
+//! the terminal's width, read again at every frame (indicatif only draws
+//! it and keeps log lines above it). While the walk still runs the totals are
+//! not known: a spinner with what is done against what was found so far
+//! (marked `+`, as rsync's `ir-chk`) and the rate, no ETA. Once the walk is
+//! done: a bar over the bytes, the rate and an ETA. The rate is measured over
+//! the last few seconds by pcopy; until there is one to measure the line says
+//! nothing rather than "0 B/s, ETA 0s". In the log file, a plain line every
+//! 10 s so long runs leave a trace.
 
 use super::walk::Found;
 use crate::config::Settings;
 use crate::stats::Summary;
 use indicatif::{HumanBytes, HumanDuration};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use std::collections::VecDeque;
 use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -17,20 +21,18 @@ use std::time::{Duration, Instant};
 
 const DRAW_EVERY: Duration = Duration::from_millis(100);
 const LOG_EVERY: Duration = Duration::from_secs(10);
+/// The rate is the bytes of this last stretch of the run over its length.
+const RATE_WINDOW: Duration = Duration::from_secs(5);
+/// A shorter stretch says too little to quote a rate or an ETA.
+const RATE_MIN: Duration = Duration::from_millis(900);
+const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
 /// The terminal bar, or nothing when stderr is not a terminal, with `-q`,
 /// `--no-progress` or `--dry-run`.
 pub struct Bar {
     multi: Option<MultiProgress>,
     pb: Option<ProgressBar>,
-    /// The walk is done: the bar shows totals and an ETA.
-    counted: bool,
 }
-
-/// While walking: totals still growing, so no ETA.
-const WALKING: &str = "{spinner} {elapsed:>4} {wide_msg}";
-/// After the walk: a bar over the bytes, with indicatif's ETA.
-const COUNTED: &str = "{bar:12} {percent:>3}% {binary_bytes_per_sec:>11} ETA {eta:<4} {wide_msg}";
 
 impl Bar {
     pub fn new(s: &Settings) -> Self {
@@ -41,24 +43,182 @@ impl Bar {
             return Bar {
                 multi: None,
                 pb: None,
-                counted: false,
             };
         }
         let multi = MultiProgress::new();
         let pb = multi.add(ProgressBar::new_spinner());
-        if let Ok(style) = ProgressStyle::with_template(WALKING) {
+        // The whole line is pcopy's (`render`), fitted to the width.
+        if let Ok(style) = ProgressStyle::with_template("{msg}") {
             pb.set_style(style);
         }
+        // A second Ctrl-C exits at once: it must not leave a frame behind.
+        super::signals::erase_line_on_exit();
         Bar {
             multi: Some(multi),
             pb: Some(pb),
-            counted: false,
         }
     }
 
     /// For the logger, so log lines print above the bar without tearing it.
     pub fn multi(&self) -> Option<MultiProgress> {
         self.multi.clone()
+    }
+}
+
+/// The terminal's width in columns (80 when it cannot be read).
+fn terminal_width() -> usize {
+    match rustix::termios::tcgetwinsize(std::io::stderr()) {
+        Ok(ws) if ws.ws_col > 0 => usize::from(ws.ws_col),
+        _ => 80,
+    }
+}
+
+/// One frame's facts, apart from how they are drawn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct View {
+    pub elapsed: Duration,
+    /// The walk is still finding entries: the totals are lower bounds.
+    pub walking: bool,
+    pub files_done: u64,
+    pub files_found: u64,
+    pub bytes_done: u64,
+    pub bytes_found: u64,
+    /// Bytes per second over the last seconds; `None` until measurable.
+    pub rate: Option<f64>,
+    pub workers: usize,
+}
+
+/// The line for a terminal `width` columns wide: never wider than
+/// `width - 1` (writing the last column makes some terminals wrap), the
+/// fields that matter most kept first when they do not all fit.
+pub fn render(v: &View, width: usize) -> String {
+    let room = width.saturating_sub(1);
+    let more = if v.walking { "+" } else { "" };
+    let ticks = (v.elapsed.as_millis() / DRAW_EVERY.as_millis()) as usize;
+    let head = if v.walking {
+        format!(
+            "{} {}",
+            SPINNER[ticks % SPINNER.len()],
+            short_time(v.elapsed)
+        )
+    } else {
+        let pct = (v.bytes_done.min(v.bytes_found) * 100)
+            .checked_div(v.bytes_found)
+            .unwrap_or(100);
+        format!("{pct:>3}%")
+    };
+    let eta = match (v.walking, v.rate) {
+        (false, Some(r)) if r > 0.0 && v.bytes_found > v.bytes_done => Some(format!(
+            "ETA {}",
+            // Rounded up: "0s" only once nothing is left.
+            short_time(Duration::from_secs_f64(
+                ((v.bytes_found - v.bytes_done) as f64 / r).ceil().min(1e9)
+            ))
+        )),
+        _ => None,
+    };
+    // In the order they are shown, each with its rank when the line is
+    // too narrow for all: the lower ranks are kept.
+    let fields = [
+        (0, Some(head)),
+        (
+            3,
+            Some(format!(
+                "{}/{}{more}",
+                HumanBytes(v.bytes_done),
+                HumanBytes(v.bytes_found)
+            )),
+        ),
+        (2, v.rate.map(|r| format!("{}/s", HumanBytes(r as u64)))),
+        (1, eta),
+        (
+            4,
+            Some(format!("{}/{}{more} files", v.files_done, v.files_found)),
+        ),
+        (5, Some(format!("{} workers", v.workers))),
+    ];
+    let mut by_rank: Vec<(usize, usize)> = fields
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (rank, f))| f.as_ref().map(|_| (*rank, i)))
+        .collect();
+    by_rank.sort_unstable();
+    let mut used = 0;
+    let mut keep = [false; 6];
+    for (_, i) in by_rank {
+        let w = fields[i].1.as_ref().map_or(0, |f| f.chars().count()) + usize::from(used > 0);
+        if used + w <= room {
+            used += w;
+            keep[i] = true;
+        }
+    }
+    let kept: Vec<&String> = fields
+        .iter()
+        .zip(keep)
+        .filter_map(|((_, f), k)| if k { f.as_ref() } else { None })
+        .collect();
+    let mut line = String::new();
+    // The bar takes what is left, between 10 and 30 columns, after the
+    // percentage; below 10 it is left out.
+    let bar_w = room.saturating_sub(used + 3).min(30);
+    for (i, f) in kept.iter().enumerate() {
+        if i > 0 {
+            line.push(' ');
+        }
+        line.push_str(f);
+        if i == 0 && !v.walking && bar_w >= 10 {
+            line.push_str(&format!(
+                " [{}]",
+                bar(v.bytes_done, v.bytes_found, bar_w - 2)
+            ));
+        }
+    }
+    line
+}
+
+fn bar(done: u64, total: u64, w: usize) -> String {
+    let filled = if total == 0 {
+        w
+    } else {
+        (done.min(total) as u128 * w as u128 / total as u128) as usize
+    };
+    let mut s = "=".repeat(filled);
+    if filled < w {
+        s.push('>');
+        s.push_str(&" ".repeat(w - filled - 1));
+    }
+    s
+}
+
+/// `42s`, `3m05s`, `2h07m`: short and of stable width.
+fn short_time(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+    }
+}
+
+/// Bytes over the last seconds, from samples taken at each frame.
+#[derive(Default)]
+struct Rate {
+    samples: VecDeque<(Instant, u64)>,
+}
+
+impl Rate {
+    fn sample(&mut self, now: Instant, bytes: u64) -> Option<f64> {
+        self.samples.push_back((now, bytes));
+        while self
+            .samples
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > RATE_WINDOW)
+        {
+            self.samples.pop_front();
+        }
+        let (t0, b0) = *self.samples.front()?;
+        let span = now.duration_since(t0);
+        (span >= RATE_MIN).then(|| bytes.saturating_sub(b0) as f64 / span.as_secs_f64())
     }
 }
 
@@ -76,6 +236,7 @@ pub struct Tracker {
     start: Instant,
     last_draw: Option<Instant>,
     last_log: Instant,
+    rate: Rate,
 }
 
 impl Tracker {
@@ -86,6 +247,7 @@ impl Tracker {
             start: Instant::now(),
             last_draw: None,
             last_log: Instant::now(),
+            rate: Rate::default(),
         }
     }
 
@@ -104,32 +266,20 @@ impl Tracker {
     fn draw(&mut self, sm: &Summary, live: &Live) {
         let Some(pb) = &self.bar.pb else { return };
         let (files_done, bytes_done) = self.done(sm, live);
-        let files_found = self.found.files.load(Ordering::Relaxed);
-        let bytes_found = self.found.bytes.load(Ordering::Relaxed);
-        if live.walking {
-            pb.set_message(format!(
-                "{files_done}/{files_found}+ files {}/{}+ w{} (counting)",
-                HumanBytes(bytes_done),
-                HumanBytes(bytes_found),
-                live.workers_alive
-            ));
-            pb.tick();
-            return;
-        }
-        if !self.bar.counted {
-            self.bar.counted = true;
-            if let Ok(style) = ProgressStyle::with_template(COUNTED) {
-                pb.set_style(style.progress_chars("=> "));
-            }
-        }
-        // The message first: setting the position may draw, and a frame
-        // with the counted style must not carry the walk's "(counting)".
-        pb.set_message(format!(
-            "{files_done}/{files_found} files w{}",
-            live.workers_alive
-        ));
-        pb.set_length(bytes_found.max(1));
-        pb.set_position(bytes_done.min(bytes_found));
+        let view = View {
+            elapsed: self.start.elapsed(),
+            walking: live.walking,
+            files_done,
+            files_found: self.found.files.load(Ordering::Relaxed),
+            bytes_done,
+            bytes_found: self.found.bytes.load(Ordering::Relaxed),
+            rate: self
+                .rate
+                .sample(Instant::now(), sm.bytes_copied + live.partial_bytes),
+            workers: live.workers_alive,
+        };
+        pb.set_message(render(&view, terminal_width()));
+        pb.tick();
     }
 
     /// Files and bytes dealt with so far (copied, up to date, failed...).
@@ -180,5 +330,71 @@ impl Tracker {
             live.workers_alive,
             sm.worker_restarts
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(walking: bool, rate: Option<f64>) -> View {
+        View {
+            elapsed: Duration::from_secs(75),
+            walking,
+            files_done: 123_456,
+            files_found: 987_654,
+            bytes_done: 5 << 30,
+            bytes_found: 17 << 30,
+            rate,
+            workers: 12,
+        }
+    }
+
+    #[test]
+    fn every_width_gets_a_line_that_fits() {
+        for walking in [false, true] {
+            for rate in [None, Some(3.5e8)] {
+                let v = view(walking, rate);
+                for width in 0..220 {
+                    let line = render(&v, width);
+                    assert!(
+                        line.chars().count() < width.max(1),
+                        "{width} cols: {line:?}"
+                    );
+                }
+                // Wide enough, nothing is left out.
+                let line = render(&v, 200);
+                assert!(line.contains("123456/987654"), "{line}");
+                assert!(line.contains("12 workers"), "{line}");
+                assert_eq!(line.contains("/s"), rate.is_some(), "{line}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_walk_marks_its_totals_as_growing_and_has_no_eta() {
+        let line = render(&view(true, Some(1e8)), 200);
+        assert!(line.contains("17.00 GiB+"), "{line}");
+        assert!(line.contains("987654+ files"), "{line}");
+        assert!(line.contains("1m15s"), "{line}");
+        assert!(!line.contains("ETA"), "{line}");
+        let line = render(&view(false, Some(1e8)), 200);
+        assert!(line.starts_with(" 29% ["), "{line}");
+        // 12 GiB left at 100 MB/s: 129 s, rounded up.
+        assert!(line.contains("ETA 2m09s"), "{line}");
+        assert!(!line.contains('+'), "{line}");
+    }
+
+    #[test]
+    fn no_rate_before_a_second_of_samples() {
+        let mut r = Rate::default();
+        let t = Instant::now();
+        assert_eq!(r.sample(t, 0), None);
+        assert_eq!(r.sample(t + Duration::from_millis(500), 1000), None);
+        let v = r.sample(t + Duration::from_secs(2), 4000);
+        assert_eq!(v, Some(2000.0));
+        // Old samples leave the window: the rate follows the recent pace.
+        let v = r.sample(t + Duration::from_secs(10), 4000);
+        assert_eq!(v, None, "one sample left in the window");
     }
 }

@@ -1,11 +1,32 @@
 //! SIGINT/SIGTERM: the first one asks for a graceful stop through the
-//! protocol; a second one exits at once (130/143), as users expect of Ctrl-C.
+//! protocol; a second one exits at once (130/143), as users expect of Ctrl-C,
+//! erasing the progress line first if one is on the terminal.
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::flag;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+
+/// A progress line is on stderr: the immediate exit erases it.
+static ERASE_LINE: AtomicBool = AtomicBool::new(false);
+
+/// Called when the progress line is first shown.
+pub fn erase_line_on_exit() {
+    ERASE_LINE.store(true, Ordering::SeqCst);
+}
+
+/// The second signal: erase the progress line (`\r`, erase line) and exit.
+/// Runs in the signal handler, so only async-signal-safe calls: an atomic
+/// load, write(2) and _exit(2).
+fn exit_now(sig: i32) {
+    const ERASE: &[u8] = b"\r\x1b[2K";
+    if ERASE_LINE.load(Ordering::SeqCst) {
+        // SAFETY: write(2) on fd 2 with a valid static buffer and its length.
+        let _ = unsafe { libc::write(2, ERASE.as_ptr().cast(), ERASE.len()) };
+    }
+    signal_hook::low_level::exit(128 + sig);
+}
 
 pub struct Signals {
     stop: Arc<AtomicBool>,
@@ -19,7 +40,16 @@ impl Signals {
         for sig in [SIGINT, SIGTERM] {
             // Registered first, so it sees the flag as it was before this
             // delivery: only a second signal exits immediately.
-            flag::register_conditional_shutdown(sig, 128 + sig, Arc::clone(&stop))?;
+            let asked = Arc::clone(&stop);
+            // SAFETY: the action only does what exit_now allows in a
+            // signal handler (atomic loads, write, _exit).
+            unsafe {
+                signal_hook::low_level::register(sig, move || {
+                    if asked.load(Ordering::SeqCst) {
+                        exit_now(sig);
+                    }
+                })?;
+            }
             flag::register_usize(sig, Arc::clone(&which), sig as usize)?;
             flag::register(sig, Arc::clone(&stop))?;
         }

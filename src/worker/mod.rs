@@ -82,6 +82,7 @@ fn serve(token: String) -> Result<(), String> {
         stop: false,
         broken: None,
         last_send: Instant::now(),
+        last_report: Instant::now(),
         last_poll: Instant::now(),
         unreported_bytes: 0,
         run_id,
@@ -102,7 +103,11 @@ struct Worker {
     /// Why the task channel can no longer be trusted (an undecodable or
     /// out-of-protocol message): the worker stops and exits non-zero.
     broken: Option<String>,
+    /// Any message up: heartbeats are due this long after it.
     last_send: Instant,
+    /// Outcomes up: heartbeats must not hold back the files finished since,
+    /// or the live count of files lags the bytes by a whole batch.
+    last_report: Instant,
     last_poll: Instant,
     unreported_bytes: u64,
     run_id: u64,
@@ -175,7 +180,7 @@ impl Worker {
                 break; // interrupted mid-file: the temp is gone, report nothing
             }
             outcomes.push(outcome);
-            if self.last_send.elapsed() >= FLUSH_EVERY {
+            if self.last_report.elapsed() >= FLUSH_EVERY {
                 self.report(copier, id, std::mem::take(&mut outcomes), false)?;
             }
         }
@@ -193,6 +198,7 @@ impl Worker {
         finished: bool,
     ) -> Result<(), ()> {
         self.last_send = Instant::now();
+        self.last_report = self.last_send;
         if let Err(e) = copier.sync_dirs() {
             log::warn!("--fsync: syncing the directories written: {e}");
         }

@@ -15,6 +15,7 @@ mod mirror_safety;
 mod mpi;
 mod operator;
 mod power_cut;
+mod progress;
 mod reflink;
 mod resume;
 mod rsync_habits;

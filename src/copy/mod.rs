@@ -13,7 +13,7 @@ mod file;
 pub mod repair;
 mod special;
 pub mod temp;
-mod verify;
+pub mod verify;
 pub mod xattrs;
 
 pub use attrs::Stamp;

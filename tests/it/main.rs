@@ -4,6 +4,7 @@ mod chunks;
 mod cli;
 mod config;
 mod copy_tree;
+mod decision;
 mod durability;
 #[cfg(feature = "failpoints")]
 mod faults;

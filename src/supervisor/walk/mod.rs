@@ -8,6 +8,7 @@
 //! descriptor. Directory attributes are collected and applied last (see
 //! `finish`); large files are decided at the end (`large`).
 
+mod content;
 mod dest;
 mod large;
 mod list;
@@ -552,6 +553,9 @@ impl Walker {
                     r.content = rustix::fs::readlinkat(dd, e.name, Vec::new())
                         .map_or(true, |dt| dt.as_bytes() != t.as_bytes());
                 }
+                // rsync marks every transfer under -c with `c` (the content
+                // was compared and differs, or the size does).
+                r.content |= kind == Kind::File && self.opts.checksum;
                 let special_same =
                     matches!(kind, Kind::Fifo | Kind::Device) && d.st_rdev == st.st_rdev;
                 let current = match kind {
@@ -569,7 +573,9 @@ impl Walker {
                     }
                     return;
                 }
-                (Action::Updated, r)
+                // What the copy will also change: the attributes the
+                // existing entry has otherwise (rsync's `pogax`).
+                (Action::Updated, self.attribute_reasons(e, st, &d, r))
             }
         };
         self.changes.record(&Change {
@@ -580,6 +586,27 @@ impl Walker {
             size: (kind == Kind::File).then_some(st.st_size as u64),
             target: target.as_ref().map(|t| t.as_bytes()),
         });
+    }
+
+    /// `r` with the attribute differences between source `st` and the
+    /// existing destination entry `dst` added.
+    fn attribute_reasons(&self, e: &Entry, st: &Stat, dst: &Stat, r: Reasons) -> Reasons {
+        let Some(dst_dir) = e.dst else { return r };
+        let how = crate::copy::repair::How {
+            owner: self.opts.owner,
+            apply: false,
+            follow_src: self.opts.dereference,
+        };
+        let dirs = (e.src.as_fd(), dst_dir.as_fd());
+        match crate::copy::repair::repair(dirs, e.name, (st, dst), how) {
+            Ok(d) => Reasons {
+                content: r.content,
+                size: r.size,
+                mtime: r.mtime,
+                ..reasons(&d)
+            },
+            Err(_) => r,
+        }
     }
 
     /// The metadata differences of a non-directory whose data is current.
@@ -945,8 +972,22 @@ impl Walker {
             self.found.skipped_bytes.fetch_add(size, Ordering::Relaxed);
             return true;
         }
-        let unverified =
-            matches!(ft, FileType::RegularFile | FileType::Symlink) && self.unverified(job, e);
+        // -c: the content decides, here, once, for every output.
+        let content_differs = if ft == FileType::RegularFile
+            && self.opts.checksum
+            && !self.opts.ignore_times
+            && job.dir == DestDir::Existing
+        {
+            match self.compare_content(e, st) {
+                content::Content::Same => return true,
+                content::Content::Differs => true,
+                content::Content::Unknown => false,
+            }
+        } else {
+            false
+        };
+        let unverified = content_differs
+            || matches!(ft, FileType::RegularFile | FileType::Symlink) && self.unverified(job, e);
         let kind = match ft {
             FileType::RegularFile if self.current(job, e, st, unverified) => return true,
             FileType::RegularFile => TaskKind::File { size },
@@ -981,7 +1022,11 @@ impl Walker {
             self.note_copy(job, e, st, ft);
         }
         if self.opts.dry_run {
-            let up_to_date = self.data_current(e, st)
+            // -I copies every file, and -c has compared the content above:
+            // size and mtime alone do not make such a file current.
+            let by_stamps =
+                !(ft == FileType::RegularFile && (self.opts.ignore_times || self.opts.checksum));
+            let up_to_date = (by_stamps && self.data_current(e, st))
                 || (ft == FileType::RegularFile && self.newer_at_destination(e, st));
             let _ = self.events.send(WalkEvent::Dry {
                 kind,
@@ -1195,7 +1240,7 @@ impl Walker {
 }
 
 /// One directory entry being handled.
-struct Entry<'a> {
+pub(super) struct Entry<'a> {
     name: &'a [u8],
     rel: Vec<u8>,
     src: &'a OwnedFd,
@@ -1203,7 +1248,7 @@ struct Entry<'a> {
 }
 
 /// The itemize reasons of a metadata difference.
-fn reasons(d: &crate::copy::repair::Differences) -> Reasons {
+pub(super) fn reasons(d: &crate::copy::repair::Differences) -> Reasons {
     Reasons {
         perms: d.perms,
         owner: d.owner,

@@ -1,0 +1,221 @@
+//! One decision per entry (issue 23): what `-n -i` predicts is what the real
+//! run prints and does, the counters of both agree, and the lines are the
+//! ones `rsync -a -n -i` prints for the same input. Each case is built by
+//! hand around one defect; `itemize_diff` covers generated inputs.
+
+use crate::util::*;
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+/// The itemize lines of stdout, sorted (order is not part of the contract).
+fn lines(out: &std::process::Output) -> BTreeSet<String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| is_item(l))
+        .map(str::to_string)
+        .collect()
+}
+
+/// rsync's `YXcstpoguax path` or `*deleting   path`.
+fn is_item(l: &str) -> bool {
+    let b = l.as_bytes();
+    l.starts_with("*deleting ")
+        || (b.len() > 12 && b[11] == b' ' && b"<>ch.".contains(&b[0]) && b"fdLDS".contains(&b[1]))
+}
+
+/// What `rsync -a -n -i FLAGS SRC/ DST/` prints, or None without rsync.
+fn rsync_lines(flags: &[&str], src: &Path, dst: &Path) -> Option<BTreeSet<String>> {
+    let out = Command::new("rsync")
+        .arg("-a")
+        .arg("-n")
+        .arg("-i")
+        .args(flags)
+        .arg(format!("{}/", src.display()))
+        .arg(format!("{}/", dst.display()))
+        .output()
+        .ok()?;
+    assert!(out.status.success(), "rsync: {}", stderr(&out));
+    Some(lines(&out))
+}
+
+fn mtime(p: &Path, secs: i64) {
+    set_mtime_ns(p, secs, 0);
+}
+
+/// The dry run's lines, the real run's lines and rsync's agree with
+/// `expected`; the dry run's counters equal the real run's; a second real
+/// run finds nothing to do.
+fn agree(t: &TestEnv, flags: &[&str], expected: &[&str]) {
+    let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
+    let twin = t.path("twin");
+    let _ = fs::remove_dir_all(&twin);
+    let out = Command::new("cp")
+        .arg("-a")
+        .arg(&t.dst)
+        .arg(&twin)
+        .output()
+        .expect("cp");
+    assert!(out.status.success());
+    if let Some(r) = rsync_lines(flags, &t.src, &twin) {
+        assert_eq!(
+            r, expected,
+            "rsync {flags:?} prints other lines than expected"
+        );
+    } else {
+        skip(
+            "decision::agree",
+            "rsync not installed: compared with the expected lines only",
+        );
+    }
+    let mut dry_args = vec!["-n", "-i", "--json"];
+    dry_args.extend_from_slice(flags);
+    let dry = t.copy(&dry_args);
+    assert_code(&dry, 0);
+    let mut real_args = vec!["-i", "--json"];
+    real_args.extend_from_slice(flags);
+    let real = t.copy(&real_args);
+    assert_code(&real, 0);
+    let (dry_v, dry_l) = split_json(&dry);
+    let (real_v, real_l) = split_json(&real);
+    assert_eq!(dry_l, expected, "pcopy -n -i {flags:?}");
+    assert_eq!(real_l, expected, "pcopy -i {flags:?}");
+    for k in [
+        "files_found",
+        "files_copied",
+        "files_skipped",
+        "bytes_copied",
+        "bytes_skipped",
+        "entries_repaired",
+        "hardlinks_created",
+        "dirs_created",
+    ] {
+        assert_eq!(
+            dry_v[k], real_v[k],
+            "{k}: the dry run said {} and the real run did {} ({flags:?})",
+            dry_v[k], real_v[k]
+        );
+    }
+    settled(&t.dst);
+    let again = t.copy(&["-i"]);
+    assert_code(&again, 0);
+    assert_eq!(
+        lines(&again),
+        BTreeSet::new(),
+        "a second run still changes something ({flags:?})"
+    );
+}
+
+/// The itemize lines and the JSON summary of a `--json -i` run: the lines
+/// are either on stdout before the object or on stderr.
+fn split_json(out: &std::process::Output) -> (serde_json::Value, BTreeSet<String>) {
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let start = text.find("\n{").map(|i| i + 1).unwrap_or(0);
+    let v: serde_json::Value = serde_json::from_str(text[start..].trim())
+        .unwrap_or_else(|e| panic!("bad JSON ({e}):\n{}", explain(out)));
+    let mut l: BTreeSet<String> = text[..start]
+        .lines()
+        .filter(|l| is_item(l))
+        .map(str::to_string)
+        .collect();
+    l.extend(
+        stderr(out)
+            .lines()
+            .filter(|l| is_item(l))
+            .map(str::to_string),
+    );
+    (v, l)
+}
+
+/// Same content with a new mtime, other content with the same size and
+/// mtime, permissions only, and another size (defects 1 and 3).
+fn content_cases(t: &TestEnv) {
+    let _ = fs::remove_dir_all(&t.dst);
+    let s = &t.src;
+    for (n, body) in [
+        ("f", "hello"),
+        ("g", "abcde"),
+        ("h", "perm"),
+        ("k", "size"),
+        ("m", "both"),
+        ("same", "keep"),
+    ] {
+        fs::write(s.join(n), body).expect("write");
+        fs::set_permissions(s.join(n), fs::Permissions::from_mode(0o644)).expect("chmod");
+        mtime(&s.join(n), 1_600_000_000);
+    }
+    mtime(s, 1_600_000_000);
+    let out = t.copy(&[]);
+    assert_code(&out, 0);
+    settled(&t.dst);
+    let d = &t.dst;
+    mtime(&s.join("f"), 1_600_000_500);
+    fs::write(d.join("g"), "xyzwv").expect("write");
+    mtime(&d.join("g"), 1_600_000_000);
+    fs::set_permissions(s.join("h"), fs::Permissions::from_mode(0o600)).expect("chmod");
+    fs::write(d.join("k"), "longer").expect("write");
+    mtime(&d.join("k"), 1_600_000_000);
+    // Copied again, and its permissions change with it: `p` on the line.
+    fs::write(d.join("m"), "both, and more").expect("write");
+    fs::set_permissions(d.join("m"), fs::Permissions::from_mode(0o600)).expect("chmod");
+    mtime(&d.join("m"), 1_600_000_000);
+    mtime(d, 1_600_000_000);
+}
+
+#[test]
+fn checksum_decides_once_for_the_dry_run_the_lines_and_the_copy() {
+    let t = TestEnv::new();
+    content_cases(&t);
+    agree(
+        &t,
+        &["-c"],
+        &[
+            ".f..t...... f",
+            ">fc........ g",
+            ".f...p..... h",
+            ">fcs....... k",
+            ">fcs.p..... m",
+        ],
+    );
+    assert_eq!(fs::read(t.dst.join("g")).expect("read"), b"abcde");
+}
+
+#[test]
+fn quick_check_lines_carry_every_attribute_letter() {
+    let t = TestEnv::new();
+    content_cases(&t);
+    agree(
+        &t,
+        &[],
+        &[
+            ">f..t...... f",
+            ".f...p..... h",
+            ">f.s....... k",
+            ">f.s.p..... m",
+        ],
+    );
+    // The quick check does not look at content: g keeps its other bytes.
+    assert_eq!(fs::read(t.dst.join("g")).expect("read"), b"xyzwv");
+}
+
+#[test]
+fn ignore_times_copies_every_file_in_the_dry_run_too() {
+    let t = TestEnv::new();
+    content_cases(&t);
+    // rsync -I: every file is transferred, and a second -I run would be
+    // the same; `agree`'s second run is without -I.
+    agree(
+        &t,
+        &["-I"],
+        &[
+            ">f..t...... f",
+            ">f......... g",
+            ">f...p..... h",
+            ">f.s....... k",
+            ">f.s.p..... m",
+            ">f......... same",
+        ],
+    );
+}

@@ -402,23 +402,47 @@ fn usage_error(e: clap::Error) -> ! {
     ) {
         e.exit()
     }
-    if e.kind() == K::UnknownArgument {
-        // An rsync flag pcopy does not take: say what it does instead.
-        let args: Vec<String> = std::env::args_os()
-            .skip(1)
-            .map(|a| a.to_string_lossy().into_owned())
-            .take_while(|a| a != "--")
-            .collect();
-        if let Some(why) = args.iter().find_map(|a| refused(a)) {
-            crate::util::err_line(&format!("pcopy: {why}"));
-            std::process::exit(2)
-        }
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .take_while(|a| a != "--")
+        .collect();
+    // An rsync flag pcopy does not take: say what it does instead.
+    let refused = (e.kind() == K::UnknownArgument)
+        .then(|| args.iter().find_map(|a| refused(a)))
+        .flatten();
+    let msg = match refused {
+        Some(why) => why.to_string(),
+        None => format!("{} (see pcopy --help)", first_sentence(&e.to_string())),
+    };
+    crate::util::err_line(&format!("pcopy: {msg}"));
+    if args.iter().any(|a| a == "--json") {
+        // Scripts parse stdout: the promised object, even now.
+        let v = serde_json::json!({
+            "schema_version": crate::stats::SCHEMA_VERSION,
+            "exit_code": 2,
+            "error": { "kind": "usage", "message": msg },
+        });
+        crate::util::out_line(&v.to_string());
     }
-    let text = e.to_string();
-    let first = text.lines().next().unwrap_or("invalid arguments");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    crate::util::err_line(&format!("pcopy: {first} (see pcopy --help)"));
     std::process::exit(2)
+}
+
+/// clap's message as one line: its first paragraph, lines joined (a
+/// missing argument is named on the line after "were not provided:").
+fn first_sentence(text: &str) -> String {
+    let para: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+        .collect();
+    let joined = para.join(" ");
+    let joined = joined.strip_prefix("error: ").unwrap_or(&joined);
+    if joined.is_empty() {
+        "invalid arguments".to_string()
+    } else {
+        joined.to_string()
+    }
 }
 
 /// Parse argv. Usage errors, `--help` and `--version` exit inside clap

@@ -99,7 +99,8 @@ pub enum ExitStatus {
     /// 70: an internal error (a bug; sysexits' EX_SOFTWARE). One line on
     /// stderr says where; please report it.
     Internal,
-    /// 128 + signal: interrupted by SIGINT (130) or SIGTERM (143).
+    /// 128 + signal: interrupted by SIGHUP (129), SIGINT (130) or SIGTERM
+    /// (143).
     Interrupted(i32),
 }
 
@@ -154,7 +155,7 @@ impl ExitStatus {
             75,
             "the destination is in use by another pcopy run; retry later",
         ),
-        (130, "interrupted by SIGINT (143: SIGTERM)"),
+        (130, "interrupted by SIGINT (129: SIGHUP, 143: SIGTERM)"),
     ];
 }
 

@@ -23,6 +23,9 @@ pub enum Action {
     Deleted,
     /// Made a hard link to an entry placed before.
     Linked,
+    /// A name that exists becomes (or stays) a link to the group's
+    /// leader, whose inode changes (or which was a copy of its own).
+    Relinked,
 }
 
 impl Action {
@@ -33,6 +36,7 @@ impl Action {
             Action::Repaired => "repaired",
             Action::Deleted => "deleted",
             Action::Linked => "linked",
+            Action::Relinked => "relinked",
         }
     }
 }
@@ -152,11 +156,14 @@ impl Change<'_> {
         let (y, rest) = match self.action {
             Action::Created => (self.creator(), "+++++++++".to_string()),
             Action::Linked => ('h', "+++++++++".to_string()),
+            // rsync shows no change at all as spaces, not dots.
+            Action::Relinked if !self.reasons.any() => ('h', " ".repeat(9)),
+            Action::Relinked => ('h', self.reasons.letters()),
             Action::Updated => (self.creator(), self.reasons.letters()),
             _ => ('.', self.reasons.letters()),
         };
         let tail = match (self.action, self.target) {
-            (Action::Linked, Some(t)) => format!(" => {}", escape_bytes(t)),
+            (Action::Linked | Action::Relinked, Some(t)) => format!(" => {}", escape_bytes(t)),
             (_, Some(t)) => format!(" -> {}", escape_bytes(t)),
             _ => String::new(),
         };
@@ -196,6 +203,9 @@ pub const LOG_TARGET: &str = "pcopy::change";
 #[derive(Default)]
 pub struct Changes {
     itemize: bool,
+    /// stdout carries JSON (`--json`, `--json-lines -`): the `-i` lines go
+    /// to stderr, so stdout stays parseable.
+    itemize_to_stderr: bool,
     json: Option<Mutex<Box<dyn Write + Send>>>,
     /// Each change goes to the log (info) too.
     log: bool,
@@ -205,8 +215,13 @@ impl Changes {
     /// `json_lines`: a file to create, or `-` for stdout.
     /// `log`: a log file is kept, and gets every change as rsync's log
     /// does (the itemized line, `*deleting` included).
-    pub fn open(itemize: bool, json_lines: Option<&Path>, log: bool) -> Result<Self> {
-        let json: Option<Box<dyn Write + Send>> = match json_lines {
+    pub fn open(
+        itemize: bool,
+        (json, json_lines): (bool, Option<&Path>),
+        log: bool,
+    ) -> Result<Self> {
+        let stdout_json = json || json_lines.is_some_and(|p| p.as_os_str() == "-");
+        let lines: Option<Box<dyn Write + Send>> = match json_lines {
             None => None,
             Some(p) if p.as_os_str() == "-" => Some(Box::new(std::io::stdout())),
             Some(p) => Some(Box::new(std::io::BufWriter::new(
@@ -215,7 +230,8 @@ impl Changes {
         };
         Ok(Changes {
             itemize,
-            json: json.map(Mutex::new),
+            itemize_to_stderr: stdout_json,
+            json: lines.map(Mutex::new),
             log,
         })
     }
@@ -226,7 +242,9 @@ impl Changes {
     }
 
     pub fn record(&self, c: &Change) {
-        if self.itemize {
+        if self.itemize && self.itemize_to_stderr {
+            crate::util::err_line(&c.itemized());
+        } else if self.itemize {
             crate::util::out_line(&c.itemized());
         }
         if self.log {

@@ -3,7 +3,6 @@
 //! entries changes a directory's mtime, and a read-only directory would stop
 //! its own children from being written).
 
-use super::changes::{Action, Change, Changes, Kind};
 use super::walk::DirMeta;
 use crate::copy::attrs::{is_root, Attrs};
 use crate::copy::{open_beneath, split_rel, temp};
@@ -16,29 +15,6 @@ use std::os::fd::{AsFd, OwnedFd};
 
 fn dir(root: &OwnedFd, rel: &[u8]) -> io::Result<OwnedFd> {
     open_beneath(root, rel, OFlags::DIRECTORY | OFlags::RDONLY)
-}
-
-/// The change record of a new hard link.
-pub fn linked<'a>(link: &'a [u8], first: &'a [u8]) -> Change<'a> {
-    Change {
-        rel: link,
-        kind: Kind::File,
-        action: Action::Linked,
-        reasons: Default::default(),
-        size: None,
-        target: Some(first),
-    }
-}
-
-/// Whether `link` already is a name of the inode `first` names.
-pub fn already_linked(root: &OwnedFd, link: &[u8], first: &[u8]) -> bool {
-    let st = |rel: &[u8]| {
-        let (p, n) = split_rel(rel);
-        let d = dir(root, p).ok()?;
-        let st = rustix::fs::statat(&d, n, AtFlags::SYMLINK_NOFOLLOW).ok()?;
-        Some((st.st_dev, st.st_ino))
-    };
-    st(link).is_some_and(|l| Some(l) == st(first))
 }
 
 /// Make `link` a hard link to the already placed `first`. Atomic: link to a
@@ -92,7 +68,7 @@ fn link_one(
 pub fn hard_links(
     root: &OwnedFd,
     links: &[(RelPath, RelPath)],
-    (run_id, rank, changes): (u64, u32, &Changes),
+    (run_id, rank): (u64, u32),
     rules: &LinkRules,
     paths: &Paths,
     sm: &mut Summary,
@@ -100,10 +76,8 @@ pub fn hard_links(
     for (seq, (link, first)) in links.iter().enumerate() {
         let seq = temp::writer(rank, seq as u64);
         match link_one(root, (&link.0, &first.0), (run_id, seq), rules) {
-            Ok(true) => {
-                sm.hardlinks_created += 1;
-                changes.record(&linked(&link.0, &first.0));
-            }
+            // Itemized by the walk, when it decided the group.
+            Ok(true) => sm.hardlinks_created += 1,
             Ok(false) => sm.files_skipped += 1,
             Err(e) => sm.fail_kind(
                 Failed::File,

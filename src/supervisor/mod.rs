@@ -206,7 +206,7 @@ pub fn run(mut settings: Settings, cluster: &Cluster) -> Result<Summary> {
     let paths = Paths::new(&settings.source, &settings.destination);
     let changes = Arc::new(changes::Changes::open(
         settings.itemize,
-        settings.json_lines.as_deref(),
+        (settings.json, settings.json_lines.as_deref()),
         settings.log_file.is_some(),
     )?);
     let deleter = Arc::new(deleter(&settings, &roots, &filter, &changes, &paths)?);
@@ -474,7 +474,7 @@ impl Run<'_> {
             finish::hard_links(
                 dst_fd,
                 &walked.links,
-                (self.run_id, self.cluster.rank(), &self.changes),
+                (self.run_id, self.cluster.rank()),
                 &finish::LinkRules {
                     update: self.settings.update,
                     deleter: &self.deleter,
@@ -575,19 +575,10 @@ impl Run<'_> {
         }
         let walked = join(walking.thread)?;
         self.peer_done(walking.peer);
-        summary.hardlinks_created = walked.links.len() as u64;
-        if self.changes.on() {
-            for (link, first) in &walked.links {
-                let need = self
-                    .roots
-                    .dst_fd
-                    .as_ref()
-                    .is_none_or(|d| !finish::already_linked(d, &link.0, &first.0));
-                if need {
-                    self.changes.record(&finish::linked(&link.0, &first.0));
-                }
-            }
-        }
+        // As the finish pass will count them: a name already linked to an
+        // inode that stays is up to date.
+        summary.hardlinks_created = walked.relinks;
+        summary.files_skipped += walked.links.len() as u64 - walked.relinks;
         if let Some(dst_fd) = &self.roots.dst_fd {
             self.delete(dst_fd, walked.extras, &mut summary)?;
         }

@@ -106,7 +106,20 @@ fn open_and_lock(source: &Path, destination: &Path, dry_run: bool, mkpath: bool)
             destination.display()
         )));
     }
-    match rustix::fs::flock(&dst_fd, FlockOperation::NonBlockingLockExclusive) {
+    // A finished run's durability child holds the lock for the moment it
+    // takes to remove its marker (`recovery`): waited for, briefly; a run
+    // still going is not.
+    let mut tries = 0;
+    let locked = loop {
+        match rustix::fs::flock(&dst_fd, FlockOperation::NonBlockingLockExclusive) {
+            Err(rustix::io::Errno::WOULDBLOCK) if tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => break r,
+        }
+    };
+    match locked {
         Ok(()) => {}
         Err(rustix::io::Errno::WOULDBLOCK) => {
             return Err(Error::Locked(format!(

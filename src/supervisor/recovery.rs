@@ -223,7 +223,11 @@ impl Marker {
                     }
                 }
                 libc::setsid();
-                if libc::syncfs(raw) == 0 {
+                // Only while no run holds the destination: a run that
+                // started during the sync writes the root's times itself,
+                // and times read now would put back its in-between ones
+                // after it. Its clean end removes this marker as earlier.
+                if libc::syncfs(raw) == 0 && libc::flock(raw, libc::LOCK_EX | libc::LOCK_NB) == 0 {
                     let mut st: libc::stat = std::mem::zeroed();
                     let have = libc::fstat(raw, &mut st) == 0;
                     for n in &earlier {

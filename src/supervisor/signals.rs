@@ -1,8 +1,9 @@
-//! SIGINT/SIGTERM: the first one asks for a graceful stop through the
-//! protocol; a second one exits at once (130/143), as users expect of Ctrl-C,
+//! SIGINT/SIGTERM/SIGHUP (a closed terminal or ssh session): the first one
+//! asks for a graceful stop through the protocol, with a summary and exit
+//! 128 + signal; a second one exits at once, as users expect of Ctrl-C,
 //! erasing the progress line first if one is on the terminal.
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::flag;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -37,7 +38,7 @@ impl Signals {
     pub fn install() -> io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let which = Arc::new(AtomicUsize::new(0));
-        for sig in [SIGINT, SIGTERM] {
+        for sig in [SIGHUP, SIGINT, SIGTERM] {
             // Registered first, so it sees the flag as it was before this
             // delivery: only a second signal exits immediately.
             let asked = Arc::clone(&stop);

@@ -11,6 +11,7 @@ mod faults;
 mod fidelity;
 mod filter_diff;
 mod hardening;
+mod itemize_diff;
 mod mirror_safety;
 #[cfg(feature = "mpi")]
 mod mpi;

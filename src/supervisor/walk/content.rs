@@ -10,7 +10,7 @@ use crate::protocol::TaskKind;
 use crate::supervisor::changes::{Action, Change, Kind};
 use crate::util::escape_bytes;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::Ordering;
 
 /// What comparing the content decided.
@@ -37,17 +37,7 @@ impl Walker {
         if dst.st_size != st.st_size {
             return Content::Differs;
         }
-        let open = |dir, extra: OFlags| {
-            let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-            rustix::fs::openat(dir, e.name, flags | extra, Mode::empty())
-                .or_else(|_| rustix::fs::openat(dir, e.name, flags, Mode::empty()))
-        };
-        let same = open(e.src, OFlags::NOATIME)
-            .and_then(|s| Ok((s, open(dst_dir, OFlags::empty())?)))
-            .map_err(std::io::Error::from)
-            .and_then(|(s, d)| {
-                crate::copy::verify::same_bytes(s.as_fd(), d.as_fd(), st.st_size as u64)
-            });
+        let same = same_bytes(e.src, dst_dir, e.name, st);
         match same {
             Ok(true) => {
                 self.content_current(e, st, &dst);
@@ -91,18 +81,7 @@ impl Walker {
         let mut r = reasons(&d);
         r.mtime = (dst.st_mtime, dst.st_mtime_nsec) != (st.st_mtime, st.st_mtime_nsec);
         if r.mtime && !self.opts.dry_run {
-            let ts = |sec, nsec: i64| rustix::fs::Timespec {
-                tv_sec: sec,
-                tv_nsec: nsec as _,
-            };
-            let times = rustix::fs::Timestamps {
-                last_access: ts(st.st_atime, st.st_atime_nsec as i64),
-                last_modification: ts(st.st_mtime, st.st_mtime_nsec as i64),
-            };
-            if let Err(err) =
-                rustix::fs::utimensat(dst_dir, e.name, &times, AtFlags::SYMLINK_NOFOLLOW)
-            {
-                let err = std::io::Error::from(err);
+            if let Err(err) = super::dest::put_times(dst_dir, e.name, st) {
                 return self.fail_io(&e.rel, &format!("set times: {err}"), &err, false);
             }
         }
@@ -118,4 +97,22 @@ impl Walker {
             });
         }
     }
+}
+
+/// Whether `name` holds the same bytes in both directories (`st` is the
+/// source's stat, the destination's size already found equal).
+fn same_bytes(src: &OwnedFd, dst: &OwnedFd, name: &[u8], st: &Stat) -> std::io::Result<bool> {
+    let open = |dir, extra: OFlags| {
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        rustix::fs::openat(dir, name, flags | extra, Mode::empty())
+            .or_else(|_| rustix::fs::openat(dir, name, flags, Mode::empty()))
+    };
+    let s = open(src, OFlags::NOATIME)?;
+    let d = open(dst, OFlags::empty())?;
+    crate::copy::verify::same_bytes(s.as_fd(), d.as_fd(), st.st_size as u64)
+}
+
+/// `same_bytes` for a caller that only needs yes or no (a read error: no).
+pub(super) fn same_file(src: &OwnedFd, dst: Option<&OwnedFd>, name: &[u8], st: &Stat) -> bool {
+    dst.is_some_and(|d| same_bytes(src, d, name, st).unwrap_or(false))
 }

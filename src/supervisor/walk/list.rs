@@ -95,6 +95,7 @@ impl Walker {
             rel: rel.to_vec(),
             src: &src,
             dst: dst.as_ref(),
+            leader: false,
         };
         self.entry(sh, &job, &e, b)
     }

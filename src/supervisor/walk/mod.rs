@@ -11,6 +11,7 @@
 mod content;
 mod dest;
 mod large;
+mod links;
 mod list;
 mod share;
 
@@ -63,8 +64,12 @@ pub struct WalkOutput {
     /// Deepest first, so applying them in order never touches a directory
     /// before its subdirectories.
     pub dirs: Vec<DirMeta>,
-    /// (link path, first path) for hard-linked files seen before.
+    /// (link path, leader path): the names of hard-linked inodes other
+    /// than the one handled as a file (`links`).
     pub links: Vec<(RelPath, RelPath)>,
+    /// How many of `links` the finish pass will (re)make; the others are
+    /// already names of the leader's inode, which stays.
+    pub relinks: u64,
     /// `--delete`: destination entries without a source counterpart, in
     /// directories whose source was read completely.
     pub extras: Vec<super::delete::Extra>,
@@ -328,7 +333,8 @@ pub(super) struct DirJob {
 struct Shared {
     /// The dispatcher is gone (fatal error or interrupt): stop walking.
     stop: AtomicBool,
-    inodes: Mutex<HashMap<(u64, u64), RelPath>>,
+    /// Hard-linked inodes' names, decided after the walk (`links`).
+    groups: Mutex<links::Groups>,
     out: Mutex<WalkOutput>,
     large: Mutex<Vec<large::Large>>,
 }
@@ -378,7 +384,7 @@ impl Walker {
         }
         let shared = Shared {
             stop: AtomicBool::new(false),
-            inodes: Mutex::new(HashMap::new()),
+            groups: Mutex::new(HashMap::new()),
             out: Mutex::new(WalkOutput::default()),
             large: Mutex::new(Vec::new()),
         };
@@ -402,6 +408,12 @@ impl Walker {
                     s.spawn(|| self.thread(&shared, src_root));
                 }
             }),
+        }
+        if !shared.stop.load(Ordering::Relaxed) {
+            let mut b = Batcher::new(&self);
+            if !(self.decide_groups(&shared, &mut b) && b.flush()) {
+                shared.stop.store(true, Ordering::Relaxed);
+            }
         }
         let large = std::mem::take(&mut *lock(&shared.large));
         if !shared.stop.load(Ordering::Relaxed) {
@@ -513,6 +525,7 @@ impl Walker {
                 rel: join_rel(&job.rel, name),
                 src: &src,
                 dst: dst.as_ref(),
+                leader: false,
             };
             if !self.entry(sh, job, &e, b) {
                 return false;
@@ -556,21 +569,17 @@ impl Walker {
                 // rsync marks every transfer under -c with `c` (the content
                 // was compared and differs, or the size does).
                 r.content |= kind == Kind::File && self.opts.checksum;
-                let special_same =
-                    matches!(kind, Kind::Fifo | Kind::Device) && d.st_rdev == st.st_rdev;
-                let current = match kind {
-                    // A current file is itemized by the metadata comparison.
-                    Kind::File => !self.opts.ignore_times,
-                    Kind::Symlink => true,
-                    _ => special_same,
+                let data_same = match kind {
+                    // Same size and mtime without -c or -I: current (its
+                    // attributes are reported by data_current).
+                    Kind::File => !self.opts.ignore_times && !self.opts.checksum && !r.any(),
+                    Kind::Symlink => !r.content,
+                    _ => d.st_rdev == st.st_rdev,
                 };
-                if current && !r.any() {
-                    // Data current; the worker repairs the metadata (a
-                    // symlink's owner, a FIFO's mode): say what it will fix.
-                    // (A dry run's data_current reports it already.)
-                    if kind != Kind::File && !self.opts.dry_run {
-                        self.note_metadata(e, st, &d, kind);
-                    }
+                if data_same {
+                    // A symlink, FIFO or device whose target or number is
+                    // the source's is repaired in place (times included)
+                    // by data_current, which reports it.
                     return;
                 }
                 // What the copy will also change: the attributes the
@@ -609,34 +618,11 @@ impl Walker {
         }
     }
 
-    /// The metadata differences of a non-directory whose data is current.
-    fn note_metadata(&self, e: &Entry, st: &Stat, dst: &Stat, kind: Kind) {
-        let Some(dst_dir) = e.dst else { return };
-        let how = crate::copy::repair::How {
-            owner: self.opts.owner,
-            apply: false,
-            follow_src: false,
-        };
-        let dirs = (e.src.as_fd(), dst_dir.as_fd());
-        if let Ok(d) = crate::copy::repair::repair(dirs, e.name, (st, dst), how) {
-            if d.any() {
-                self.changes.record(&Change {
-                    rel: &e.rel,
-                    kind,
-                    action: Action::Repaired,
-                    reasons: reasons(&d),
-                    size: None,
-                    target: None,
-                });
-            }
-        }
-    }
-
     /// Directory `e`: created, or the attributes its existing copy will
     /// have set at the end. A difference in permissions, owner, group,
     /// ACLs or xattrs counts as a repair (the finish pass makes it);
     /// `-i`/`--json-lines` also hear of an mtime difference, as rsync says.
-    fn note_dir(&self, e: &Entry, st: &Stat, created: bool) {
+    fn note_dir(&self, e: &Entry, st: &Stat, created: bool, before: Option<Stat>) {
         if created {
             return self.changes.record(&Change {
                 rel: &e.rel,
@@ -647,8 +633,7 @@ impl Walker {
                 target: None,
             });
         }
-        let Some(dst_dir) = e.dst else { return };
-        let Ok(dst) = rustix::fs::statat(dst_dir, e.name, AtFlags::SYMLINK_NOFOLLOW) else {
+        let (Some(dst_dir), Some(dst)) = (e.dst, before) else {
             return;
         };
         let how = crate::copy::repair::How {
@@ -865,6 +850,11 @@ impl Walker {
         if self.opts.delete && !counting && !self.clear_clash(e, true) {
             return;
         }
+        // As found, before make_dir gives the owner rwx to write inside:
+        // what -i reports and the repair counts compare with this.
+        let before = e
+            .dst
+            .and_then(|d| rustix::fs::statat(d, e.name, AtFlags::SYMLINK_NOFOLLOW).ok());
         let created = if self.opts.dry_run {
             !dest::peek_dir(e.dst, e.name)
         } else if counting {
@@ -897,7 +887,7 @@ impl Walker {
             let _ = self.events.send(WalkEvent::DirCreated);
         }
         if !counting {
-            self.note_dir(e, st, created);
+            self.note_dir(e, st, created, before);
         }
         if !counting || exists {
             lock(&sh.out).dirs.push(DirMeta {
@@ -945,11 +935,13 @@ impl Walker {
         } else {
             0
         };
-        if ft != FileType::Socket && self.foreign(st, e, job) {
-            return true;
+        if !e.leader {
+            if ft != FileType::Socket && self.foreign(st, e, job) {
+                return true;
+            }
+            self.found.files.fetch_add(1, Ordering::Relaxed);
+            self.found.bytes.fetch_add(size, Ordering::Relaxed);
         }
-        self.found.files.fetch_add(1, Ordering::Relaxed);
-        self.found.bytes.fetch_add(size, Ordering::Relaxed);
         if !self.quarantined.is_empty() && self.quarantined.contains(&e.rel) {
             let msg =
                 "quarantined: it crashed workers in an earlier run (the log names the list to delete to retry)";
@@ -957,7 +949,7 @@ impl Walker {
             return true;
         }
         let rel = RelPath(e.rel.clone());
-        if ft != FileType::Socket && self.linked(sh, st, &rel) {
+        if ft != FileType::Socket && !e.leader && self.hold_link(sh, st, &e.rel, job.dir) {
             return true;
         }
         if ft == FileType::RegularFile
@@ -973,19 +965,18 @@ impl Walker {
             return true;
         }
         // -c: the content decides, here, once, for every output.
-        let content_differs = if ft == FileType::RegularFile
-            && self.opts.checksum
-            && !self.opts.ignore_times
-            && job.dir == DestDir::Existing
-        {
-            match self.compare_content(e, st) {
-                content::Content::Same => return true,
-                content::Content::Differs => true,
-                content::Content::Unknown => false,
-            }
-        } else {
-            false
-        };
+        // (-c before -I, as in rsync's quick_check_ok: same content is
+        // current even under -I.)
+        let content_differs =
+            if ft == FileType::RegularFile && self.opts.checksum && job.dir == DestDir::Existing {
+                match self.compare_content(e, st) {
+                    content::Content::Same => return true,
+                    content::Content::Differs => true,
+                    content::Content::Unknown => false,
+                }
+            } else {
+                false
+            };
         let unverified = content_differs
             || matches!(ft, FileType::RegularFile | FileType::Symlink) && self.unverified(job, e);
         let kind = match ft {
@@ -993,6 +984,11 @@ impl Walker {
             FileType::RegularFile => TaskKind::File { size },
             FileType::Symlink if self.current(job, e, st, unverified) => return true,
             FileType::Symlink => TaskKind::Symlink,
+            FileType::Fifo | FileType::BlockDevice | FileType::CharacterDevice
+                if self.current(job, e, st, false) =>
+            {
+                return true
+            }
             FileType::Fifo => TaskKind::Fifo,
             FileType::BlockDevice | FileType::CharacterDevice => TaskKind::Device,
             _ => {
@@ -1083,35 +1079,17 @@ impl Walker {
         true
     }
 
-    /// A further name of an inode seen before (any type but a directory:
-    /// FIFOs, devices and symlinks can be hard-linked too, and `rsync -H`
-    /// and `cp -a` keep them linked): it becomes a link made at the end.
-    fn linked(&self, sh: &Shared, st: &Stat, rel: &RelPath) -> bool {
-        if st.st_nlink < 2 {
-            return false;
-        }
-        let mut inodes = lock(&sh.inodes);
-        if let Some(first) = inodes.get(&(st.st_dev, st.st_ino)) {
-            lock(&sh.out).links.push((rel.clone(), first.clone()));
-            if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile {
-                let size = st.st_size as u64;
-                self.found.linked_bytes.fetch_add(size, Ordering::Relaxed);
-            }
-            return true;
-        }
-        inodes.insert((st.st_dev, st.st_ino), rel.clone());
-        false
-    }
-
     /// A regular file or symlink up to date at the destination: the rsync
     /// quick check, done right here (one fstatat, and one readlinkat per
     /// side for a symlink; no IPC). A re-run where everything is current
     /// needs no worker at all.
     fn current(&self, job: &DirJob, e: &Entry, st: &Stat, unverified: bool) -> bool {
-        let checkable = !self.opts.dry_run
-            && !self.opts.checksum
-            && crate::copy::quick_check(job.dir.into(), self.opts.ignore_times);
         let file = FileType::from_raw_mode(st.st_mode) == FileType::RegularFile;
+        // -c and -I concern regular files only (rsync's quick_check_ok):
+        // a symlink, FIFO or device is current by its target or number.
+        let checkable = !self.opts.dry_run
+            && job.dir == DestDir::Existing
+            && (!file || (!self.opts.checksum && !self.opts.ignore_times));
         // An unverified entry is never current by its size and times; a
         // newer one under -u was written by someone else, and is kept.
         if !checkable
@@ -1170,38 +1148,69 @@ impl Walker {
         let Some(dst_dir) = e.dst else {
             return false;
         };
-        let Some(dst) = crate::copy::attrs::current(dst_dir, e.name, st) else {
-            return false;
-        };
-        // A symlink's "data" is its target (same length and mtime is not
-        // enough).
-        if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
-            let target = |dir| rustix::fs::readlinkat(dir, e.name, Vec::new()).ok();
-            if target(e.src.as_fd()).is_none_or(|t| Some(t) != target(dst_dir.as_fd())) {
+        let ft = FileType::from_raw_mode(st.st_mode);
+        // A regular file's data is current by the quick check; a symlink's
+        // "data" is its target, a FIFO's or device's its type and number:
+        // for those the mtime is an attribute, set in place as rsync does
+        // (`.L..t......`), not a reason to make the entry again.
+        let (dst, target) = if ft == FileType::RegularFile {
+            match crate::copy::attrs::current(dst_dir, e.name, st) {
+                Some(d) => (d, None),
+                None => return false,
+            }
+        } else {
+            let Ok(d) = rustix::fs::statat(dst_dir, e.name, AtFlags::SYMLINK_NOFOLLOW) else {
+                return false;
+            };
+            if FileType::from_raw_mode(d.st_mode) != ft
+                || (ft != FileType::Symlink && d.st_rdev != st.st_rdev)
+            {
                 return false;
             }
-        }
+            let mut target = None;
+            if ft == FileType::Symlink {
+                let read = |dir| rustix::fs::readlinkat(dir, e.name, Vec::new()).ok();
+                let t = read(e.src.as_fd());
+                if t.is_none() || t != read(dst_dir.as_fd()) {
+                    return false;
+                }
+                target = t;
+            }
+            (d, target)
+        };
         let how = crate::copy::repair::How {
             owner: self.opts.owner,
             apply: !self.opts.dry_run,
             follow_src: self.opts.dereference,
         };
         let dirs = (e.src.as_fd(), dst_dir.as_fd());
-        match crate::copy::repair::repair(dirs, e.name, (st, &dst), how) {
-            Ok(d) if d.any() => {
-                self.found.repaired.fetch_add(1, Ordering::Relaxed);
-                log::debug!("repaired {} ({d})", escape_bytes(&e.rel));
-                self.changes.record(&Change {
-                    rel: &e.rel,
-                    kind: Kind::of(FileType::from_raw_mode(st.st_mode)),
-                    action: Action::Repaired,
-                    reasons: reasons(&d),
-                    size: None,
-                    target: None,
-                });
+        let d = match crate::copy::repair::repair(dirs, e.name, (st, &dst), how) {
+            Ok(d) => d,
+            Err(err) => {
+                self.fail_io(&e.rel, &format!("repair metadata: {err}"), &err, false);
+                return true;
             }
-            Ok(_) => {}
-            Err(err) => self.fail_io(&e.rel, &format!("repair metadata: {err}"), &err, false),
+        };
+        let mut r = reasons(&d);
+        r.mtime = ft != FileType::RegularFile
+            && (dst.st_mtime, dst.st_mtime_nsec) != (st.st_mtime, st.st_mtime_nsec);
+        if r.mtime && !self.opts.dry_run {
+            if let Err(err) = dest::put_times(dst_dir, e.name, st) {
+                self.fail_io(&e.rel, &format!("set times: {err}"), &err, false);
+                return true;
+            }
+        }
+        if r.any() {
+            self.found.repaired.fetch_add(1, Ordering::Relaxed);
+            log::debug!("repaired {} ({d})", escape_bytes(&e.rel));
+            self.changes.record(&Change {
+                rel: &e.rel,
+                kind: Kind::of(ft),
+                action: Action::Repaired,
+                reasons: r,
+                size: None,
+                target: target.as_ref().map(|t| t.as_bytes()),
+            });
         }
         true
     }
@@ -1245,6 +1254,9 @@ pub(super) struct Entry<'a> {
     rel: Vec<u8>,
     src: &'a OwnedFd,
     dst: Option<&'a OwnedFd>,
+    /// The chosen name of a hard-linked inode (`links`): counted and
+    /// held back already, handled now as a file.
+    leader: bool,
 }
 
 /// The itemize reasons of a metadata difference.

@@ -1,0 +1,258 @@
+//! Hard-link groups decided whole, after the walk: every name of an inode
+//! the source has more than once is held back until all are known, then one
+//! name (the leader) is handled as a file and the others become links to it.
+//! The leader is a name whose destination already holds the current data,
+//! when one does (so a new name of a group that is already in the
+//! destination is linked, never copied again), else the first name in byte
+//! order, as rsync's sorted file list makes its first. Each other name's
+//! fate is itemized here, against its own destination entry, as rsync does:
+//! `hf+++++++++` for a new name, `hf` with the letters of what changes for a
+//! name whose inode changes, spaces for an identical name split off.
+
+use super::{content, DirJob, Entry, Shared, Walker};
+use crate::copy::{open_beneath, open_src_dir, split_rel};
+use crate::protocol::{DestDir, RelPath};
+use crate::supervisor::changes::{Action, Change, Kind, Reasons};
+use rustix::fs::{AtFlags, FileType, OFlags, Stat};
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// One name of a group, and whether the walk created its destination
+/// directory.
+pub(super) struct Name {
+    pub rel: Vec<u8>,
+    pub dir: DestDir,
+}
+
+/// The names found per source inode, with the inode's stat.
+pub(super) type Groups = HashMap<(u64, u64), (Stat, Vec<Name>)>;
+
+/// A name's directories, open: the source's and (if it exists) the
+/// destination's.
+struct Opened {
+    src: OwnedFd,
+    dst: Option<OwnedFd>,
+}
+
+impl Walker {
+    /// Hold back a further name of a hard-linked inode (`true`), or let a
+    /// singly linked entry through (`false`).
+    pub(super) fn hold_link(&self, sh: &Shared, st: &Stat, rel: &[u8], dir: DestDir) -> bool {
+        if st.st_nlink < 2 {
+            return false;
+        }
+        let mut groups = super::lock(&sh.groups);
+        let g = groups
+            .entry((st.st_dev, st.st_ino))
+            .or_insert_with(|| (*st, Vec::new()));
+        g.1.push(Name {
+            rel: rel.to_vec(),
+            dir,
+        });
+        true
+    }
+
+    fn open_dirs(&self, rel: &[u8], dir: DestDir) -> Option<Opened> {
+        let (parent, _) = split_rel(rel);
+        let src = match open_src_dir(&self.src_root, parent, self.opts.dereference) {
+            Ok(fd) => fd,
+            Err(e) => {
+                self.fail_io(rel, &format!("open source directory: {e}"), &e, false);
+                return None;
+            }
+        };
+        let dst = match (dir, &self.dst_root) {
+            (DestDir::Created, _) | (_, None) => None,
+            (_, Some(root)) => open_beneath(root, parent, OFlags::DIRECTORY | OFlags::RDONLY).ok(),
+        };
+        Some(Opened { src, dst })
+    }
+
+    /// Decide every group: the leader through the usual per-entry path,
+    /// the others recorded as links to it. `false` when the dispatcher is
+    /// gone.
+    pub(super) fn decide_groups(&self, sh: &Shared, b: &mut super::Batcher) -> bool {
+        let groups = std::mem::take(&mut *super::lock(&sh.groups));
+        let mut groups: Vec<(Stat, Vec<Name>)> = groups.into_values().collect();
+        for g in &mut groups {
+            g.1.sort_by(|x, y| x.rel.cmp(&y.rel));
+        }
+        groups.sort_by(|x, y| x.1[0].rel.cmp(&y.1[0].rel));
+        for (st, names) in groups {
+            if sh.stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            if !self.decide_group(sh, &st, names, b) {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn decide_group(
+        &self,
+        sh: &Shared,
+        st: &Stat,
+        names: Vec<Name>,
+        b: &mut super::Batcher,
+    ) -> bool {
+        let opened: Vec<Option<Opened>> = names
+            .iter()
+            .map(|n| self.open_dirs(&n.rel, n.dir))
+            .collect();
+        let dst_of = |i: usize| -> Option<Stat> {
+            let d = opened[i].as_ref()?.dst.as_ref()?;
+            let (_, name) = split_rel(&names[i].rel);
+            rustix::fs::statat(d, name, AtFlags::SYMLINK_NOFOLLOW).ok()
+        };
+        let dsts: Vec<Option<Stat>> = (0..names.len()).map(dst_of).collect();
+        let lead = (0..names.len())
+            .find(|&i| self.holds_current(st, &names[i], opened[i].as_ref(), dsts[i].as_ref()))
+            .unwrap_or(0);
+        let leader_dst = dsts[lead].map(|d| (d.st_dev, d.st_ino));
+        // Whether the leader's destination inode stays: then names already
+        // linked to it need nothing.
+        let leader_stays = leader_dst.is_some()
+            && (self.holds_current(st, &names[lead], opened[lead].as_ref(), dsts[lead].as_ref())
+                || self.newer_kept(st, dsts[lead].as_ref()));
+        // The leader, as any other entry (quick check, -c, -u, itemize).
+        let Some(lo) = &opened[lead] else { return true };
+        let (parent, name) = split_rel(&names[lead].rel);
+        let job = DirJob {
+            rel: parent.to_vec(),
+            dir: names[lead].dir,
+            ancestors: Arc::new(Vec::new()),
+        };
+        let e = Entry {
+            name,
+            rel: names[lead].rel.clone(),
+            src: &lo.src,
+            dst: lo.dst.as_ref(),
+            leader: true,
+        };
+        if !self.entry(sh, &job, &e, b) {
+            return false;
+        }
+        let leader = RelPath(names[lead].rel.clone());
+        let size = if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile {
+            st.st_size as u64
+        } else {
+            0
+        };
+        for (i, n) in names.iter().enumerate() {
+            if i == lead {
+                continue;
+            }
+            let Some(o) = &opened[i] else { continue };
+            let (_, name) = split_rel(&n.rel);
+            let e = Entry {
+                name,
+                rel: n.rel.clone(),
+                src: &o.src,
+                dst: o.dst.as_ref(),
+                leader: false,
+            };
+            // --delete: a directory in the way of the link goes now, as
+            // for any file (what --delete must keep stays, and the link
+            // is not made).
+            let is_dir = |d: &Stat| FileType::from_raw_mode(d.st_mode) == FileType::Directory;
+            if dsts[i].as_ref().is_some_and(is_dir)
+                && (!self.opts.delete || !self.clear_clash(&e, false))
+            {
+                if !self.opts.delete {
+                    self.fail(
+                        &n.rel,
+                        "not linked: a directory is in the way (--delete replaces it)",
+                        false,
+                    );
+                }
+                continue;
+            }
+            let same_inode =
+                leader_dst.is_some() && dsts[i].map(|d| (d.st_dev, d.st_ino)) == leader_dst;
+            let relink = !(same_inode && leader_stays);
+            if relink {
+                self.note_link(&e, st, dsts[i].as_ref(), &leader);
+            }
+            self.found.linked_bytes.fetch_add(size, Ordering::Relaxed);
+            let mut out = super::lock(&sh.out);
+            out.links.push((RelPath(n.rel.clone()), leader.clone()));
+            if relink {
+                out.relinks += 1;
+            }
+        }
+        true
+    }
+
+    /// Whether name `n`'s destination entry holds the source's data now
+    /// (same type; a regular file by the quick check, or its content under
+    /// `-c`; `-I` trusts none).
+    fn holds_current(&self, st: &Stat, n: &Name, o: Option<&Opened>, dst: Option<&Stat>) -> bool {
+        let (Some(o), Some(d)) = (o, dst) else {
+            return false;
+        };
+        if n.dir != DestDir::Existing
+            || (self.opts.ignore_times && !self.opts.checksum)
+            || FileType::from_raw_mode(st.st_mode) != FileType::RegularFile
+            || FileType::from_raw_mode(d.st_mode) != FileType::RegularFile
+            || d.st_size != st.st_size
+        {
+            return false;
+        }
+        if let Some(since) = self.opts.unverified_since {
+            if crate::supervisor::recovery::unverified(d, since) {
+                return false;
+            }
+        }
+        if self.opts.checksum {
+            let (_, name) = split_rel(&n.rel);
+            return content::same_file(&o.src, o.dst.as_ref(), name, st);
+        }
+        (d.st_mtime, d.st_mtime_nsec) == (st.st_mtime, st.st_mtime_nsec)
+    }
+
+    /// `-u` keeps a newer regular file at the destination.
+    fn newer_kept(&self, st: &Stat, dst: Option<&Stat>) -> bool {
+        self.opts.update
+            && dst.is_some_and(|d| {
+                FileType::from_raw_mode(d.st_mode) == FileType::RegularFile
+                    && (d.st_mtime, d.st_mtime_nsec) > (st.st_mtime, st.st_mtime_nsec)
+            })
+    }
+
+    /// The `-i` record of a name that becomes a link to `leader` (again:
+    /// a name of an inode that stays is not itemized, as in rsync's real
+    /// run).
+    fn note_link(&self, e: &Entry, st: &Stat, dst: Option<&Stat>, leader: &RelPath) {
+        if !self.changes.on() {
+            return;
+        }
+        let kind = Kind::of(FileType::from_raw_mode(st.st_mode));
+        let existing = dst.filter(|d| Kind::of(FileType::from_raw_mode(d.st_mode)) == kind);
+        let (action, reasons) = match existing {
+            None => (Action::Created, Reasons::default()),
+            Some(d) => {
+                let r = Reasons {
+                    size: kind == Kind::File && d.st_size != st.st_size,
+                    mtime: (d.st_mtime, d.st_mtime_nsec) != (st.st_mtime, st.st_mtime_nsec),
+                    ..Reasons::default()
+                };
+                (Action::Repaired, self.attribute_reasons(e, st, d, r))
+            }
+        };
+        self.changes.record(&Change {
+            rel: &e.rel,
+            kind,
+            action: if action == Action::Created {
+                Action::Linked
+            } else {
+                Action::Relinked
+            },
+            reasons,
+            size: None,
+            target: Some(&leader.0),
+        });
+    }
+}

@@ -249,6 +249,16 @@ impl Deleter {
             let flags = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC;
             match rustix::fs::openat(dir, name, flags, Mode::empty()) {
                 Ok(sub) => {
+                    // A directory without u+w (0555) cannot be emptied; its
+                    // owner may add it, as rsync does before deleting.
+                    if !self.dry_run {
+                        if let Ok(st) = rustix::fs::fstat(&sub) {
+                            if st.st_mode & 0o700 != 0o700 {
+                                let mode = Mode::from_raw_mode((st.st_mode | 0o700) & 0o7777);
+                                let _ = rustix::fs::fchmod(&sub, mode);
+                            }
+                        }
+                    }
                     if self.empty_out(&sub, rel)? == Gone::Kept {
                         return Ok(Gone::Kept);
                     }

@@ -219,3 +219,123 @@ fn ignore_times_copies_every_file_in_the_dry_run_too() {
         ],
     );
 }
+
+/// Defect 5: a directory without u+w settles (no repair reported on every
+/// run), and `--delete` removes one (its owner adds u+w first, as rsync).
+#[test]
+fn a_read_only_directory_settles_and_can_be_deleted() {
+    let t = TestEnv::new();
+    let r = t.src.join("r");
+    fs::create_dir(&r).expect("mkdir");
+    fs::write(r.join("f"), "x").expect("write");
+    fs::set_permissions(&r, fs::Permissions::from_mode(0o555)).expect("chmod");
+    assert_code(&t.copy(&[]), 0);
+    settled(&t.dst);
+    for _ in 0..2 {
+        let (out, v) = t.copy_json(&["-i"]);
+        assert_code(&out, 0);
+        assert_eq!(v["entries_repaired"], 0, "{v}");
+        let l: Vec<String> = stderr(&out)
+            .lines()
+            .filter(|l| is_item(l))
+            .map(str::to_string)
+            .collect();
+        assert!(l.is_empty(), "a current tree itemized: {l:?}");
+        settled(&t.dst);
+    }
+    let mode = fs::metadata(t.dst.join("r"))
+        .expect("stat")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o555);
+    fs::set_permissions(&r, fs::Permissions::from_mode(0o755)).expect("chmod");
+    fs::remove_dir_all(&r).expect("rm");
+    fs::write(t.src.join("keep"), "k").expect("write");
+    let out = t.copy(&["--delete"]);
+    assert_code(&out, 0);
+    assert!(!t.dst.join("r").exists(), "{}", explain(&out));
+}
+
+/// A read-only destination root is written into and left with the
+/// source root's mode (rsync makes it writable for the run too).
+#[test]
+fn a_read_only_destination_root_is_filled_and_keeps_its_mode() {
+    let t = TestEnv::new();
+    fs::write(t.src.join("f"), "x").expect("write");
+    fs::create_dir(&t.dst).expect("mkdir");
+    fs::set_permissions(&t.src, fs::Permissions::from_mode(0o555)).expect("chmod");
+    fs::set_permissions(&t.dst, fs::Permissions::from_mode(0o555)).expect("chmod");
+    let out = t.copy(&[]);
+    settled(&t.dst);
+    let mode = fs::metadata(&t.dst).expect("stat").permissions().mode();
+    let copied = fs::read(t.dst.join("f")).ok();
+    for d in [&t.src, &t.dst] {
+        fs::set_permissions(d, fs::Permissions::from_mode(0o755)).expect("chmod back");
+    }
+    assert_code(&out, 0);
+    assert_eq!(copied.as_deref(), Some(&b"x"[..]));
+    assert_eq!(mode & 0o7777, 0o555);
+}
+
+/// Defect 7: stdout under `--json` is one JSON object, whatever else is
+/// asked for and whatever goes wrong.
+#[test]
+fn json_stdout_is_one_object_with_itemize_and_on_usage_errors() {
+    let t = TestEnv::new();
+    fs::write(t.src.join("f"), "x").expect("write");
+    let out = t.copy(&["--json", "-i"]);
+    assert_code(&out, 0);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one object ({e}): {}", explain(&out)));
+    assert_eq!(v["files_copied"], 1);
+    assert!(stderr(&out).contains(">f+++++++++ f"), "{}", explain(&out));
+    for args in [
+        vec!["--json", "--bogus"],
+        vec!["--json", "--suffix", ".old"],
+        vec!["--json", "--inplace"],
+    ] {
+        let mut c = t.cmd();
+        c.arg(&t.src).arg(&t.dst).args(&args);
+        let out = run(c);
+        assert_code(&out, 2);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{args:?}: stdout is not one object ({e}): {}",
+                explain(&out)
+            )
+        });
+        assert_eq!(v["exit_code"], 2, "{v}");
+        assert_eq!(v["error"]["kind"], "usage", "{v}");
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", explain(&out));
+    }
+    // An option missing its partner names the partner.
+    let mut c = t.cmd();
+    c.arg(&t.src).arg(&t.dst).args(["--suffix", ".old"]);
+    let out = run(c);
+    assert!(stderr(&out).contains("--backup-dir"), "{}", explain(&out));
+}
+
+/// Defect 7: SIGHUP (a closed terminal or ssh session) stops the run at a
+/// file boundary with the summary, exit 129.
+#[test]
+fn sighup_stops_gracefully_with_the_summary() {
+    let t = TestEnv::new();
+    for i in 0..40 {
+        fs::write(t.src.join(format!("f{i}")), vec![7u8; 100_000]).expect("write");
+    }
+    let mut c = t.cmd();
+    c.arg(&t.src)
+        .arg(&t.dst)
+        .args(["--json", "--bwlimit", "1M"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    assert!(signal(child.id(), libc::SIGHUP));
+    let out = child.wait_with_output().expect("wait");
+    assert_code(&out, 129);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no summary object ({e}): {}", explain(&out)));
+    assert_eq!(v["interrupted"], true, "{v}");
+    assert_eq!(v["exit_code"], 129, "{v}");
+}

@@ -1238,6 +1238,7 @@ fn bag(it: &Items, g: &[String]) -> String {
 /// not one; those are counted in the second value.
 fn compare_items(
     groups: &[Vec<String>],
+    clashed: &BTreeSet<String>,
     expected: &Items,
     alt: Option<&Items>,
     got: &Items,
@@ -1250,6 +1251,28 @@ fn compare_items(
             in_group.extend(g.iter().map(String::as_str));
             let (e, x) = (bag(expected, g), bag(got, g));
             if e == x {
+                continue;
+            }
+            // On purpose: a name of a hard-link group whose destination
+            // had another type (or sits under one that had) is itemized
+            // by pcopy as new (`hf+++++++++`, `>f+++++++++`); rsync -H
+            // compares it with the entry it replaces (`hf.s.p.....`) and
+            // may pick another leader. Both make the same links.
+            let under_clash = |m: &String| {
+                clashed
+                    .iter()
+                    .any(|c| m == c || m.starts_with(&format!("{c}/")))
+            };
+            let has = |items: &Items| g.iter().any(|m| items.contains_key(m));
+            if g.iter().any(under_clash) && has(expected) == has(got) {
+                continue;
+            }
+            // On purpose: of identical names split over several inodes,
+            // pcopy keeps the inode most names share (the fewest links to
+            // remake); rsync keeps its file list's first. Both sides only
+            // relink names that change in nothing (`hf` and spaces).
+            let idle = |b: &str| b.split(" + ").all(|r| r == "`hf         `");
+            if e != "(nothing)" && x != "(nothing)" && idle(&e) && idle(&x) {
                 continue;
             }
             if alt.is_some_and(|a| bag(a, g) == x) {
@@ -1405,6 +1428,13 @@ fn run_case(seed: u64, dims: &Dims) -> Option<(Case, Vec<Finding>, String, usize
     );
 
     let groups = case.src_groups();
+    let clashed: BTreeSet<String> = case
+        .dest
+        .notes
+        .iter()
+        .filter(|(_, what)| what.contains("type clash"))
+        .map(|(p, _)| p.clone())
+        .collect();
     let r_items = items(&rn.stdout, strict);
     // With --json the -i lines go to stderr: stdout is the one object.
     let p_items = items(&pn.stderr, strict);
@@ -1454,7 +1484,7 @@ fn run_case(seed: u64, dims: &Dims) -> Option<(Case, Vec<Finding>, String, usize
         if dims.on("REAL_RUN") {
             compare_trees(&case, &snapshot(&d_r), &snapshot(&d_p), dims, &mut findings);
             let real = items(&pr.stderr, strict);
-            let (diffs, _) = compare_items(&groups, &p_items, None, &real, strict);
+            let (diffs, _) = compare_items(&groups, &clashed, &p_items, None, &real, strict);
             for d in diffs {
                 findings.push(Finding {
                     class: format!(
@@ -1499,8 +1529,14 @@ fn run_case(seed: u64, dims: &Dims) -> Option<(Case, Vec<Finding>, String, usize
         }
     }
 
-    let (diffs, accepted) =
-        compare_items(&groups, &r_items, r_real_items.as_ref(), &p_items, strict);
+    let (diffs, accepted) = compare_items(
+        &groups,
+        &clashed,
+        &r_items,
+        r_real_items.as_ref(),
+        &p_items,
+        strict,
+    );
     for d in diffs {
         let mut detail = format!("{}: rsync {}, pcopy {}", d.what, d.expected, d.got);
         if let Some(real) = &r_real_items {

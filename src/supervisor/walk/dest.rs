@@ -106,3 +106,17 @@ pub fn put_times(dir: &OwnedFd, name: &[u8], st: &rustix::fs::Stat) -> io::Resul
     rustix::fs::utimensat(dir, name, &times, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
     Ok(())
 }
+
+/// Give the owner rwx on directory `fd` if it lacks them (as make_dir does
+/// for the directories below), so a read-only destination root can be
+/// written into; the finish pass puts the source root's mode back.
+pub fn open_up(fd: &OwnedFd) {
+    if let Ok(st) = rustix::fs::fstat(fd) {
+        if st.st_mode & 0o700 != 0o700 {
+            let mode = Mode::from_raw_mode((st.st_mode | 0o700) & 0o7777);
+            if let Err(e) = rustix::fs::fchmod(fd, mode) {
+                log::debug!("destination root: add u+rwx: {e}");
+            }
+        }
+    }
+}

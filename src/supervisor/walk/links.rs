@@ -3,8 +3,8 @@
 //! name (the leader) is handled as a file and the others become links to it.
 //! The leader is a name whose destination already holds the current data,
 //! when one does (so a new name of a group that is already in the
-//! destination is linked, never copied again), else the first name in byte
-//! order, as rsync's sorted file list makes its first. Each other name's
+//! destination is linked, never copied again), else one whose destination
+//! has a file to update, else the first name in byte order. Each other name's
 //! fate is itemized here, against its own destination entry, as rsync does:
 //! `hf+++++++++` for a new name, `hf` with the letters of what changes for a
 //! name whose inode changes, spaces for an identical name split off.
@@ -13,6 +13,7 @@ use super::{content, DirJob, Entry, Shared, Walker};
 use crate::copy::{open_beneath, open_src_dir, split_rel};
 use crate::protocol::{DestDir, RelPath};
 use crate::supervisor::changes::{Action, Change, Kind, Reasons};
+use crate::util::escape_bytes;
 use rustix::fs::{AtFlags, FileType, OFlags, Stat};
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
@@ -84,11 +85,46 @@ impl Walker {
             if sh.stop.load(Ordering::Relaxed) {
                 return false;
             }
-            if !self.decide_group(sh, &st, names, b) {
+            let names = self.without_kept(&st, names);
+            if !names.is_empty() && !self.decide_group(sh, &st, names, b) {
                 return false;
             }
         }
         true
+    }
+
+    /// `-u`: a name whose destination is a newer file (with other data) is
+    /// left as it is, like any file under -u, and is no part of the
+    /// group's links: linking another name to it would give that name data
+    /// the source does not have.
+    fn without_kept(&self, st: &Stat, names: Vec<Name>) -> Vec<Name> {
+        if !self.opts.update {
+            return names;
+        }
+        let mut rest = Vec::with_capacity(names.len());
+        for n in names {
+            let o = self.open_dirs(&n.rel, n.dir);
+            let (_, name) = split_rel(&n.rel);
+            let d = o
+                .as_ref()
+                .and_then(|o| o.dst.as_ref())
+                .and_then(|d| rustix::fs::statat(d, name, AtFlags::SYMLINK_NOFOLLOW).ok());
+            if self.newer_kept(st, d.as_ref())
+                && !self.holds_current(st, &n, o.as_ref(), d.as_ref())
+            {
+                log::debug!(
+                    "{}: newer at the destination (-u), kept",
+                    escape_bytes(&n.rel)
+                );
+                self.found.skipped_files.fetch_add(1, Ordering::Relaxed);
+                self.found
+                    .skipped_bytes
+                    .fetch_add(st.st_size as u64, Ordering::Relaxed);
+            } else {
+                rest.push(n);
+            }
+        }
+        rest
     }
 
     fn decide_group(
@@ -108,8 +144,21 @@ impl Walker {
             rustix::fs::statat(d, name, AtFlags::SYMLINK_NOFOLLOW).ok()
         };
         let dsts: Vec<Option<Stat>> = (0..names.len()).map(dst_of).collect();
+        let regular = |d: &Option<Stat>| {
+            d.is_some_and(|d| FileType::from_raw_mode(d.st_mode) == FileType::RegularFile)
+        };
+        // Of the names holding the data, the one whose inode the most
+        // names share already: the fewest links to remake.
+        let sharing = |i: usize| {
+            let id = dsts[i].map(|d| (d.st_dev, d.st_ino));
+            dsts.iter()
+                .filter(|d| d.map(|d| (d.st_dev, d.st_ino)) == id)
+                .count()
+        };
         let lead = (0..names.len())
-            .find(|&i| self.holds_current(st, &names[i], opened[i].as_ref(), dsts[i].as_ref()))
+            .filter(|&i| self.holds_current(st, &names[i], opened[i].as_ref(), dsts[i].as_ref()))
+            .min_by_key(|&i| (std::cmp::Reverse(sharing(i)), i))
+            .or_else(|| (0..names.len()).find(|&i| regular(&dsts[i])))
             .unwrap_or(0);
         let leader_dst = dsts[lead].map(|d| (d.st_dev, d.st_ino));
         // Whether the leader's destination inode stays: then names already

@@ -369,6 +369,7 @@ impl Walker {
         crate::failpoint::hit("walk::start", b"");
         let src_root = &self.src_root;
         let root_id = rustix::fs::fstat(src_root).map_or((0, 0), |s| (s.st_dev, s.st_ino));
+
         if self.rank == 0 && self.opts.files_from.is_none() {
             // Under MPI the other ranks start empty and steal.
             self.jobs.push(Job::Dir(DirJob {
@@ -390,6 +391,10 @@ impl Walker {
         };
         if self.changes.on() {
             self.note_root();
+        }
+        // After note_root, which reports the mode as it was.
+        if let (Some(root), false, 0) = (&self.dst_root, self.opts.dry_run, self.rank) {
+            dest::open_up(root);
         }
         match &self.opts.files_from {
             Some(list) => {

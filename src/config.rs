@@ -422,7 +422,7 @@ fn filters(cli: &Cli, file: &FileConfig) -> Result<Vec<Rule>> {
 }
 
 /// The `--files-from` list: paths separated by newlines (or NULs), empty
-/// entries skipped; `-` is standard input.
+/// entries and comments skipped; `-` is standard input.
 fn read_list(path: &Path, nul: bool) -> Result<Vec<Vec<u8>>> {
     let err = |e: std::io::Error| Error::Config {
         path: path.display().to_string(),
@@ -434,17 +434,18 @@ fn read_list(path: &Path, nul: bool) -> Result<Vec<Vec<u8>>> {
     } else {
         data = std::fs::read(path).map_err(err)?;
     }
-    let sep = if nul { 0 } else { b'\n' };
+    // rsync's read_line for a local list: a line ends at NUL (--from0) or
+    // at CR or LF; empty lines and lines starting with `#` or `;` are
+    // comments.
     Ok(data
-        .split(|&c| c == sep)
-        .map(|l| {
+        .split(|&c| {
             if nul {
-                l
+                c == 0
             } else {
-                l.strip_suffix(b"\r").unwrap_or(l)
+                c == b'\n' || c == b'\r'
             }
         })
-        .filter(|l| !l.is_empty())
+        .filter(|l| !l.is_empty() && !l.starts_with(b"#") && !l.starts_with(b";"))
         .map(<[u8]>::to_vec)
         .collect())
 }

@@ -22,6 +22,34 @@ pub fn escape_bytes(b: &[u8]) -> String {
     out
 }
 
+/// A name as `rsync -i` prints it in a UTF-8 locale: control bytes (tab
+/// aside) and bytes that are not valid UTF-8 as `\#ooo` (octal), a
+/// backslash that would read as such an escape as `\#134`, the rest as is.
+/// Unlike `escape_bytes` the result reads the same as rsync's, and a
+/// literal `\xff` in a name stays distinguishable from the byte.
+pub fn rsync_escape(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    let octal = |out: &mut String, byte: u8| out.push_str(&format!("\\#{byte:03o}"));
+    for chunk in b.utf8_chunks() {
+        let v = chunk.valid().as_bytes();
+        for (i, c) in chunk.valid().char_indices() {
+            let looks_escaped = c == '\\'
+                && v.len() >= i + 5
+                && v[i + 1] == b'#'
+                && v[i + 2..i + 5].iter().all(u8::is_ascii_digit);
+            if (c < ' ' && c != '\t') || looks_escaped {
+                octal(&mut out, c as u8);
+            } else {
+                out.push(c);
+            }
+        }
+        for &byte in chunk.invalid() {
+            octal(&mut out, byte);
+        }
+    }
+    out
+}
+
 /// One line on stdout; a write error (a closed pipe) is ignored, never a
 /// panic as `println!` would make it.
 pub fn out_line(text: &str) {
@@ -103,6 +131,24 @@ pub fn errno_name(n: i32) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn names_are_escaped_as_rsync_escapes_them() {
+        // What rsync 3.5 -n -i prints under C.UTF-8 for these names.
+        let cases: &[(&[u8], &str)] = &[
+            (b"a\nb", r"a\#012b"),
+            (br"back\#123", r"back\#134#123"),
+            (b"bad\xff", r"bad\#377"),
+            ("café".as_bytes(), "café"),
+            (b"del\x7f", "del\x7f"),
+            (br"lit\xff", r"lit\xff"),
+            (b"tab\tx", "tab\tx"),
+            (br"end\#12", r"end\#12"),
+        ];
+        for (name, want) in cases {
+            assert_eq!(rsync_escape(name), *want, "{name:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

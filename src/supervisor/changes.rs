@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::stats::Summary;
-use crate::util::escape_bytes;
+use crate::util::{escape_bytes, rsync_escape};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
@@ -147,7 +147,7 @@ pub struct Change<'a> {
 impl Change<'_> {
     /// The `-i` line, as rsync prints it.
     pub fn itemized(&self) -> String {
-        let path = escape_bytes(self.rel);
+        let path = rsync_escape(self.rel);
         let slash = if self.kind == Kind::Dir { "/" } else { "" };
         if self.action == Action::Deleted {
             return format!("*deleting   {path}{slash}");
@@ -163,8 +163,8 @@ impl Change<'_> {
             _ => ('.', self.reasons.letters()),
         };
         let tail = match (self.action, self.target) {
-            (Action::Linked | Action::Relinked, Some(t)) => format!(" => {}", escape_bytes(t)),
-            (_, Some(t)) => format!(" -> {}", escape_bytes(t)),
+            (Action::Linked | Action::Relinked, Some(t)) => format!(" => {}", rsync_escape(t)),
+            (_, Some(t)) => format!(" -> {}", rsync_escape(t)),
             _ => String::new(),
         };
         format!("{y}{x}{rest} {path}{slash}{tail}")

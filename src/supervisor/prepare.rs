@@ -91,6 +91,8 @@ fn open_and_lock(source: &Path, destination: &Path, dry_run: bool, mkpath: bool)
     check_not_inside(&source, (sst.st_dev, sst.st_ino), destination)?;
     let created = !destination.exists();
     if dry_run && created {
+        // The real run's refusal, predicted.
+        missing_parent(destination, mkpath)?;
         return Ok(not_yet(source, destination, src_fd));
     }
     if created {
@@ -207,18 +209,7 @@ fn check_kinds(source: &Path, destination: &Path) -> Result<()> {
 /// `--mkpath`: a mistyped mount point must not fill the filesystem above it.
 fn create_root(destination: &Path, mkpath: bool) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    let parent = destination
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !parent.exists() {
-        if !mkpath {
-            return Err(Error::Usage(format!(
-                "{}: the destination's parent {} does not exist (check the path, or use --mkpath to create it)",
-                destination.display(),
-                parent.display()
-            )));
-        }
+    if let Some(parent) = missing_parent(destination, mkpath)? {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
     match std::fs::DirBuilder::new().mode(0o700).create(destination) {
@@ -228,6 +219,26 @@ fn create_root(destination: &Path, mkpath: bool) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(Error::io(destination, e)),
     }
+}
+
+/// The destination's parent when it does not exist and `--mkpath` may
+/// create it; without `--mkpath` its absence is a usage error.
+fn missing_parent(destination: &Path, mkpath: bool) -> Result<Option<&Path>> {
+    let parent = destination
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if parent.exists() {
+        return Ok(None);
+    }
+    if !mkpath {
+        return Err(Error::Usage(format!(
+            "{}: the destination's parent {} does not exist (check the path, or use --mkpath to create it)",
+            destination.display(),
+            parent.display()
+        )));
+    }
+    Ok(Some(parent))
 }
 
 /// Refuse a destination equal to the source or below it. Walks up from the

@@ -339,3 +339,100 @@ fn sighup_stops_gracefully_with_the_summary() {
     assert_eq!(v["interrupted"], true, "{v}");
     assert_eq!(v["exit_code"], 129, "{v}");
 }
+
+/// Defect 6: the dry run refuses what the real run refuses.
+#[test]
+fn a_missing_parent_is_refused_by_the_dry_run_too() {
+    let t = TestEnv::new();
+    fs::write(t.src.join("f"), "x").expect("write");
+    let dst = t.path("no/such/dst");
+    for dry in [true, false] {
+        let mut c = t.cmd();
+        c.arg(&t.src).arg(&dst);
+        if dry {
+            c.arg("-n");
+        }
+        let out = run(c);
+        assert_code(&out, 2);
+        assert!(stderr(&out).contains("--mkpath"), "{}", explain(&out));
+    }
+    let mut c = t.cmd();
+    c.arg(&t.src).arg(&dst).args(["-n", "--mkpath"]);
+    assert_code(&run(c), 0);
+    assert!(!t.path("no").exists(), "a dry run created the parent");
+}
+
+/// Defect 9: `--files-from` reads and sends what rsync's does: `.` and
+/// `dir/` send a directory's immediate entries, `#`/`;` lines are
+/// comments, a directory listed and also a parent is handled once.
+#[test]
+fn files_from_sends_what_rsync_sends() {
+    let t = TestEnv::new();
+    let s = &t.src;
+    fs::create_dir_all(s.join("dir/sub/deeper")).expect("mkdir");
+    fs::create_dir_all(s.join("a/b")).expect("mkdir");
+    for (p, body) in [
+        ("top", "1"),
+        ("dir/sub/f", "2"),
+        ("dir/sub/deeper/g", "3"),
+        ("a/b/c", "4"),
+        ("dir/other", "5"),
+    ] {
+        fs::write(s.join(p), body).expect("write");
+    }
+    let lists: [(&str, &[&str], &[&str]); 4] = [
+        (".\n", &["top", "dir", "a"], &["dir/other", "a/b"]),
+        (
+            "dir/sub/\n",
+            &["dir/sub/f", "dir/sub/deeper"],
+            &["dir/sub/deeper/g", "top"],
+        ),
+        ("a\na/b/c\n", &["a/b/c"], &["top"]),
+        (
+            "# a comment\n;top\na/b/c\r\ndir/sub/f\n",
+            &["a/b/c", "dir/sub/f"],
+            &["top", ";top"],
+        ),
+    ];
+    for (list, present, absent) in lists {
+        let file = t.path("list");
+        fs::write(&file, list).expect("write list");
+        let _ = fs::remove_dir_all(&t.dst);
+        let twin = t.path("rsync-dst");
+        let _ = fs::remove_dir_all(&twin);
+        let out = t.copy(&["-i", "--files-from", file.to_str().expect("utf-8 path")]);
+        assert_code(&out, 0);
+        for p in present {
+            assert!(
+                t.dst.join(p).exists(),
+                "{list:?}: {p} missing\n{}",
+                explain(&out)
+            );
+        }
+        for p in absent {
+            assert!(
+                !t.dst.join(p).exists(),
+                "{list:?}: {p} sent\n{}",
+                explain(&out)
+            );
+        }
+        let mine = lines(&out);
+        let r = Command::new("rsync")
+            .arg("-a")
+            .arg("-i")
+            .arg(format!("--files-from={}", file.display()))
+            .arg(format!("{}/", t.src.display()))
+            .arg(format!("{}/", twin.display()))
+            .output();
+        match r {
+            Ok(r) if r.status.success() => {
+                assert_eq!(
+                    lines(&r),
+                    mine,
+                    "{list:?}: the -i lines differ from rsync's"
+                )
+            }
+            _ => skip("decision::files_from", "rsync not installed"),
+        }
+    }
+}

@@ -440,7 +440,9 @@ fn files_from_copies_only_the_listed_paths_with_their_parents() {
     fs::write(env.src.join("other"), b"o").unwrap();
     fs::set_permissions(env.src.join("a"), fs::Permissions::from_mode(0o750)).unwrap();
     let list = env.path("list");
-    fs::write(&list, "a/b/c.txt\n/top\n./d/\n\n").unwrap();
+    // `./d` without a trailing slash: the directory alone (with one, its
+    // immediate entries too: decision::files_from_sends_what_rsync_sends).
+    fs::write(&list, "a/b/c.txt\n/top\n./d\n\n").unwrap();
     let (out, v) = env.copy_json(&["--files-from", list.to_str().unwrap()]);
     assert_code(&out, 0);
     assert_eq!(fs::read(env.dst.join("a/b/c.txt")).unwrap(), b"c");

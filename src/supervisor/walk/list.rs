@@ -17,31 +17,88 @@ impl Walker {
         // Directories already handled (as a parent or as listed).
         let mut done: HashSet<Vec<u8>> = HashSet::new();
         for raw in list {
-            let Some(rel) = normalize(raw) else {
+            let Some((rel, contents)) = normalize(raw) else {
                 self.fail(raw, "--files-from: not a path inside the source", false);
                 continue;
             };
-            if !self.listed_exists(&rel) {
-                // A typo in the list is an error (rsync: exit 23), not a
-                // file that vanished during the run (exit 24, harmless).
-                let msg = "--files-from: listed, but not in the source";
-                self.fail_kind(&rel, msg, false, "ENOENT");
-                continue;
+            if !rel.is_empty() {
+                if !self.listed_exists(&rel) {
+                    // A typo in the list is an error (rsync: exit 23), not
+                    // a file that vanished during the run (exit 24, harmless).
+                    let msg = "--files-from: listed, but not in the source";
+                    self.fail_kind(&rel, msg, false, "ENOENT");
+                    continue;
+                }
+                let mut parent = Vec::new();
+                for comp in rel.split(|&c| c == b'/') {
+                    let here = join_rel(&parent, comp);
+                    // Each name once, however often it is listed or is the
+                    // parent of a listed one (rsync's list has no duplicates).
+                    if done.insert(here.clone())
+                        && !self.list_entry(sh, &here, DestDir::Existing, &mut b)
+                    {
+                        return false;
+                    }
+                    parent = here;
+                }
             }
-            let mut parent = Vec::new();
-            for comp in rel.split(|&c| c == b'/') {
-                let here = join_rel(&parent, comp);
-                let last = here.len() == rel.len();
-                if !done.contains(&here) && !self.list_entry(sh, &here, DestDir::Existing, &mut b) {
-                    return false;
-                }
-                if !last {
-                    done.insert(here.clone());
-                }
-                parent = here;
+            if contents && !self.list_contents(sh, &rel, &mut done, &mut b) {
+                return false;
             }
         }
         b.flush()
+    }
+
+    /// `dir/` or `.` in the list: the directory's immediate entries too
+    /// (rsync's `--dirs` rule for a name with a trailing slash); its
+    /// subdirectories are created, not descended into.
+    fn list_contents(
+        &self,
+        sh: &Shared,
+        rel: &[u8],
+        done: &mut HashSet<Vec<u8>>,
+        b: &mut Batcher,
+    ) -> bool {
+        let dir = match open_src_dir(&self.src_root, rel, self.opts.dereference) {
+            Ok(d) => d,
+            // Not a directory: the entry itself was all there is to send.
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => return true,
+            Err(e) => {
+                self.fail_io(rel, &format!("--files-from: {e}"), &e, true);
+                return true;
+            }
+        };
+        let entries = match rustix::fs::Dir::read_from(&dir) {
+            Ok(d) => d,
+            Err(e) => {
+                let e = std::io::Error::from(e);
+                self.fail_io(rel, &format!("--files-from: {e}"), &e, true);
+                return true;
+            }
+        };
+        let mut names = Vec::new();
+        for ent in entries {
+            match ent {
+                Ok(ent) => {
+                    let name = ent.file_name().to_bytes();
+                    if name != b"." && name != b".." {
+                        names.push(join_rel(rel, name));
+                    }
+                }
+                Err(e) => {
+                    let e = std::io::Error::from(e);
+                    self.fail_io(rel, &format!("--files-from: {e}"), &e, true);
+                    break;
+                }
+            }
+        }
+        names.sort();
+        for child in names {
+            if done.insert(child.clone()) && !self.list_entry(sh, &child, DestDir::Existing, b) {
+                return false;
+            }
+        }
+        true
     }
 
     /// Whether listed path `rel` exists in the source (any type; a
@@ -101,15 +158,27 @@ impl Walker {
     }
 }
 
+/// Whether a listed path names the source root itself.
+pub(super) fn is_root(raw: &[u8]) -> bool {
+    normalize(raw).is_some_and(|(rel, _)| rel.is_empty())
+}
+
 /// A listed path made relative to the source: leading `/` and `./`,
-/// repeated and trailing `/` dropped; `None` if empty or escaping (`..`).
-fn normalize(raw: &[u8]) -> Option<Vec<u8>> {
+/// repeated `/` and `.` components dropped; whether its contents are sent
+/// too (a trailing `/`, or `.`: rsync's `--dirs` rule). `None` if escaping
+/// (`..`) or empty.
+fn normalize(raw: &[u8]) -> Option<(Vec<u8>, bool)> {
+    let contents = raw.ends_with(b"/") || raw == b"." || raw.ends_with(b"/.");
     let parts: Vec<&[u8]> = raw
         .split(|&c| c == b'/')
         .filter(|c| !c.is_empty() && *c != b".")
         .collect();
     let rel = parts.join(&b'/');
-    valid_rel(&rel).then_some(rel)
+    if rel.is_empty() {
+        // `.`, `./`, `/`: the source root's own entries.
+        return (contents || raw == b"/").then_some((rel, true));
+    }
+    valid_rel(&rel).then_some((rel, contents))
 }
 
 #[cfg(test)]
@@ -118,10 +187,16 @@ mod tests {
 
     #[test]
     fn listed_paths_are_made_relative_and_never_escape() {
-        assert_eq!(normalize(b"/a//b/./c/"), Some(b"a/b/c".to_vec()));
-        assert_eq!(normalize(b"./x"), Some(b"x".to_vec()));
-        assert_eq!(normalize(b"a/../../etc"), None);
-        assert_eq!(normalize(b""), None);
-        assert_eq!(normalize(b"/"), None);
+        let n = |s: &[u8]| normalize(s);
+        assert_eq!(n(b"/a//b/./c"), Some((b"a/b/c".to_vec(), false)));
+        assert_eq!(n(b"./x"), Some((b"x".to_vec(), false)));
+        assert_eq!(n(b"a/../../etc"), None);
+        assert_eq!(n(b""), None);
+        // A trailing slash or `.`: the directory's contents too.
+        assert_eq!(n(b"dir/sub/"), Some((b"dir/sub".to_vec(), true)));
+        assert_eq!(n(b"dir/."), Some((b"dir".to_vec(), true)));
+        assert_eq!(n(b"."), Some((Vec::new(), true)));
+        assert_eq!(n(b"./"), Some((Vec::new(), true)));
+        assert_eq!(n(b"/"), Some((Vec::new(), true)));
     }
 }

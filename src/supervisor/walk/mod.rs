@@ -389,7 +389,14 @@ impl Walker {
             out: Mutex::new(WalkOutput::default()),
             large: Mutex::new(Vec::new()),
         };
-        if self.changes.on() {
+        // With --files-from the root is itemized only when listed (`.`), as
+        // rsync sends it only then.
+        let root_listed = self
+            .opts
+            .files_from
+            .as_ref()
+            .is_none_or(|l| l.iter().any(|r| list::is_root(r)));
+        if self.changes.on() && root_listed {
             self.note_root();
         }
         // After note_root, which reports the mode as it was.

@@ -8,7 +8,8 @@
 #                           cp -a and rsync -a at 0.5 ms per operation)
 #   bench/run.sh --quick    tmpfs only, small corpora, 3 runs
 #   bench/run.sh --only X   one table: tmpfs, memory, profile, reflink,
-#                           durability, latency, latency-delay or disk
+#                           checksum, durability, latency, latency-delay or
+#                           disk
 #
 # Env: RUNS (default 5), DISK_DIR (default target/bench-disk), SHM_DIR.
 set -euo pipefail
@@ -213,6 +214,27 @@ durability() { # base
     umount "$mnt"; rm -f "$img"
 }
 
+# A checksum audit of an up-to-date copy (issue 23): `-n -c` reads both
+# sides of every file of the same size and writes nothing. pcopy compares
+# the bytes in the walk's threads; rsync -n -c hashes both sides. Also the
+# real -c run, which does the same reading and then nothing.
+checksum() { # base
+    local base=$1 c
+    gen "$base/large2" large 2 1024
+    for c in large2 small50k; do
+        rm -rf "$base/dp" "$base/dr"
+        "$PCOPY" -q "$base/$c" "$base/dp"
+        rsync -a "$base/$c/" "$base/dr/"
+        hyperfine -N -w 1 -r "$RUNS" --export-json "$OUT/checksum-$c.json" \
+            -n "pcopy -n -c" "$PCOPY -q -n -c $base/$c $base/dp" \
+            -n "rsync -n -c" "rsync -a -n -c $base/$c/ $base/dr/" \
+            -n "pcopy -c" "$PCOPY -q -c $base/$c $base/dp" \
+            -n "rsync -c" "rsync -a -c $base/$c/ $base/dr/" >/dev/null
+        report "checksum-$c"
+    done
+    rm -rf "$base/dp" "$base/dr"
+}
+
 # Median of 3 (or RUNS) timed runs of CMD, each after PREPARE ("-" if it failed).
 median3() { # prepare cmd [runs]
     local j=$OUT/median3.json
@@ -313,6 +335,7 @@ want tmpfs && run_on "$SHM_DIR" tmpfs
 [ $QUICK = 1 ] || ! want memory || memory "$SHM_DIR"
 [ $QUICK = 1 ] || ! want profile || profile "$SHM_DIR"
 [ $QUICK = 1 ] || ! want reflink || reflink "$SHM_DIR"
+[ $QUICK = 1 ] || ! want checksum || { gen "$SHM_DIR/small50k" small 50000; checksum "$SHM_DIR"; }
 [ $QUICK = 1 ] || ! want durability || { gen "$SHM_DIR/small50k" small 50000; durability "$SHM_DIR"; }
 [ $QUICK = 1 ] || ! want latency || latency "$SHM_DIR"
 [ $QUICK = 1 ] || ! want latency-delay || latency_delay "$SHM_DIR"

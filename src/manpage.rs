@@ -134,6 +134,7 @@ pub const JSON_FIELDS: &[(&str, &str)] = &[
         "--max-delete-percent held every deletion back",
     ),
     ("files_verified", "copies that matched (--verify)"),
+    ("files_grown", "files still growing, copied as first read"),
     ("disk_full", "the destination filled up"),
     (
         "files_not_copied",

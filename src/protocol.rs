@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bumped whenever a message type changes shape.
-pub const PROTOCOL_VERSION: u32 = 11;
+pub const PROTOCOL_VERSION: u32 = 12;
 
 /// Environment variable the supervisor sets on each worker: its own pid, so
 /// a worker whose parent died before PR_SET_PDEATHSIG was armed exits.
@@ -297,6 +297,8 @@ pub enum Outcome {
         verified: bool,
         /// Cloned (`--reflink`): extents shared, no bytes moved.
         cloned: bool,
+        /// Still growing: `bytes` is the prefix it had when first read.
+        grew: bool,
     },
     /// Destination already up to date (size and mtime match).
     Skipped { bytes: u64, repaired: bool },
@@ -382,6 +384,7 @@ mod tests {
                     bytes: 9,
                     verified: false,
                     cloned: false,
+                    grew: true,
                 },
                 Outcome::Failed {
                     kind: ErrorKind::Changed,
@@ -405,7 +408,8 @@ mod tests {
                     Outcome::Copied {
                         bytes: 9,
                         verified: false,
-                        cloned: false
+                        cloned: false,
+                        grew: true,
                     }
                 );
             }

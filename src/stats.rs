@@ -88,6 +88,9 @@ pub struct Summary {
     pub delete_refused: bool,
     /// Files whose copy was re-read and matched the source (`--verify`).
     pub files_verified: u64,
+    /// Files still growing by appends when copied: each was copied as the
+    /// prefix it had when first read (a warning names it).
+    pub files_grown: u64,
     /// The destination filled up (ENOSPC/EDQUOT): reported once, no new
     /// data dispatched after it; exit code 11.
     pub disk_full: bool,
@@ -364,6 +367,12 @@ impl Summary {
         }
         if self.verify {
             lines.push(format!("verified: {}", self.files_verified));
+        }
+        if self.files_grown > 0 {
+            lines.push(format!(
+                "still growing, copied as first read: {}",
+                self.files_grown
+            ));
         }
         if self.disk_full {
             lines.push(format!(

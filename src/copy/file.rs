@@ -211,6 +211,7 @@ impl Copier {
         close_checked(out).map_err(CopyError::at(Op::CopyChunk))?;
         // Logical bytes, as for whole files (holes included).
         Ok(Placed::Copied {
+            grew: false,
             bytes: span.len,
             verified: false,
             cloned,
@@ -418,11 +419,17 @@ pub(super) struct Moved {
     pub cloned: bool,
     /// The filesystem refused a clone: stop trying on it.
     pub clone_refused: bool,
+    /// The source grew by appends during the copy; its first `st_size`
+    /// bytes, as first read, were copied and found unchanged.
+    pub grew: bool,
 }
 
 /// Clone (when the mode allows and the filesystem can) or copy the data
 /// into `out`, then report whether the source still has the size and
-/// mtime it had when opened (false: it changed during the copy).
+/// mtime it had when opened (false: it changed during the copy). A source
+/// that only grew (a log being appended to) counts as unchanged when the
+/// bytes it had at first are still the ones copied: the copy is that
+/// consistent prefix, as rsync copies what it read (`Moved::grew`).
 fn copy_unchanged(
     src: &OwnedFd,
     out: &File,
@@ -470,7 +477,19 @@ fn copy_unchanged(
     crate::failpoint::hit("worker::after_data", name);
     crate::failpoint::mutate_hook("worker::source_changes", src.as_fd(), name);
     let after = rustix::fs::fstat(src)?;
-    Ok((Stamp::of(st) == Stamp::of(&after), moved))
+    if Stamp::of(st) == Stamp::of(&after) {
+        return Ok((true, moved));
+    }
+    // Bytes only (a clone took the grown tail too), and only growth.
+    if moved.cloned || after.st_size <= st.st_size {
+        return Ok((false, moved));
+    }
+    let len = st.st_size as u64;
+    let mut buf = Vec::new();
+    let copied = super::verify::hash_fd(out.as_fd(), len, &mut buf)?;
+    let now = super::verify::hash_fd(src.as_fd(), len, &mut buf)?;
+    moved.grew = copied == now;
+    Ok((moved.grew, moved))
 }
 
 /// One regular file on its way into place: the opened source, where it
@@ -577,6 +596,7 @@ impl Placing<'_> {
 
     fn placed(&self) -> Placed {
         Placed::Copied {
+            grew: self.moved.get().grew,
             bytes: self.st.st_size as u64,
             verified: self.finish.verify,
             cloned: self.moved.get().cloned,

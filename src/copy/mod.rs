@@ -269,6 +269,9 @@ pub enum Placed {
         verified: bool,
         /// The data was cloned (`--reflink`): extents shared, no bytes moved.
         cloned: bool,
+        /// The source kept growing by appends: `bytes` is the prefix it had
+        /// when first read, checked unchanged after the copy.
+        grew: bool,
     },
     /// The destination already had its data (quick check); `repaired` when
     /// its metadata differed and was fixed in place.
@@ -440,6 +443,7 @@ impl Copier {
             rustix::fs::symlinkat(&*target, &ddir, &tmp[..])?;
             special::finish(&ddir, &tmp, name, &Attrs::from_stat(&st), plan.chown, true)?;
             Ok(Placed::Copied {
+                grew: false,
                 bytes: 0,
                 verified: false,
                 cloned: false,

@@ -60,6 +60,7 @@ pub(super) fn make_node(
     finish(dir, tmp, name, &Attrs::from_stat(st), plan.chown, false)
         .map_err(CopyError::at(Op::Special))?;
     Ok(Placed::Copied {
+        grew: false,
         bytes: 0,
         verified: false,
         cloned: false,

@@ -29,26 +29,32 @@ pub fn hash_fd(fd: BorrowedFd, len: u64, buf: &mut Vec<u8>) -> io::Result<blake3
 }
 
 /// `-c`: whether regular files `a` and `b`, both `len` bytes long, hold the
-/// same bytes. Compared directly, block by block, rather than hashed: on one
-/// machine both sides are at hand, and the first differing block ends the
-/// read.
+/// same bytes. Compared directly rather than hashed: on one machine both
+/// sides are at hand, and the first differing block ends the read. Read,
+/// not mapped: a file cut short by someone else while mapped raises SIGBUS
+/// in the supervisor (measured no faster on tmpfs either: 0.55 s against
+/// 0.53 s for 2 × 1 GiB). 64 KiB blocks: two of them stay in the L2 cache
+/// (0.53 s against 0.60 s with 256 KiB).
 pub fn same_bytes(a: BorrowedFd, b: BorrowedFd, len: u64) -> io::Result<bool> {
-    const CHUNK: usize = 1 << 18;
-    let (mut x, mut y) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
+    const CHUNK: usize = 1 << 16;
+    // Sized to the file: most are small, and a zeroed pair of full blocks
+    // per file was most of the cost of `-n -c` on 50,000 small files.
+    let n = usize::try_from(len).map_or(CHUNK, |l| l.min(CHUNK));
+    let (mut x, mut y) = (vec![0u8; n], vec![0u8; n]);
     let mut off = 0u64;
     while off < len {
-        let want = (len - off).min(CHUNK as u64) as usize;
-        let n = read_full(a, &mut x[..want], off)?;
-        let m = read_full(b, &mut y[..want], off)?;
-        if n != m || x[..n] != y[..m] {
+        let want = (len - off).min(n as u64) as usize;
+        let got_a = read_full(a, &mut x[..want], off)?;
+        let got_b = read_full(b, &mut y[..want], off)?;
+        if got_a != got_b || x[..got_a] != y[..got_b] {
             return Ok(false);
         }
-        if n < want {
+        if got_a < want {
             // Both ended early (shrunk while read): what was read agrees,
             // and the caller's size comparison has the last word.
             return Ok(true);
         }
-        off += n as u64;
+        off += got_a as u64;
     }
     Ok(true)
 }

@@ -79,10 +79,12 @@ pub fn outcome(r: Result<Placed, CopyError>) -> Outcome {
             bytes,
             verified,
             cloned,
+            grew,
         }) => Outcome::Copied {
             bytes,
             verified,
             cloned,
+            grew,
         },
         Ok(Placed::UpToDate { bytes, repaired }) => Outcome::Skipped { bytes, repaired },
         Err(e) => Outcome::Failed {

@@ -436,3 +436,76 @@ fn files_from_sends_what_rsync_sends() {
         }
     }
 }
+
+/// Keep writing to `path` until `stop`: appends only, or (`rewrite`) also
+/// overwriting its first bytes each time.
+fn writer(
+    path: std::path::PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    rewrite: bool,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        use std::io::{Seek, Write};
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        let mut n = 0u8;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            n = n.wrapping_add(1);
+            if rewrite {
+                f.seek(std::io::SeekFrom::Start(0)).expect("seek");
+                f.write_all(&[n; 16]).expect("rewrite");
+            }
+            f.seek(std::io::SeekFrom::End(0)).expect("seek");
+            f.write_all(&[b'+'; 4096]).expect("append");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    })
+}
+
+/// Defect 8: a file that keeps growing (a busy log) is copied as the
+/// consistent prefix it had when first read, with a warning and its own
+/// counter, and the byte totals add up; one rewritten in place is still
+/// refused.
+#[test]
+fn a_growing_file_is_copied_as_first_read_and_a_rewritten_one_is_refused() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    for rewrite in [false, true] {
+        let t = TestEnv::new();
+        let log = t.src.join("busy.log");
+        fs::write(&log, vec![b'a'; 6 << 20]).expect("write");
+        let stop = Arc::new(AtomicBool::new(false));
+        let w = writer(log.clone(), Arc::clone(&stop), rewrite);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        // About 1.5 s per attempt at 4 MB/s: the writer appends throughout.
+        let (out, v) = t.copy_json(&["--bwlimit", "4M", "-j", "1"]);
+        stop.store(true, Ordering::Relaxed);
+        w.join().expect("writer");
+        if rewrite {
+            assert_code(&out, 1);
+            assert_eq!(v["files_failed"], 1, "{v}");
+            assert_eq!(v["files_grown"], 0, "{v}");
+            assert!(
+                !t.dst.join("busy.log").exists(),
+                "a rewritten file was placed"
+            );
+            continue;
+        }
+        assert_code(&out, 0);
+        assert_eq!(v["files_copied"], 1, "{v}");
+        assert_eq!(v["files_grown"], 1, "{v}");
+        assert!(stderr(&out).contains("still growing"), "{}", explain(&out));
+        let copied = fs::read(t.dst.join("busy.log")).expect("read copy");
+        let now = fs::read(&log).expect("read source");
+        assert!(copied.len() >= 6 << 20, "{}", copied.len());
+        assert!(copied.len() < now.len(), "the copy is a prefix");
+        assert!(now.starts_with(&copied), "the copy is the source's prefix");
+        assert_eq!(v["bytes_copied"], copied.len() as u64, "{v}");
+        assert!(
+            v["bytes_copied"].as_u64() <= v["bytes_found"].as_u64(),
+            "copied more than found: {v}"
+        );
+    }
+}

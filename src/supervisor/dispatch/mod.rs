@@ -25,6 +25,7 @@ use ipc_channel::TrySelectError;
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// Batches a worker may hold at once (one running, one queued): enough to
@@ -625,8 +626,26 @@ impl<'a> Dispatch<'a> {
                 bytes,
                 verified,
                 cloned,
+                grew,
             } => {
                 sm.files_verified += u64::from(verified);
+                if grew {
+                    sm.files_grown += 1;
+                    log::warn!(
+                        "{}: still growing: copied the first {bytes} bytes, as first read \
+                         (unchanged after the copy); the next run copies the rest",
+                        self.paths.source(&t.rel.0)
+                    );
+                }
+                // The size the copy found, not the walk's: a file that grew
+                // (or shrank) in between still adds up in bytes_found.
+                if let TaskKind::File { size } = t.kind {
+                    if bytes >= size {
+                        self.found.bytes.fetch_add(bytes - size, Ordering::Relaxed);
+                    } else {
+                        self.found.bytes.fetch_sub(size - bytes, Ordering::Relaxed);
+                    }
+                }
                 if cloned {
                     sm.files_cloned += 1;
                     sm.bytes_cloned += bytes;

@@ -185,6 +185,21 @@ fn at(dir: BorrowedFd, name: &[u8]) -> Vec<u8> {
     p
 }
 
+/// Give the new FIFO or device node `tmp` in `dst_dir` the extended
+/// attributes and ACLs of `name` in `src_dir`, through paths that never
+/// open either node (opening a device can act on it).
+pub fn copy_node_xattrs(
+    (src_dir, dst_dir): (BorrowedFd, BorrowedFd),
+    name: &[u8],
+    tmp: &[u8],
+) -> io::Result<()> {
+    let src_x = Xattrs::read(src_dir, name, false)?;
+    if src_x == Xattrs::default() {
+        return Ok(());
+    }
+    src_x.apply_over(&Xattrs::default(), &at(dst_dir, tmp))
+}
+
 fn proc_fd(fd: &OwnedFd) -> Vec<u8> {
     format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd()).into_bytes()
 }

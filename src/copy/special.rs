@@ -5,7 +5,7 @@ use super::attrs::Attrs;
 use super::{CopyError, Op, Placed, Plan};
 use rustix::fs::{AtFlags, FileType, Mode, Stat};
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 /// Set metadata on the temp entry `tmp` and rename it to `name`; on failure
 /// remove the temp so nothing is left behind.
@@ -56,6 +56,15 @@ pub(super) fn make_node(
             ))
         }
         Err(e) => return Err(CopyError::io(Op::Special, e)),
+    }
+    // Before the mode (an ACL rewrites mode bits) and before the name is
+    // placed, so the first run gives the node its ACL; best effort, as for
+    // files.
+    if let Err(e) = super::repair::copy_node_xattrs((sdir.as_fd(), dir.as_fd()), name, tmp) {
+        log::warn!(
+            "{}: extended attributes not copied: {e}",
+            crate::util::escape_bytes(name)
+        );
     }
     finish(dir, tmp, name, &Attrs::from_stat(st), plan.chown, false)
         .map_err(CopyError::at(Op::Special))?;

@@ -509,3 +509,47 @@ fn a_growing_file_is_copied_as_first_read_and_a_rewritten_one_is_refused() {
         );
     }
 }
+
+/// Defect 4: a FIFO gets its ACL on the run that creates it, not only on
+/// the next one.
+#[test]
+fn a_fifo_is_created_with_its_acl() {
+    let t = TestEnv::new();
+    let fifo = t.src.join("pipe");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let acl = Command::new("setfacl")
+        .args(["-m", "u:65534:r"])
+        .arg(&fifo)
+        .output();
+    match acl {
+        Ok(o) if o.status.success() => {}
+        _ => {
+            return skip(
+                "decision::fifo_acl",
+                "setfacl missing or ACLs unsupported here",
+            )
+        }
+    }
+    let (out, v) = t.copy_json(&[]);
+    assert_code(&out, 0);
+    assert_eq!(v["specials_copied"], 1, "{v}");
+    let get = |p: &Path| {
+        let o = Command::new("getfacl")
+            .args(["-c", "-n"])
+            .arg(p)
+            .output()
+            .expect("getfacl");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert_eq!(
+        get(&t.dst.join("pipe")),
+        get(&fifo),
+        "the ACL came with the node"
+    );
+    assert!(get(&fifo).contains("user:65534:r"), "{}", get(&fifo));
+    settled(&t.dst);
+    let (out, v) = t.copy_json(&[]);
+    assert_code(&out, 0);
+    assert_eq!(v["entries_repaired"], 0, "a second run had to repair: {v}");
+}

@@ -70,15 +70,27 @@ pub fn swap_hook(point: &str, dir: std::os::fd::BorrowedFd, name: &[u8]) {
 }
 
 /// `return(mutate:PATTERN)`: append a byte to the source after its data was
-/// copied (a file changing while it is read).
+/// copied (a file growing while it is read); `return(rewrite:PATTERN)`:
+/// also change its first byte in place (a file rewritten while read).
 #[cfg(feature = "failpoints")]
 pub fn mutate_hook(point: &str, src: std::os::fd::BorrowedFd, name: &[u8]) {
     use std::os::fd::AsRawFd;
-    if race_action(point, name).as_deref() == Some("mutate") {
-        let path = format!("/proc/self/fd/{}", src.as_raw_fd());
-        if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(path) {
-            let _ = std::io::Write::write_all(&mut f, b"+");
+    let action = race_action(point, name);
+    if !matches!(action.as_deref(), Some("mutate" | "rewrite")) {
+        return;
+    }
+    let path = format!("/proc/self/fd/{}", src.as_raw_fd());
+    if action.as_deref() == Some("rewrite") {
+        if let Ok(f) = std::fs::OpenOptions::new().read(true).write(true).open(&path) {
+            let mut b = [0u8; 1];
+            if rustix::io::pread(&f, &mut b, 0).is_ok() {
+                b[0] ^= 0x20;
+                let _ = rustix::io::pwrite(&f, &b, 0);
+            }
         }
+    }
+    if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(path) {
+        let _ = std::io::Write::write_all(&mut f, b"+");
     }
 }
 

@@ -441,6 +441,14 @@ impl Copier {
             }
             let tmp = self.temp_name();
             rustix::fs::symlinkat(&*target, &ddir, &tmp[..])?;
+            let sdir = self.src_dir.get(&self.src_root, parent)?;
+            // Root's `trusted.*` on the link itself; best effort, as for files.
+            if let Err(e) = repair::copy_node_xattrs((sdir.as_fd(), ddir.as_fd()), name, &tmp) {
+                log::warn!(
+                    "{}: extended attributes not copied: {e}",
+                    crate::util::escape_bytes(rel)
+                );
+            }
             special::finish(&ddir, &tmp, name, &Attrs::from_stat(&st), plan.chown, true)?;
             Ok(Placed::Copied {
                 grew: false,

@@ -77,16 +77,12 @@ pub fn repair(
         acl: false,
         xattrs: false,
     };
-    // Extended attributes of symlinks are rare and mostly refused (user.*);
-    // like rsync's default, they are not compared.
-    let (src_x, dst_x) = if link {
-        (Xattrs::default(), Xattrs::default())
-    } else {
-        (
-            Xattrs::read(src_dir, name, follow_src)?,
-            Xattrs::read(dst_dir, name, false)?,
-        )
-    };
+    // A symlink's own (never its target's): Linux refuses `user.*` there,
+    // but root's `trusted.*` are kept, as rsync -X keeps them.
+    let (src_x, dst_x) = (
+        Xattrs::read(src_dir, name, follow_src && !link)?,
+        Xattrs::read(dst_dir, name, false)?,
+    );
     (d.acl, d.xattrs) = src_x.differs(&dst_x);
     if !apply || !d.any() {
         return Ok(d);
@@ -115,8 +111,12 @@ pub fn repair(
     // The entry itself, by its O_PATH descriptor: /proc/self/fd/N is
     // followed to the inode, never to a path.
     let me = proc_fd(&fd);
-    if d.acl || d.xattrs {
-        src_x.apply_over(&dst_x, &me)?;
+    if (d.acl || d.xattrs) && link {
+        // Through the name, not following it: the magic /proc link of an
+        // O_PATH symlink descriptor is no way to reach the symlink itself.
+        src_x.apply_over(&dst_x, &at(dst_dir, name), false)?;
+    } else if d.acl || d.xattrs {
+        src_x.apply_over(&dst_x, &me, true)?;
     }
     // After xattrs (an ACL rewrites mode bits) and after chown (which clears
     // setuid bits).
@@ -185,9 +185,9 @@ fn at(dir: BorrowedFd, name: &[u8]) -> Vec<u8> {
     p
 }
 
-/// Give the new FIFO or device node `tmp` in `dst_dir` the extended
-/// attributes and ACLs of `name` in `src_dir`, through paths that never
-/// open either node (opening a device can act on it).
+/// Give the new symlink, FIFO or device node `tmp` in `dst_dir` the
+/// extended attributes and ACLs of `name` in `src_dir`, through paths that
+/// never open or follow either (opening a device can act on it).
 pub fn copy_node_xattrs(
     (src_dir, dst_dir): (BorrowedFd, BorrowedFd),
     name: &[u8],
@@ -197,7 +197,7 @@ pub fn copy_node_xattrs(
     if src_x == Xattrs::default() {
         return Ok(());
     }
-    src_x.apply_over(&Xattrs::default(), &at(dst_dir, tmp))
+    src_x.apply_over(&Xattrs::default(), &at(dst_dir, tmp), false)
 }
 
 fn proc_fd(fd: &OwnedFd) -> Vec<u8> {
@@ -266,16 +266,27 @@ impl Xattrs {
         )
     }
 
-    /// Make `target` (currently `old`) carry exactly these attributes.
-    fn apply_over(&self, old: &Xattrs, target: &[u8]) -> io::Result<()> {
+    /// Make `target` (currently `old`) carry exactly these attributes;
+    /// `follow`: set them on what `target` leads to (a /proc magic link),
+    /// else on `target` itself (a name that may be a symlink).
+    fn apply_over(&self, old: &Xattrs, target: &[u8], follow: bool) -> io::Result<()> {
+        let none = rustix::fs::XattrFlags::empty();
         for (name, _) in &old.0 {
             if !self.0.iter().any(|(n, _)| n == name) {
-                rustix::fs::removexattr(target, &name[..])?;
+                if follow {
+                    rustix::fs::removexattr(target, &name[..])?;
+                } else {
+                    rustix::fs::lremovexattr(target, &name[..])?;
+                }
             }
         }
         for (name, value) in &self.0 {
             if !old.0.contains(&(name.clone(), value.clone())) {
-                rustix::fs::setxattr(target, &name[..], value, rustix::fs::XattrFlags::empty())?;
+                if follow {
+                    rustix::fs::setxattr(target, &name[..], value, none)?;
+                } else {
+                    rustix::fs::lsetxattr(target, &name[..], value, none)?;
+                }
             }
         }
         Ok(())

@@ -437,77 +437,70 @@ fn files_from_sends_what_rsync_sends() {
     }
 }
 
-/// Keep writing to `path` until `stop`: appends only, or (`rewrite`) also
-/// overwriting its first bytes each time.
-fn writer(
+/// Append to `path` until `stop`, every millisecond or so.
+fn appender(
     path: std::path::PathBuf,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    rewrite: bool,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        use std::io::{Seek, Write};
+        use std::io::Write;
         let mut f = fs::OpenOptions::new()
-            .write(true)
+            .append(true)
             .open(&path)
             .expect("open");
-        let mut n = 0u8;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            n = n.wrapping_add(1);
-            if rewrite {
-                f.seek(std::io::SeekFrom::Start(0)).expect("seek");
-                f.write_all(&[n; 16]).expect("rewrite");
-            }
-            f.seek(std::io::SeekFrom::End(0)).expect("seek");
             f.write_all(&[b'+'; 4096]).expect("append");
-            std::thread::sleep(std::time::Duration::from_millis(5));
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
     })
 }
 
-/// Defect 8: a file that keeps growing (a busy log) is copied as the
-/// consistent prefix it had when first read, with a warning and its own
-/// counter, and the byte totals add up; one rewritten in place is still
-/// refused.
+/// Defect 8, with a real writer: a file that keeps growing (a busy log) is
+/// copied as the consistent prefix it had when first read, with a warning
+/// and its own counter, and the byte totals add up. (A file rewritten in
+/// place is still refused: faults.rs, with a fail point, as are the cases
+/// where the timing must be exact.) On tmpfs where there is one, so the
+/// writer is never held up by the disk's write-back.
 #[test]
-fn a_growing_file_is_copied_as_first_read_and_a_rewritten_one_is_refused() {
+fn a_growing_file_is_copied_as_first_read() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    for rewrite in [false, true] {
-        let t = TestEnv::new();
-        let log = t.src.join("busy.log");
-        fs::write(&log, vec![b'a'; 6 << 20]).expect("write");
-        let stop = Arc::new(AtomicBool::new(false));
-        let w = writer(log.clone(), Arc::clone(&stop), rewrite);
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        // About 1.5 s per attempt at 4 MB/s: the writer appends throughout.
-        let (out, v) = t.copy_json(&["--bwlimit", "4M", "-j", "1"]);
-        stop.store(true, Ordering::Relaxed);
-        w.join().expect("writer");
-        if rewrite {
-            assert_code(&out, 1);
-            assert_eq!(v["files_failed"], 1, "{v}");
-            assert_eq!(v["files_grown"], 0, "{v}");
-            assert!(
-                !t.dst.join("busy.log").exists(),
-                "a rewritten file was placed"
-            );
-            continue;
-        }
-        assert_code(&out, 0);
-        assert_eq!(v["files_copied"], 1, "{v}");
-        assert_eq!(v["files_grown"], 1, "{v}");
-        assert!(stderr(&out).contains("still growing"), "{}", explain(&out));
-        let copied = fs::read(t.dst.join("busy.log")).expect("read copy");
-        let now = fs::read(&log).expect("read source");
-        assert!(copied.len() >= 6 << 20, "{}", copied.len());
-        assert!(copied.len() < now.len(), "the copy is a prefix");
-        assert!(now.starts_with(&copied), "the copy is the source's prefix");
-        assert_eq!(v["bytes_copied"], copied.len() as u64, "{v}");
-        assert!(
-            v["bytes_copied"].as_u64() <= v["bytes_found"].as_u64(),
-            "copied more than found: {v}"
-        );
+    let base = if Path::new("/dev/shm").is_dir() {
+        tempfile::tempdir_in("/dev/shm")
+    } else {
+        tempfile::tempdir()
     }
+    .expect("tempdir");
+    let (src, dst) = (base.path().join("src"), base.path().join("dst"));
+    fs::create_dir(&src).expect("mkdir");
+    let log = src.join("busy.log");
+    fs::write(&log, vec![b'a'; 6 << 20]).expect("write");
+    let stop = Arc::new(AtomicBool::new(false));
+    let w = appender(log.clone(), Arc::clone(&stop));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    // About 1.5 s at 4 MB/s: the writer appends all along.
+    let mut c = Command::new(bin());
+    c.arg(&src)
+        .arg(&dst)
+        .args(["--json", "--bwlimit", "4M", "-j", "1"]);
+    let out = run(c);
+    stop.store(true, Ordering::Relaxed);
+    w.join().expect("writer");
+    assert_code(&out, 0);
+    let v = parse_json(&out);
+    assert_eq!(v["files_copied"], 1, "{v}");
+    assert_eq!(v["files_grown"], 1, "{v}");
+    assert!(stderr(&out).contains("still growing"), "{}", explain(&out));
+    let copied = fs::read(dst.join("busy.log")).expect("read copy");
+    let now = fs::read(&log).expect("read source");
+    assert!(copied.len() >= 6 << 20, "{}", copied.len());
+    assert!(copied.len() < now.len(), "the copy is a prefix");
+    assert!(now.starts_with(&copied), "the copy is the source's prefix");
+    assert_eq!(v["bytes_copied"], copied.len() as u64, "{v}");
+    assert!(
+        v["bytes_copied"].as_u64() <= v["bytes_found"].as_u64(),
+        "copied more than found: {v}"
+    );
 }
 
 /// Defect 4: a FIFO gets its ACL on the run that creates it, not only on
@@ -552,4 +545,42 @@ fn a_fifo_is_created_with_its_acl() {
     let (out, v) = t.copy_json(&[]);
     assert_code(&out, 0);
     assert_eq!(v["entries_repaired"], 0, "a second run had to repair: {v}");
+}
+
+/// Defect 4: a symlink's own `trusted.*` attributes (root only) are copied
+/// with it and repaired on a re-run, never set on its target.
+#[test]
+#[ignore = "needs root (trusted.* xattrs); .ci/run runs it as root (--ignored)"]
+fn a_symlinks_trusted_xattrs_are_copied_and_repaired() {
+    let t = TestEnv::new();
+    fs::write(t.src.join("target"), "t").expect("write");
+    std::os::unix::fs::symlink("target", t.src.join("link")).expect("symlink");
+    let set = rustix::fs::lsetxattr(
+        t.src.join("link"),
+        "trusted.pcopy",
+        b"1",
+        rustix::fs::XattrFlags::empty(),
+    );
+    if set.is_err() {
+        return skip("decision::symlink_xattrs", "trusted.* refused on this filesystem");
+    }
+    let get = |p: &Path| {
+        let mut b = [0u8; 16];
+        rustix::fs::lgetxattr(p, "trusted.pcopy", &mut b)
+            .ok()
+            .map(|n| b[..n].to_vec())
+    };
+    let (out, _) = t.copy_json(&[]);
+    assert_code(&out, 0);
+    assert_eq!(get(&t.dst.join("link")), Some(b"1".to_vec()), "copied with the link");
+    assert_eq!(get(&t.dst.join("target")), None, "never on the target");
+    settled(&t.dst);
+    rustix::fs::lremovexattr(t.dst.join("link"), "trusted.pcopy").expect("remove");
+    let (out, v) = t.copy_json(&[]);
+    assert_code(&out, 0);
+    assert_eq!(v["entries_repaired"], 1, "{v}");
+    assert_eq!(get(&t.dst.join("link")), Some(b"1".to_vec()), "repaired");
+    settled(&t.dst);
+    let (_, v) = t.copy_json(&[]);
+    assert_eq!(v["entries_repaired"], 0, "settled: {v}");
 }

@@ -287,13 +287,13 @@ fn a_worker_whose_parent_is_not_the_named_supervisor_refuses_before_connecting()
 }
 
 #[test]
-fn a_file_changing_during_every_copy_is_reported_as_changed() {
+fn a_file_rewritten_during_every_copy_is_reported_as_changed() {
     let env = TestEnv::new();
     flat_files(&env, 5);
     fs::write(env.src.join("growing.log"), b"start").unwrap();
     let (out, v) = finish(spawn(
         &env,
-        "worker::source_changes=return(mutate:growing)",
+        "worker::source_changes=return(rewrite:growing)",
         &[],
     ));
     assert_code(&out, 1);
@@ -307,17 +307,35 @@ fn a_file_changing_during_every_copy_is_reported_as_changed() {
 }
 
 #[test]
-fn a_file_changing_once_is_copied_again_with_its_new_content() {
+fn a_file_rewritten_once_is_copied_again_with_its_new_content() {
     let env = TestEnv::new();
     fs::write(env.src.join("growing.log"), b"start").unwrap();
     let (out, _) = finish(spawn(
         &env,
-        "worker::source_changes=1*return(mutate:growing)",
+        "worker::source_changes=1*return(rewrite:growing)",
         &["-j", "1"],
     ));
     assert_code(&out, 0);
-    assert_eq!(fs::read(env.dst.join("growing.log")).unwrap(), b"start+");
+    assert_eq!(fs::read(env.dst.join("growing.log")).unwrap(), b"Start+");
     assert_trees_equal(&env.src, &env.dst);
+}
+
+/// Issue 23, defect 8, without timing: a file that grows during every copy
+/// is placed as the prefix it had when first read.
+#[test]
+fn a_file_growing_during_every_copy_is_copied_as_first_read() {
+    let env = TestEnv::new();
+    fs::write(env.src.join("growing.log"), b"start").unwrap();
+    let (out, v) = finish(spawn(
+        &env,
+        "worker::source_changes=return(mutate:growing)",
+        &["-j", "1"],
+    ));
+    assert_code(&out, 0);
+    assert_eq!(v["files_grown"], 1, "{v}");
+    assert_eq!(v["bytes_copied"], 5, "{v}");
+    assert_eq!(fs::read(env.dst.join("growing.log")).unwrap(), b"start");
+    assert!(stderr(&out).contains("still growing"), "{}", explain(&out));
 }
 
 #[test]

@@ -752,7 +752,13 @@ impl Walker {
             if name == b"." || name == b".." {
                 continue;
             }
-            if crate::copy::temp::parse(name).is_some_and(|t| t.run_id == self.run_id) {
+            // This run's temps (workers are writing them) and every run's
+            // marker (`recovery`: an earlier run's goes with this run's
+            // clean end, or with its own durability child) are pcopy's
+            // bookkeeping, never extras.
+            if crate::copy::temp::parse(name)
+                .is_some_and(|t| t.run_id == self.run_id || t.kind == crate::copy::temp::Kind::Run)
+            {
                 continue;
             }
             listed += 1;

@@ -81,7 +81,11 @@ pub fn mutate_hook(point: &str, src: std::os::fd::BorrowedFd, name: &[u8]) {
     }
     let path = format!("/proc/self/fd/{}", src.as_raw_fd());
     if action.as_deref() == Some("rewrite") {
-        if let Ok(f) = std::fs::OpenOptions::new().read(true).write(true).open(&path) {
+        if let Ok(f) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+        {
             let mut b = [0u8; 1];
             if rustix::io::pread(&f, &mut b, 0).is_ok() {
                 b[0] ^= 0x20;

@@ -562,7 +562,10 @@ fn a_symlinks_trusted_xattrs_are_copied_and_repaired() {
         rustix::fs::XattrFlags::empty(),
     );
     if set.is_err() {
-        return skip("decision::symlink_xattrs", "trusted.* refused on this filesystem");
+        return skip(
+            "decision::symlink_xattrs",
+            "trusted.* refused on this filesystem",
+        );
     }
     let get = |p: &Path| {
         let mut b = [0u8; 16];
@@ -572,7 +575,11 @@ fn a_symlinks_trusted_xattrs_are_copied_and_repaired() {
     };
     let (out, _) = t.copy_json(&[]);
     assert_code(&out, 0);
-    assert_eq!(get(&t.dst.join("link")), Some(b"1".to_vec()), "copied with the link");
+    assert_eq!(
+        get(&t.dst.join("link")),
+        Some(b"1".to_vec()),
+        "copied with the link"
+    );
     assert_eq!(get(&t.dst.join("target")), None, "never on the target");
     settled(&t.dst);
     rustix::fs::lremovexattr(t.dst.join("link"), "trusted.pcopy").expect("remove");

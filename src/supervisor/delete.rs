@@ -251,15 +251,25 @@ impl Deleter {
                 Ok(sub) => {
                     // A directory without u+w (0555) cannot be emptied; its
                     // owner may add it, as rsync does before deleting.
+                    let mut was = None;
                     if !self.dry_run {
                         if let Ok(st) = rustix::fs::fstat(&sub) {
                             if st.st_mode & 0o700 != 0o700 {
                                 let mode = Mode::from_raw_mode((st.st_mode | 0o700) & 0o7777);
-                                let _ = rustix::fs::fchmod(&sub, mode);
+                                if rustix::fs::fchmod(&sub, mode).is_ok() {
+                                    was = Some(Mode::from_raw_mode(st.st_mode & 0o7777));
+                                }
                             }
                         }
                     }
-                    if self.empty_out(&sub, rel)? == Gone::Kept {
+                    let gone = self.empty_out(&sub, rel);
+                    if !matches!(gone, Ok(Gone::Yes)) {
+                        // Kept (or failed): it keeps the mode it had.
+                        if let Some(mode) = was {
+                            let _ = rustix::fs::fchmod(&sub, mode);
+                        }
+                    }
+                    if gone? == Gone::Kept {
                         return Ok(Gone::Kept);
                     }
                 }

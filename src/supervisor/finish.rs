@@ -3,10 +3,9 @@
 //! entries changes a directory's mtime, and a read-only directory would stop
 //! its own children from being written).
 
-use super::walk::DirMeta;
+use super::walk::{DirMeta, Link};
 use crate::copy::attrs::{is_root, Attrs};
 use crate::copy::{open_beneath, split_rel, temp};
-use crate::protocol::RelPath;
 use crate::stats::{Failed, Paths, Summary};
 use rustix::fs::{AtFlags, OFlags};
 use std::fs::File;
@@ -29,15 +28,22 @@ pub struct LinkRules<'a> {
 
 fn link_one(
     root: &OwnedFd,
-    (link, first): (&[u8], &[u8]),
+    l: &Link,
     (run_id, seq): (u64, u64),
     rules: &LinkRules,
 ) -> io::Result<bool> {
+    let (link, first) = (&l.name.0[..], &l.leader.0[..]);
     let (fp, fname) = split_rel(first);
     let (lp, lname) = split_rel(link);
     let fdir = dir(root, fp)?;
     let ldir = dir(root, lp)?;
     let fst = rustix::fs::statat(&fdir, fname, AtFlags::SYMLINK_NOFOLLOW)?;
+    if l.stamp.is_some_and(|s| crate::copy::Stamp::of(&fst) != s) {
+        return Err(io::Error::other(format!(
+            "not linked: {} was not copied by this run (its copy is not the source's)",
+            crate::util::escape_bytes(first)
+        )));
+    }
     if let Ok(lst) = rustix::fs::statat(&ldir, lname, AtFlags::SYMLINK_NOFOLLOW) {
         if (lst.st_dev, lst.st_ino) == (fst.st_dev, fst.st_ino) {
             return Ok(false);
@@ -67,15 +73,16 @@ fn link_one(
 
 pub fn hard_links(
     root: &OwnedFd,
-    links: &[(RelPath, RelPath)],
+    links: &[Link],
     (run_id, rank): (u64, u32),
     rules: &LinkRules,
     paths: &Paths,
     sm: &mut Summary,
 ) {
-    for (seq, (link, first)) in links.iter().enumerate() {
+    for (seq, l) in links.iter().enumerate() {
         let seq = temp::writer(rank, seq as u64);
-        match link_one(root, (&link.0, &first.0), (run_id, seq), rules) {
+        let (link, first) = (&l.name, &l.leader);
+        match link_one(root, l, (run_id, seq), rules) {
             // Itemized by the walk, when it decided the group.
             Ok(true) => sm.hardlinks_created += 1,
             Ok(false) => sm.files_skipped += 1,

@@ -17,6 +17,16 @@ pub fn erase_line_on_exit() {
     ERASE_LINE.store(true, Ordering::SeqCst);
 }
 
+/// Whether `sig` is set to SIG_IGN (inherited across exec).
+fn ignored(sig: i32) -> bool {
+    // SAFETY: sigaction with a null new action only reads the current one
+    // into `old`, a zeroed sigaction we own.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+    }
+}
+
 /// The second signal: erase the progress line (`\r`, erase line) and exit.
 /// Runs in the signal handler, so only async-signal-safe calls: an atomic
 /// load, write(2) and _exit(2).
@@ -39,6 +49,12 @@ impl Signals {
         let stop = Arc::new(AtomicBool::new(false));
         let which = Arc::new(AtomicUsize::new(0));
         for sig in [SIGHUP, SIGINT, SIGTERM] {
+            // A signal the caller set to be ignored stays ignored: `nohup
+            // pcopy ... &` must outlive the session, and a shell runs a
+            // background job with SIGINT ignored.
+            if ignored(sig) {
+                continue;
+            }
             // Registered first, so it sees the flag as it was before this
             // delivery: only a second signal exits immediately.
             let asked = Arc::clone(&stop);

@@ -591,3 +591,57 @@ fn a_symlinks_trusted_xattrs_are_copied_and_repaired() {
     let (_, v) = t.copy_json(&[]);
     assert_eq!(v["entries_repaired"], 0, "settled: {v}");
 }
+
+/// Hard-linked symlinks settle: a re-run itemizes nothing and links
+/// nothing (found by review: only regular files counted as kept).
+#[test]
+fn hard_linked_symlinks_settle() {
+    let t = TestEnv::new();
+    std::os::unix::fs::symlink("target", t.src.join("l")).expect("symlink");
+    // linkat without AT_SYMLINK_FOLLOW: a second name of the symlink.
+    fs::hard_link(t.src.join("l"), t.src.join("l2")).expect("link");
+    assert_code(&t.copy(&[]), 0);
+    settled(&t.dst);
+    for dry in [true, false] {
+        let mut args = vec!["--json", "-i"];
+        if dry {
+            args.push("-n");
+        }
+        let out = t.copy(&args);
+        assert_code(&out, 0);
+        let (v, l) = split_json(&out);
+        assert!(l.is_empty(), "dry {dry}: a settled tree itemized {l:?}");
+        assert_eq!(v["hardlinks_created"], 0, "dry {dry}: {v}");
+        settled(&t.dst);
+    }
+}
+
+/// A signal the caller set to be ignored stays ignored (`nohup pcopy ...`
+/// survives the end of the session; found by review).
+#[test]
+fn an_ignored_sighup_stays_ignored() {
+    use std::os::unix::process::CommandExt;
+    let t = TestEnv::new();
+    for i in 0..20 {
+        fs::write(t.src.join(format!("f{i}")), vec![1u8; 100_000]).expect("write");
+    }
+    let mut c = t.cmd();
+    c.arg(&t.src)
+        .arg(&t.dst)
+        .args(["--json", "--bwlimit", "2M"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: only signal(2) between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let child = c.spawn().expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(signal(child.id(), libc::SIGHUP));
+    let out = child.wait_with_output().expect("wait");
+    assert_code(&out, 0);
+    assert_eq!(parse_json(&out)["files_copied"], 20);
+}

@@ -689,3 +689,28 @@ fn workers_grow_while_they_wait_on_io_unless_j_is_given() {
     assert_code(&out, 0);
     assert_eq!(v["workers"].as_u64(), Some(default as u64), "{v}");
 }
+
+/// A hard-link group whose leader is not placed (its copy fails) links no
+/// other name to the leader's old copy: that would give the name data the
+/// source does not have (found by review).
+#[test]
+fn names_are_not_linked_to_a_leader_that_was_not_copied() {
+    let env = TestEnv::new();
+    fs::write(env.src.join("a"), b"new data").unwrap();
+    fs::hard_link(env.src.join("a"), env.src.join("b")).unwrap();
+    fs::create_dir(&env.dst).unwrap();
+    // Both names have old, different data at the destination; `a` (with a
+    // file to update, first in order) leads the group.
+    fs::write(env.dst.join("a"), b"old A").unwrap();
+    fs::write(env.dst.join("b"), b"old B").unwrap();
+    let (out, v) = finish(spawn(
+        &env,
+        "worker::before_open=return(swap:a)",
+        &["-j", "1"],
+    ));
+    assert_code(&out, 1);
+    let b = fs::read(env.dst.join("b")).unwrap();
+    assert_ne!(b, b"old A", "b was linked to a's stale copy: {v}");
+    let errs = v["errors"].to_string();
+    assert!(errs.contains("not linked"), "{errs}");
+}

@@ -643,7 +643,12 @@ impl<'a> Dispatch<'a> {
                     if bytes >= size {
                         self.found.bytes.fetch_add(bytes - size, Ordering::Relaxed);
                     } else {
-                        self.found.bytes.fetch_sub(size - bytes, Ordering::Relaxed);
+                        let less = |b: u64| Some(b.saturating_sub(size - bytes));
+                        let _ = self.found.bytes.fetch_update(
+                            Ordering::Relaxed,
+                            Ordering::Relaxed,
+                            less,
+                        );
                     }
                 }
                 if cloned {

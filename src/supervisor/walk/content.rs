@@ -37,7 +37,7 @@ impl Walker {
         if dst.st_size != st.st_size {
             return Content::Differs;
         }
-        let same = same_bytes(e.src, dst_dir, e.name, st);
+        let same = same_bytes((e.src, dst_dir), e.name, st, self.opts.dereference);
         match same {
             Ok(true) => {
                 self.content_current(e, st, &dst);
@@ -101,18 +101,37 @@ impl Walker {
 
 /// Whether `name` holds the same bytes in both directories (`st` is the
 /// source's stat, the destination's size already found equal).
-fn same_bytes(src: &OwnedFd, dst: &OwnedFd, name: &[u8], st: &Stat) -> std::io::Result<bool> {
+/// `follow`: `-L`, the source name may be a symlink to the file (the
+/// destination's never is followed).
+fn same_bytes(
+    (src, dst): (&OwnedFd, &OwnedFd),
+    name: &[u8],
+    st: &Stat,
+    follow: bool,
+) -> std::io::Result<bool> {
     let open = |dir, extra: OFlags| {
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-        rustix::fs::openat(dir, name, flags | extra, Mode::empty())
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | extra;
+        rustix::fs::openat(dir, name, flags | OFlags::NOATIME, Mode::empty())
             .or_else(|_| rustix::fs::openat(dir, name, flags, Mode::empty()))
     };
-    let s = open(src, OFlags::NOATIME)?;
-    let d = open(dst, OFlags::empty())?;
+    let s = open(
+        src,
+        if follow {
+            OFlags::empty()
+        } else {
+            OFlags::NOFOLLOW
+        },
+    )?;
+    let d = open(dst, OFlags::NOFOLLOW)?;
     crate::copy::verify::same_bytes(s.as_fd(), d.as_fd(), st.st_size as u64)
 }
 
 /// `same_bytes` for a caller that only needs yes or no (a read error: no).
-pub(super) fn same_file(src: &OwnedFd, dst: Option<&OwnedFd>, name: &[u8], st: &Stat) -> bool {
-    dst.is_some_and(|d| same_bytes(src, d, name, st).unwrap_or(false))
+pub(super) fn same_file(
+    (src, dst): (&OwnedFd, Option<&OwnedFd>),
+    name: &[u8],
+    st: &Stat,
+    follow: bool,
+) -> bool {
+    dst.is_some_and(|d| same_bytes((src, d), name, st, follow).unwrap_or(false))
 }

@@ -55,6 +55,17 @@ impl Walker {
         true
     }
 
+    /// `open_dirs` without reporting a failure.
+    fn open_dirs_quiet(&self, rel: &[u8], dir: DestDir) -> Option<Opened> {
+        let (parent, _) = split_rel(rel);
+        let src = open_src_dir(&self.src_root, parent, self.opts.dereference).ok()?;
+        let dst = match (dir, &self.dst_root) {
+            (DestDir::Created, _) | (_, None) => None,
+            (_, Some(root)) => open_beneath(root, parent, OFlags::DIRECTORY | OFlags::RDONLY).ok(),
+        };
+        Some(Opened { src, dst })
+    }
+
     fn open_dirs(&self, rel: &[u8], dir: DestDir) -> Option<Opened> {
         let (parent, _) = split_rel(rel);
         let src = match open_src_dir(&self.src_root, parent, self.opts.dereference) {
@@ -74,23 +85,43 @@ impl Walker {
     /// Decide every group: the leader through the usual per-entry path,
     /// the others recorded as links to it. `false` when the dispatcher is
     /// gone.
-    pub(super) fn decide_groups(&self, sh: &Shared, b: &mut super::Batcher) -> bool {
+    pub(super) fn decide_groups(&self, sh: &Shared) -> bool {
         let groups = std::mem::take(&mut *super::lock(&sh.groups));
         let mut groups: Vec<(Stat, Vec<Name>)> = groups.into_values().collect();
         for g in &mut groups {
             g.1.sort_by(|x, y| x.rel.cmp(&y.rel));
         }
         groups.sort_by(|x, y| x.1[0].rel.cmp(&y.1[0].rel));
-        for (st, names) in groups {
-            if sh.stop.load(Ordering::Relaxed) {
-                return false;
+        // On the walk's threads: a tree made with `cp -al` holds back every
+        // file, and one thread would then decide them all in a row.
+        let queue = std::sync::Mutex::new(groups.into_iter());
+        let work = || {
+            let mut b = super::Batcher::new(self);
+            loop {
+                if sh.stop.load(Ordering::Relaxed) {
+                    return false;
+                }
+                let next = super::lock(&queue).next();
+                let Some((st, names)) = next else { break };
+                let names = self.without_kept(&st, names);
+                if !names.is_empty() && !self.decide_group(sh, &st, names, &mut b) {
+                    return false;
+                }
             }
-            let names = self.without_kept(&st, names);
-            if !names.is_empty() && !self.decide_group(sh, &st, names, b) {
-                return false;
-            }
-        }
-        true
+            b.flush()
+        };
+        std::thread::scope(|s| {
+            let helpers: Vec<_> = (1..self.opts.threads.max(1))
+                .filter_map(|_| std::thread::Builder::new().spawn_scoped(s, work).ok())
+                .collect();
+            let mine = work();
+            // Every helper is joined, whatever the others say.
+            let theirs: Vec<bool> = helpers
+                .into_iter()
+                .map(|h| h.join().unwrap_or(false))
+                .collect();
+            mine && theirs.into_iter().all(|ok| ok)
+        })
     }
 
     /// `-u`: a name whose destination is a newer file (with other data) is
@@ -103,7 +134,12 @@ impl Walker {
         }
         let mut rest = Vec::with_capacity(names.len());
         for n in names {
-            let o = self.open_dirs(&n.rel, n.dir);
+            // Reported once, by decide_group's own open.
+            let Some(o) = self.open_dirs_quiet(&n.rel, n.dir) else {
+                rest.push(n);
+                continue;
+            };
+            let o = Some(o);
             let (_, name) = split_rel(&n.rel);
             let d = o
                 .as_ref()
@@ -134,10 +170,16 @@ impl Walker {
         names: Vec<Name>,
         b: &mut super::Batcher,
     ) -> bool {
-        let opened: Vec<Option<Opened>> = names
-            .iter()
-            .map(|n| self.open_dirs(&n.rel, n.dir))
-            .collect();
+        // A name whose source directory cannot be opened any more is
+        // reported by open_dirs and left out; the others stay a group.
+        let (names, opened): (Vec<Name>, Vec<Opened>) = names
+            .into_iter()
+            .filter_map(|n| self.open_dirs(&n.rel, n.dir).map(|o| (n, o)))
+            .unzip();
+        if names.is_empty() {
+            return true;
+        }
+        let opened: Vec<Option<Opened>> = opened.into_iter().map(Some).collect();
         let dst_of = |i: usize| -> Option<Stat> {
             let d = opened[i].as_ref()?.dst.as_ref()?;
             let (_, name) = split_rel(&names[i].rel);
@@ -165,6 +207,7 @@ impl Walker {
         // linked to it need nothing.
         let leader_stays = leader_dst.is_some()
             && (self.holds_current(st, &names[lead], opened[lead].as_ref(), dsts[lead].as_ref())
+                || self.node_current(st, &names[lead], opened[lead].as_ref(), dsts[lead].as_ref())
                 || self.newer_kept(st, dsts[lead].as_ref()));
         // The leader, as any other entry (quick check, -c, -u, itemize).
         let Some(lo) = &opened[lead] else { return true };
@@ -226,8 +269,14 @@ impl Walker {
                 self.note_link(&e, st, dsts[i].as_ref(), &leader);
             }
             self.found.linked_bytes.fetch_add(size, Ordering::Relaxed);
+            let stamp = (FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
+                .then(|| crate::copy::Stamp::of(st));
             let mut out = super::lock(&sh.out);
-            out.links.push((RelPath(n.rel.clone()), leader.clone()));
+            out.links.push(super::Link {
+                name: RelPath(n.rel.clone()),
+                leader: leader.clone(),
+                stamp,
+            });
             if relink {
                 out.relinks += 1;
             }
@@ -257,9 +306,29 @@ impl Walker {
         }
         if self.opts.checksum {
             let (_, name) = split_rel(&n.rel);
-            return content::same_file(&o.src, o.dst.as_ref(), name, st);
+            return content::same_file((&o.src, o.dst.as_ref()), name, st, self.opts.dereference);
         }
         (d.st_mtime, d.st_mtime_nsec) == (st.st_mtime, st.st_mtime_nsec)
+    }
+
+    /// A symlink, FIFO or device whose destination has its type and its
+    /// target or device number: kept in place (its attributes repaired),
+    /// as `data_current` decides for any such entry.
+    fn node_current(&self, st: &Stat, n: &Name, o: Option<&Opened>, dst: Option<&Stat>) -> bool {
+        let ft = FileType::from_raw_mode(st.st_mode);
+        let (Some(o), Some(d), DestDir::Existing) = (o, dst, n.dir) else {
+            return false;
+        };
+        if ft == FileType::RegularFile || FileType::from_raw_mode(d.st_mode) != ft {
+            return false;
+        }
+        if ft != FileType::Symlink {
+            return d.st_rdev == st.st_rdev;
+        }
+        let (_, name) = split_rel(&n.rel);
+        let read = |dir: &OwnedFd| rustix::fs::readlinkat(dir, name, Vec::new()).ok();
+        let t = read(&o.src);
+        t.is_some() && o.dst.as_ref().and_then(read) == t
     }
 
     /// `-u` keeps a newer regular file at the destination.

@@ -64,15 +64,26 @@ pub struct WalkOutput {
     /// Deepest first, so applying them in order never touches a directory
     /// before its subdirectories.
     pub dirs: Vec<DirMeta>,
-    /// (link path, leader path): the names of hard-linked inodes other
-    /// than the one handled as a file (`links`).
-    pub links: Vec<(RelPath, RelPath)>,
+    /// The names of hard-linked inodes other than the one handled as a
+    /// file (`links`).
+    pub links: Vec<Link>,
     /// How many of `links` the finish pass will (re)make; the others are
     /// already names of the leader's inode, which stays.
     pub relinks: u64,
     /// `--delete`: destination entries without a source counterpart, in
     /// directories whose source was read completely.
     pub extras: Vec<super::delete::Extra>,
+}
+
+/// A name to make a hard link to its group's leader at the end.
+pub struct Link {
+    pub name: RelPath,
+    pub leader: RelPath,
+    /// A regular file's size and mtime in the source: the leader's copy
+    /// must have them, or the leader was not placed by this run (it failed,
+    /// or changed) and linking to its old copy would give this name data
+    /// the source does not have.
+    pub stamp: Option<crate::copy::Stamp>,
 }
 
 /// Events besides batches, drained by the dispatch loop.
@@ -421,11 +432,8 @@ impl Walker {
                 }
             }),
         }
-        if !shared.stop.load(Ordering::Relaxed) {
-            let mut b = Batcher::new(&self);
-            if !(self.decide_groups(&shared, &mut b) && b.flush()) {
-                shared.stop.store(true, Ordering::Relaxed);
-            }
+        if !shared.stop.load(Ordering::Relaxed) && !self.decide_groups(&shared) {
+            shared.stop.store(true, Ordering::Relaxed);
         }
         let large = std::mem::take(&mut *lock(&shared.large));
         if !shared.stop.load(Ordering::Relaxed) {

@@ -38,13 +38,8 @@ fn link_one(
     let fdir = dir(root, fp)?;
     let ldir = dir(root, lp)?;
     let fst = rustix::fs::statat(&fdir, fname, AtFlags::SYMLINK_NOFOLLOW)?;
-    if l.stamp.is_some_and(|s| crate::copy::Stamp::of(&fst) != s) {
-        return Err(io::Error::other(format!(
-            "not linked: {} was not copied by this run (its copy is not the source's)",
-            crate::util::escape_bytes(first)
-        )));
-    }
-    if let Ok(lst) = rustix::fs::statat(&ldir, lname, AtFlags::SYMLINK_NOFOLLOW) {
+    let existing = rustix::fs::statat(&ldir, lname, AtFlags::SYMLINK_NOFOLLOW).ok();
+    if let Some(lst) = &existing {
         if (lst.st_dev, lst.st_ino) == (fst.st_dev, fst.st_ino) {
             return Ok(false);
         }
@@ -54,12 +49,22 @@ fn link_one(
             rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
         };
         if rules.update
-            && file(&lst)
+            && file(lst)
             && file(&fst)
             && (lst.st_mtime, lst.st_mtime_nsec) > (fst.st_mtime, fst.st_mtime_nsec)
         {
             return Ok(false);
         }
+    }
+    // Before anything in the name's place is touched (backed up): a leader
+    // whose copy failed gets no links.
+    if l.stamp.is_some_and(|s| crate::copy::Stamp::of(&fst) != s) {
+        return Err(io::Error::other(format!(
+            "not linked: {} was not copied by this run (its copy is not the source's)",
+            crate::util::escape_bytes(first)
+        )));
+    }
+    if existing.is_some() {
         rules.deleter.back_up(ldir.as_fd(), lname, link)?;
     }
     let tmp = temp::link(run_id, seq);

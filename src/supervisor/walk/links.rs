@@ -269,7 +269,10 @@ impl Walker {
                 self.note_link(&e, st, dsts[i].as_ref(), &leader);
             }
             self.found.linked_bytes.fetch_add(size, Ordering::Relaxed);
-            let stamp = (FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
+            // A leader that stays is known good; one about to be copied is
+            // checked at the end (its copy may fail).
+            let stamp = (!leader_stays
+                && FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
                 .then(|| crate::copy::Stamp::of(st));
             let mut out = super::lock(&sh.out);
             out.links.push(super::Link {

@@ -223,11 +223,14 @@ impl Marker {
                     }
                 }
                 libc::setsid();
-                // Only while no run holds the destination: a run that
-                // started during the sync writes the root's times itself,
-                // and times read now would put back its in-between ones
-                // after it. Its clean end removes this marker as earlier.
-                if libc::syncfs(raw) == 0 && libc::flock(raw, libc::LOCK_EX | libc::LOCK_NB) == 0 {
+                // Only while no run holds the destination: times read
+                // during a run that started while this one synced would be
+                // its in-between ones, put back after it. So wait for the
+                // lock (a detached child waits harmlessly; giving up left
+                // a marker behind when two children met at the lock). A
+                // run that ended meanwhile may have removed this marker
+                // as an earlier one: then nothing is put back.
+                if libc::syncfs(raw) == 0 && libc::flock(raw, libc::LOCK_EX) == 0 {
                     let mut st: libc::stat = std::mem::zeroed();
                     let have = libc::fstat(raw, &mut st) == 0;
                     for n in &earlier {

@@ -100,6 +100,12 @@ impl Attrs {
         if !is_link {
             rustix::fs::chmodat(dir, name, Mode::from_raw_mode(self.mode), AtFlags::empty())?;
         }
+        self.set_times_at(dir, name)
+    }
+
+    /// The times alone, on `name` in `dir` without following it (an entry
+    /// whose data is current but whose mtime is not).
+    pub fn set_times_at(&self, dir: impl AsFd, name: &[u8]) -> io::Result<()> {
         rustix::fs::utimensat(dir, name, &self.timestamps(), AtFlags::SYMLINK_NOFOLLOW)?;
         Ok(())
     }

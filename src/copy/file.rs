@@ -288,17 +288,8 @@ impl Copier {
         let mut changed = super::repair_in_place((&sdir, ddir), name, (st, &dst), self.owner)
             .map_err(CopyError::at(Op::Copy))?;
         if (dst.st_mtime, dst.st_mtime_nsec) != (st.st_mtime, st.st_mtime_nsec) {
-            let times = rustix::fs::Timestamps {
-                last_access: rustix::fs::Timespec {
-                    tv_sec: st.st_atime,
-                    tv_nsec: st.st_atime_nsec as _,
-                },
-                last_modification: rustix::fs::Timespec {
-                    tv_sec: st.st_mtime,
-                    tv_nsec: st.st_mtime_nsec as _,
-                },
-            };
-            rustix::fs::utimensat(ddir, name, &times, AtFlags::SYMLINK_NOFOLLOW)
+            Attrs::from_stat(st)
+                .set_times_at(ddir, name)
                 .map_err(CopyError::at(Op::Copy))?;
             changed = true;
         }

@@ -17,6 +17,7 @@
 //! that for the deletion-list test); `PCOPY_FILTER_SEED=S` runs only seed S
 //! and keeps its temp dir, to reproduce a reported failure by hand.
 
+use crate::difftest::{depth, env_num, join, quote, rsync_ran, rsync_version};
 use crate::util::{bin, settled, skip};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -146,22 +147,6 @@ type Tree = BTreeMap<String, Node>;
 /// Every file gets this mtime, so an unchanged file is skipped by both
 /// tools' quick check and a changed one (always a different size) is not.
 const MTIME: i64 = 1_600_000_000;
-
-fn depth(rel: &str) -> usize {
-    if rel.is_empty() {
-        0
-    } else {
-        rel.matches('/').count() + 1
-    }
-}
-
-fn join(parent: &str, name: &str) -> String {
-    if parent.is_empty() {
-        name.to_string()
-    } else {
-        format!("{parent}/{name}")
-    }
-}
 
 fn dirs_of(t: &Tree) -> Vec<String> {
     std::iter::once(String::new())
@@ -649,16 +634,6 @@ fn diff_trees(a: &Option<Tree>, b: &Option<Tree>, la: &str, lb: &str) -> Option<
     (!s.is_empty()).then_some(s)
 }
 
-/// Shell-quoted for pasting (single quotes unless plainly safe).
-fn quote(s: &str) -> String {
-    let safe = |b: u8| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b);
-    if !s.is_empty() && s.bytes().all(safe) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
-
 fn shell_words<S: AsRef<str>>(args: &[S]) -> String {
     args.iter()
         .map(|a| quote(a.as_ref()))
@@ -681,26 +656,6 @@ fn status_line(out: &Output) -> String {
     let err = String::from_utf8_lossy(&out.stderr);
     let err: Vec<&str> = err.lines().take(6).collect();
     format!("{:?}; stderr: {}", out.status.code(), err.join(" | "))
-}
-
-/// rsync's first `--version` line, or None when rsync is not installed.
-fn rsync_version() -> Option<String> {
-    let out = Command::new("rsync").arg("--version").output().ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    Some(text.lines().next().unwrap_or("rsync").trim().to_string())
-}
-
-/// rsync's "ran with partial success": 23 (some files not transferred, e.g.
-/// a directory that could not be deleted) and 24 (vanished files) still
-/// leave a tree worth comparing; any other failure means the generated
-/// case is one rsync rejects.
-fn rsync_ran(out: &Output) -> bool {
-    matches!(out.status.code(), Some(0 | 23 | 24))
-}
-
-/// An unsigned number from the environment.
-fn env_num(key: &str) -> Option<u64> {
-    std::env::var(key).ok()?.trim().parse().ok()
 }
 
 /// The seeds to run: `PCOPY_FILTER_SEED` alone, else `base..base+n` with n

@@ -40,6 +40,7 @@
 //! `ITEMIZE_DIFF_NO_CHECKSUM=1`), so the test can be narrowed to what
 //! passes and widened as fixes land.
 
+use crate::difftest::{depth, env_num, join, quote, rsync_ran, rsync_version};
 use crate::util::{bin, is_root, settled, skip};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -177,22 +178,6 @@ struct Ent {
 /// Relative path to entry; "" is the root. A parent sorts before its
 /// children.
 type Tree = BTreeMap<String, Ent>;
-
-fn depth(rel: &str) -> usize {
-    if rel.is_empty() {
-        0
-    } else {
-        rel.matches('/').count() + 1
-    }
-}
-
-fn join(parent: &str, name: &str) -> String {
-    if parent.is_empty() {
-        name.to_string()
-    } else {
-        format!("{parent}/{name}")
-    }
-}
 
 fn parent_of(rel: &str) -> &str {
     rel.rfind('/').map_or("", |i| &rel[..i])
@@ -951,15 +936,6 @@ fn counters(v: &serde_json::Value) -> BTreeMap<String, String> {
     m
 }
 
-fn quote(s: &str) -> String {
-    let safe = |b: u8| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b);
-    if !s.is_empty() && s.bytes().all(safe) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
-
 fn command_line(prog: &str, args: &[String]) -> String {
     let mut s = quote(prog);
     for a in args {
@@ -980,22 +956,6 @@ fn status_line(out: &Output) -> String {
     let err = String::from_utf8_lossy(&out.stderr);
     let err: Vec<&str> = err.lines().take(4).collect();
     format!("exit {:?}; stderr: {}", out.status.code(), err.join(" | "))
-}
-
-fn rsync_version() -> Option<String> {
-    let out = Command::new("rsync").arg("--version").output().ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    Some(text.lines().next().unwrap_or("rsync").trim().to_string())
-}
-
-/// rsync's partial successes (23: some files not transferred; 24: vanished)
-/// still say what rsync does; anything else means rsync rejects the case.
-fn rsync_ran(out: &Output) -> bool {
-    matches!(out.status.code(), Some(0 | 23 | 24))
-}
-
-fn env_num(key: &str) -> Option<u64> {
-    std::env::var(key).ok()?.trim().parse().ok()
 }
 
 /// `f=644/t1/12B`, `a/=555/t0`, `l@->f/t2`, `h1=644/t0/12B#1` (#: inode

@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod copy_tree;
 mod decision;
+mod difftest;
 mod durability;
 #[cfg(feature = "failpoints")]
 mod faults;

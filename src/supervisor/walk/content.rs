@@ -6,6 +6,7 @@
 //! content is copied (`>fc........`) by a worker told not to compare again.
 
 use super::{reasons, Entry, WalkEvent, Walker};
+use crate::copy::attrs::Attrs;
 use crate::protocol::TaskKind;
 use crate::supervisor::changes::{Action, Change, Kind};
 use crate::util::escape_bytes;
@@ -81,7 +82,7 @@ impl Walker {
         let mut r = reasons(&d);
         r.mtime = (dst.st_mtime, dst.st_mtime_nsec) != (st.st_mtime, st.st_mtime_nsec);
         if r.mtime && !self.opts.dry_run {
-            if let Err(err) = super::dest::put_times(dst_dir, e.name, st) {
+            if let Err(err) = Attrs::from_stat(st).set_times_at(dst_dir, e.name) {
                 return self.fail_io(&e.rel, &format!("set times: {err}"), &err, false);
             }
         }

@@ -92,21 +92,6 @@ fn remove_matching(dir: &OwnedFd, matches: impl Fn(&[u8]) -> bool) -> io::Result
     Ok(n)
 }
 
-/// Give entry `name` the source's access and modification times, in place
-/// (a symlink's own, never its target's).
-pub fn put_times(dir: &OwnedFd, name: &[u8], st: &rustix::fs::Stat) -> io::Result<()> {
-    let ts = |sec, nsec: i64| rustix::fs::Timespec {
-        tv_sec: sec,
-        tv_nsec: nsec as _,
-    };
-    let times = rustix::fs::Timestamps {
-        last_access: ts(st.st_atime, st.st_atime_nsec as i64),
-        last_modification: ts(st.st_mtime, st.st_mtime_nsec as i64),
-    };
-    rustix::fs::utimensat(dir, name, &times, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
-    Ok(())
-}
-
 /// Give the owner rwx on directory `fd` if it lacks them (as make_dir does
 /// for the directories below), so a read-only destination root can be
 /// written into; the finish pass puts the source root's mode back.

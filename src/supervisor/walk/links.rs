@@ -55,31 +55,23 @@ impl Walker {
         true
     }
 
-    /// `open_dirs` without reporting a failure.
-    fn open_dirs_quiet(&self, rel: &[u8], dir: DestDir) -> Option<Opened> {
+    /// A name's directories; the source's must open (its error is the
+    /// name's), the destination's need not exist.
+    fn try_open_dirs(&self, rel: &[u8], dir: DestDir) -> std::io::Result<Opened> {
         let (parent, _) = split_rel(rel);
-        let src = open_src_dir(&self.src_root, parent, self.opts.dereference).ok()?;
+        let src = open_src_dir(&self.src_root, parent, self.opts.dereference)?;
         let dst = match (dir, &self.dst_root) {
             (DestDir::Created, _) | (_, None) => None,
             (_, Some(root)) => open_beneath(root, parent, OFlags::DIRECTORY | OFlags::RDONLY).ok(),
         };
-        Some(Opened { src, dst })
+        Ok(Opened { src, dst })
     }
 
+    /// `try_open_dirs`, a failure reported as the name's.
     fn open_dirs(&self, rel: &[u8], dir: DestDir) -> Option<Opened> {
-        let (parent, _) = split_rel(rel);
-        let src = match open_src_dir(&self.src_root, parent, self.opts.dereference) {
-            Ok(fd) => fd,
-            Err(e) => {
-                self.fail_io(rel, &format!("open source directory: {e}"), &e, false);
-                return None;
-            }
-        };
-        let dst = match (dir, &self.dst_root) {
-            (DestDir::Created, _) | (_, None) => None,
-            (_, Some(root)) => open_beneath(root, parent, OFlags::DIRECTORY | OFlags::RDONLY).ok(),
-        };
-        Some(Opened { src, dst })
+        self.try_open_dirs(rel, dir)
+            .map_err(|e| self.fail_io(rel, &format!("open source directory: {e}"), &e, false))
+            .ok()
     }
 
     /// Decide every group: the leader through the usual per-entry path,
@@ -135,7 +127,7 @@ impl Walker {
         let mut rest = Vec::with_capacity(names.len());
         for n in names {
             // Reported once, by decide_group's own open.
-            let Some(o) = self.open_dirs_quiet(&n.rel, n.dir) else {
+            let Ok(o) = self.try_open_dirs(&n.rel, n.dir) else {
                 rest.push(n);
                 continue;
             };
@@ -197,8 +189,12 @@ impl Walker {
                 .filter(|d| d.map(|d| (d.st_dev, d.st_ino)) == id)
                 .count()
         };
+        // Once per name: under -c each answer reads both files whole.
+        let current: Vec<bool> = (0..names.len())
+            .map(|i| self.holds_current(st, &names[i], opened[i].as_ref(), dsts[i].as_ref()))
+            .collect();
         let lead = (0..names.len())
-            .filter(|&i| self.holds_current(st, &names[i], opened[i].as_ref(), dsts[i].as_ref()))
+            .filter(|&i| current[i])
             .min_by_key(|&i| (std::cmp::Reverse(sharing(i)), i))
             .or_else(|| (0..names.len()).find(|&i| regular(&dsts[i])))
             .unwrap_or(0);
@@ -206,7 +202,7 @@ impl Walker {
         // Whether the leader's destination inode stays: then names already
         // linked to it need nothing.
         let leader_stays = leader_dst.is_some()
-            && (self.holds_current(st, &names[lead], opened[lead].as_ref(), dsts[lead].as_ref())
+            && (current[lead]
                 || self.node_current(st, &names[lead], opened[lead].as_ref(), dsts[lead].as_ref())
                 || self.newer_kept(st, dsts[lead].as_ref()));
         // The leader, as any other entry (quick check, -c, -u, itemize).

@@ -1221,7 +1221,7 @@ impl Walker {
         r.mtime = ft != FileType::RegularFile
             && (dst.st_mtime, dst.st_mtime_nsec) != (st.st_mtime, st.st_mtime_nsec);
         if r.mtime && !self.opts.dry_run {
-            if let Err(err) = dest::put_times(dst_dir, e.name, st) {
+            if let Err(err) = Attrs::from_stat(st).set_times_at(dst_dir, e.name) {
                 self.fail_io(&e.rel, &format!("set times: {err}"), &err, false);
                 return true;
             }

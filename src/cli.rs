@@ -137,6 +137,18 @@ pub struct Cli {
     #[arg(long, value_name = "SUFFIX", requires = "backup_dir")]
     pub suffix: Option<String>,
 
+    /// Snapshot backups: hard-link an entry the destination lacks from DIR when DIR has it unchanged (same type, size, mtime, mode, owner as root, ACLs, xattrs) instead of copying it; repeatable up to 20, searched in order; relative: to the destination, as in rsync
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["compare_dest", "copy_dest"])]
+    pub link_dest: Vec<PathBuf>,
+
+    /// Leave out an entry that DIR has unchanged (the destination gets only what differs from DIR); repeatable up to 20; relative: to the destination
+    #[arg(long, value_name = "DIR", conflicts_with = "copy_dest")]
+    pub compare_dest: Vec<PathBuf>,
+
+    /// Copy an entry that DIR has unchanged from DIR, a local copy (cloned where the filesystem can); repeatable up to 20; relative: to the destination
+    #[arg(long, value_name = "DIR")]
+    pub copy_dest: Vec<PathBuf>,
+
     /// Print one line per change in rsync's itemize format (YXcstpoguax path)
     #[arg(short = 'i', long)]
     pub itemize_changes: bool,

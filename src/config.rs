@@ -43,6 +43,11 @@ pub struct FileConfig {
     pub allow_empty_source: Option<bool>,
     pub backup_dir: Option<PathBuf>,
     pub suffix: Option<String>,
+    /// Basis directories (`--link-dest` ...): lists of paths, relative
+    /// ones taken against the destination, as on the command line.
+    pub link_dest: Option<Vec<PathBuf>>,
+    pub compare_dest: Option<Vec<PathBuf>>,
+    pub copy_dest: Option<Vec<PathBuf>>,
 }
 
 impl FileConfig {
@@ -203,6 +208,9 @@ pub struct Settings {
     pub backup_dir: Option<PathBuf>,
     /// `--suffix` for backed-up names.
     pub suffix: String,
+    /// `--link-dest`, `--compare-dest` or `--copy-dest`: where an entry the
+    /// destination lacks may already be, unchanged.
+    pub basis: Option<Basis>,
     /// `-i/--itemize-changes`: a line per change on stdout.
     pub itemize: bool,
     /// `--json-lines FILE|-`: a JSON object per change, then the summary.
@@ -266,6 +274,7 @@ impl Settings {
     fn merge(cli: &Cli, file: FileConfig) -> Result<Self> {
         let usage = |msg: &str| Error::Usage(msg.into());
         let filters = filters(cli, &file)?;
+        let basis = basis(cli, &file)?;
         let source = (cli.source.clone().or(file.source))
             .ok_or_else(|| usage("no source given (argument 1 or config key \"source\")"))?;
         let destination = (cli.destination.clone().or(file.destination)).ok_or_else(|| {
@@ -320,6 +329,7 @@ impl Settings {
             Ok(None) => 128 << 20,
         };
         Ok(Settings {
+            basis,
             source,
             destination,
             processes,
@@ -374,6 +384,77 @@ impl Settings {
             worker_exe: cli.worker_exe.clone(),
             mpi: cli.mpi,
         })
+    }
+}
+
+/// What a basis directory is for (rsync's `alt_dest_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BasisKind {
+    /// `--link-dest`: an unchanged entry is hard-linked from the basis.
+    Link,
+    /// `--compare-dest`: an unchanged entry is left out.
+    Compare,
+    /// `--copy-dest`: an unchanged entry is copied locally.
+    Copy,
+}
+
+impl BasisKind {
+    /// The option's name, for messages.
+    pub fn flag(self) -> &'static str {
+        match self {
+            BasisKind::Link => "--link-dest",
+            BasisKind::Compare => "--compare-dest",
+            BasisKind::Copy => "--copy-dest",
+        }
+    }
+}
+
+/// The basis directories of a run, in the order they are searched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Basis {
+    pub kind: BasisKind,
+    /// As given; a relative one is resolved against the destination.
+    pub dirs: Vec<PathBuf>,
+}
+
+/// rsync's MAX_BASIS_DIRS.
+pub const MAX_BASIS_DIRS: usize = 20;
+
+/// The one kind of basis directory given, if any (the command line's
+/// replaces the config file's; kinds never mix, as in rsync).
+fn basis(cli: &Cli, file: &FileConfig) -> Result<Option<Basis>> {
+    let pick = |c: &Vec<PathBuf>, f: &Option<Vec<PathBuf>>| {
+        if c.is_empty() {
+            f.clone().unwrap_or_default()
+        } else {
+            c.clone()
+        }
+    };
+    let given: Vec<Basis> = [
+        (BasisKind::Link, pick(&cli.link_dest, &file.link_dest)),
+        (
+            BasisKind::Compare,
+            pick(&cli.compare_dest, &file.compare_dest),
+        ),
+        (BasisKind::Copy, pick(&cli.copy_dest, &file.copy_dest)),
+    ]
+    .into_iter()
+    .filter(|(_, d)| !d.is_empty())
+    .map(|(kind, dirs)| Basis { kind, dirs })
+    .collect();
+    match &given[..] {
+        [] => Ok(None),
+        [b] if b.dirs.len() > MAX_BASIS_DIRS => Err(Error::Usage(format!(
+            "{}: at most {MAX_BASIS_DIRS} directories, got {}",
+            b.kind.flag(),
+            b.dirs.len()
+        ))),
+        [b] => Ok(Some(b.clone())),
+        [a, b, ..] => Err(Error::Usage(format!(
+            "{} and {} cannot be combined (one kind of basis directory per run, as in rsync)",
+            a.kind.flag(),
+            b.kind.flag()
+        ))),
     }
 }
 

@@ -60,6 +60,11 @@ pub struct Summary {
     pub bytes_linked: u64,
     /// Bytes of regular files that failed.
     pub bytes_failed: u64,
+    /// `--link-dest`: entries hard-linked from a basis directory, where
+    /// they were unchanged (and the bytes of the regular files among
+    /// them): no data written. Not in `*_copied` or `*_skipped`.
+    pub files_linked_from_basis: u64,
+    pub bytes_linked_from_basis: u64,
     pub elapsed_seconds: f64,
     /// The pool: `-j` (or the configured processes), or what it grew to.
     pub workers: u32,
@@ -300,6 +305,12 @@ impl Summary {
         if self.files_cloned > 0 {
             files += &format!(", cloned (reflink): {}", self.files_cloned);
         }
+        if self.files_linked_from_basis > 0 {
+            files += &format!(
+                ", linked from --link-dest: {}",
+                self.files_linked_from_basis
+            );
+        }
         if self.entries_vanished > 0 {
             files += &format!(" (vanished during the run: {})", self.entries_vanished);
         }
@@ -325,6 +336,12 @@ impl Summary {
         );
         if self.bytes_cloned > 0 || self.files_cloned > 0 {
             size += &format!(" + {} cloned", HumanBytes(self.bytes_cloned));
+        }
+        if self.files_linked_from_basis > 0 {
+            size += &format!(
+                " + {} linked from --link-dest",
+                HumanBytes(self.bytes_linked_from_basis)
+            );
         }
         if self.bytes_failed > 0 {
             size += &format!(" + {} failed", HumanBytes(self.bytes_failed));

@@ -26,6 +26,12 @@ pub enum Action {
     /// A name that exists becomes (or stays) a link to the group's
     /// leader, whose inode changes (or which was a copy of its own).
     Relinked,
+    /// Hard-linked from a `--link-dest` directory, unchanged there: no
+    /// `-i` line (rsync prints one only under `-ii`), a JSON line.
+    LinkedFromBasis,
+    /// Copied with a basis entry of the same data but other attributes
+    /// (rsync's local change, `cf...p.....`).
+    CopiedFromBasis,
 }
 
 impl Action {
@@ -37,6 +43,8 @@ impl Action {
             Action::Deleted => "deleted",
             Action::Linked => "linked",
             Action::Relinked => "relinked",
+            Action::LinkedFromBasis => "linked-from-basis",
+            Action::CopiedFromBasis => "copied-from-basis",
         }
     }
 }
@@ -145,12 +153,14 @@ pub struct Change<'a> {
 }
 
 impl Change<'_> {
-    /// The `-i` line, as rsync prints it.
-    pub fn itemized(&self) -> String {
+    /// The `-i` line, as rsync prints it (none where rsync prints none).
+    pub fn itemized(&self) -> Option<String> {
         let path = rsync_escape(self.rel);
         let slash = if self.kind == Kind::Dir { "/" } else { "" };
-        if self.action == Action::Deleted {
-            return format!("*deleting   {path}{slash}");
+        match self.action {
+            Action::Deleted => return Some(format!("*deleting   {path}{slash}")),
+            Action::LinkedFromBasis => return None,
+            _ => {}
         }
         let x = self.kind.letter();
         let (y, rest) = match self.action {
@@ -160,6 +170,7 @@ impl Change<'_> {
             Action::Relinked if !self.reasons.any() => ('h', " ".repeat(9)),
             Action::Relinked => ('h', self.reasons.letters()),
             Action::Updated => (self.creator(), self.reasons.letters()),
+            Action::CopiedFromBasis => ('c', self.reasons.letters()),
             _ => ('.', self.reasons.letters()),
         };
         let tail = match (self.action, self.target) {
@@ -167,7 +178,7 @@ impl Change<'_> {
             (_, Some(t)) => format!(" -> {}", rsync_escape(t)),
             _ => String::new(),
         };
-        format!("{y}{x}{rest} {path}{slash}{tail}")
+        Some(format!("{y}{x}{rest} {path}{slash}{tail}"))
     }
 
     /// `>` for file data received, `c` for entries created locally.
@@ -242,14 +253,16 @@ impl Changes {
     }
 
     pub fn record(&self, c: &Change) {
-        if self.itemize && self.itemize_to_stderr {
-            crate::util::err_line(&c.itemized());
-        } else if self.itemize {
-            crate::util::out_line(&c.itemized());
-        }
-        if self.log {
-            // Info: in the log file by default, on the console with -v.
-            log::info!(target: LOG_TARGET, "{}", c.itemized());
+        if let Some(line) = c.itemized() {
+            if self.itemize && self.itemize_to_stderr {
+                crate::util::err_line(&line);
+            } else if self.itemize {
+                crate::util::out_line(&line);
+            }
+            if self.log {
+                // Info: in the log file by default, on the console with -v.
+                log::info!(target: LOG_TARGET, "{line}");
+            }
         }
         if let Some(j) = &self.json {
             let mut w = j.lock().unwrap_or_else(|p| p.into_inner());
@@ -290,7 +303,9 @@ mod tests {
     fn lines_follow_rsyncs_itemize_format() {
         let none = Reasons::default();
         assert_eq!(
-            change(Action::Created, Kind::File, none).itemized(),
+            change(Action::Created, Kind::File, none)
+                .itemized()
+                .unwrap_or_default(),
             ">f+++++++++ a/b"
         );
         let st = Reasons {
@@ -299,7 +314,9 @@ mod tests {
             ..none
         };
         assert_eq!(
-            change(Action::Updated, Kind::File, st).itemized(),
+            change(Action::Updated, Kind::File, st)
+                .itemized()
+                .unwrap_or_default(),
             ">f.st...... a/b"
         );
         let pogx = Reasons {
@@ -311,15 +328,21 @@ mod tests {
             ..none
         };
         assert_eq!(
-            change(Action::Repaired, Kind::File, pogx).itemized(),
+            change(Action::Repaired, Kind::File, pogx)
+                .itemized()
+                .unwrap_or_default(),
             ".f...pog.ax a/b"
         );
         assert_eq!(
-            change(Action::Created, Kind::Dir, none).itemized(),
+            change(Action::Created, Kind::Dir, none)
+                .itemized()
+                .unwrap_or_default(),
             "cd+++++++++ a/b/"
         );
         assert_eq!(
-            change(Action::Deleted, Kind::Dir, none).itemized(),
+            change(Action::Deleted, Kind::Dir, none)
+                .itemized()
+                .unwrap_or_default(),
             "*deleting   a/b/"
         );
         let v = change(Action::Updated, Kind::File, st).json();

@@ -371,6 +371,13 @@ impl Run<'_> {
             rank: cluster.rank(),
             ranks: cluster.size(),
             quarantined: Arc::clone(&self.quarantined),
+            basis: s.basis.as_ref().map(|b| {
+                Arc::new(walk::Bases::open(
+                    b,
+                    &roots.destination,
+                    roots.dst_fd.as_ref(),
+                ))
+            }),
             opts,
             paths: self.paths.clone(),
             src_root: dup(&roots.src_fd, &roots.source)?,
@@ -629,6 +636,8 @@ impl Run<'_> {
         summary.bytes_skipped += found.skipped_bytes.load(Ordering::Relaxed);
         summary.entries_repaired += found.repaired.load(Ordering::Relaxed);
         summary.bytes_linked = found.linked_bytes.load(Ordering::Relaxed);
+        summary.files_linked_from_basis = found.basis_files.load(Ordering::Relaxed);
+        summary.bytes_linked_from_basis = found.basis_bytes.load(Ordering::Relaxed);
         summary.verify = self.settings.verify;
         summary.files_not_copied += found.unsent_files.load(Ordering::Relaxed);
         summary.bytes_not_copied += found.unsent_bytes.load(Ordering::Relaxed);

@@ -9,6 +9,7 @@
 //! `hf+++++++++` for a new name, `hf` with the letters of what changes for a
 //! name whose inode changes, spaces for an identical name split off.
 
+use super::basis::Outcome;
 use super::{content, DirJob, Entry, Shared, Walker};
 use crate::copy::{open_beneath, open_src_dir, split_rel};
 use crate::protocol::{DestDir, RelPath};
@@ -198,31 +199,52 @@ impl Walker {
             .min_by_key(|&i| (std::cmp::Reverse(sharing(i)), i))
             .or_else(|| (0..names.len()).find(|&i| regular(&dsts[i])))
             .unwrap_or(0);
+        // The leader, as any other entry (quick check, -c, -u, a basis,
+        // itemize). One a basis leaves out (--compare-dest) is no leader:
+        // the next name is handled as if first, as in rsync.
+        let mut lead = lead;
+        let mut left = vec![false; names.len()];
+        let outcome = loop {
+            let Some(lo) = &opened[lead] else { return true };
+            let (parent, name) = split_rel(&names[lead].rel);
+            let job = DirJob {
+                rel: parent.to_vec(),
+                dir: names[lead].dir,
+                ancestors: Arc::new(Vec::new()),
+            };
+            let basis = self.basis_dirs(parent);
+            let e = Entry {
+                name,
+                rel: names[lead].rel.clone(),
+                src: &lo.src,
+                dst: lo.dst.as_ref(),
+                leader: true,
+                basis: &basis,
+                outcome: Default::default(),
+            };
+            if !self.entry(sh, &job, &e, b) {
+                return false;
+            }
+            let outcome = e.outcome.get();
+            if outcome != Some(Outcome::Left) {
+                break outcome;
+            }
+            left[lead] = true;
+            match (0..names.len()).find(|&i| !left[i]) {
+                Some(next) => lead = next,
+                None => return true,
+            }
+        };
         let leader_dst = dsts[lead].map(|d| (d.st_dev, d.st_ino));
         // Whether the leader's destination inode stays: then names already
-        // linked to it need nothing.
+        // linked to it need nothing. Not when a basis link replaced it.
+        let relinked_from_basis =
+            matches!(outcome, Some(Outcome::Linked(id)) if Some(id) != leader_dst);
         let leader_stays = leader_dst.is_some()
+            && !relinked_from_basis
             && (current[lead]
                 || self.node_current(st, &names[lead], opened[lead].as_ref(), dsts[lead].as_ref())
                 || self.newer_kept(st, dsts[lead].as_ref()));
-        // The leader, as any other entry (quick check, -c, -u, itemize).
-        let Some(lo) = &opened[lead] else { return true };
-        let (parent, name) = split_rel(&names[lead].rel);
-        let job = DirJob {
-            rel: parent.to_vec(),
-            dir: names[lead].dir,
-            ancestors: Arc::new(Vec::new()),
-        };
-        let e = Entry {
-            name,
-            rel: names[lead].rel.clone(),
-            src: &lo.src,
-            dst: lo.dst.as_ref(),
-            leader: true,
-        };
-        if !self.entry(sh, &job, &e, b) {
-            return false;
-        }
         let leader = RelPath(names[lead].rel.clone());
         let size = if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile {
             st.st_size as u64
@@ -230,17 +252,20 @@ impl Walker {
             0
         };
         for (i, n) in names.iter().enumerate() {
-            if i == lead {
+            if i == lead || left[i] {
                 continue;
             }
             let Some(o) = &opened[i] else { continue };
-            let (_, name) = split_rel(&n.rel);
+            let (parent, name) = split_rel(&n.rel);
+            let basis = self.basis_dirs(parent);
             let e = Entry {
                 name,
                 rel: n.rel.clone(),
                 src: &o.src,
                 dst: o.dst.as_ref(),
                 leader: false,
+                basis: &basis,
+                outcome: Default::default(),
             };
             // --delete: a directory in the way of the link goes now, as
             // for any file (what --delete must keep stays, and the link
@@ -262,7 +287,7 @@ impl Walker {
                 leader_dst.is_some() && dsts[i].map(|d| (d.st_dev, d.st_ino)) == leader_dst;
             let relink = !(same_inode && leader_stays);
             if relink {
-                self.note_link(&e, st, dsts[i].as_ref(), &leader);
+                self.note_link(&e, st, dsts[i].as_ref(), (&leader, outcome));
             }
             self.found.linked_bytes.fetch_add(size, Ordering::Relaxed);
             // A leader that stays is known good; one about to be copied is
@@ -342,15 +367,29 @@ impl Walker {
     /// The `-i` record of a name that becomes a link to `leader` (again:
     /// a name of an inode that stays is not itemized, as in rsync's real
     /// run).
-    fn note_link(&self, e: &Entry, st: &Stat, dst: Option<&Stat>, leader: &RelPath) {
+    fn note_link(
+        &self,
+        e: &Entry,
+        st: &Stat,
+        dst: Option<&Stat>,
+        (leader, outcome): (&RelPath, Option<Outcome>),
+    ) {
         if !self.changes.on() {
             return;
         }
         let kind = Kind::of(FileType::from_raw_mode(st.st_mode));
         let existing = dst.filter(|d| Kind::of(FileType::from_raw_mode(d.st_mode)) == kind);
-        let (action, reasons) = match existing {
-            None => (Action::Created, Reasons::default()),
-            Some(d) => {
+        let basis = match existing {
+            None => self.basis_link_note(e, st, outcome),
+            Some(_) => None,
+        };
+        let (action, reasons) = match (existing, basis) {
+            // The basis's own name of the inode the leader was linked
+            // from: rsync is silent under -i.
+            (None, Some(None)) => (Action::LinkedFromBasis, Reasons::default()),
+            (None, Some(Some(r))) => (Action::Repaired, r),
+            (None, None) => (Action::Created, Reasons::default()),
+            (Some(d), _) => {
                 let r = Reasons {
                     size: kind == Kind::File && d.st_size != st.st_size,
                     mtime: (d.st_mtime, d.st_mtime_nsec) != (st.st_mtime, st.st_mtime_nsec),
@@ -362,10 +401,10 @@ impl Walker {
         self.changes.record(&Change {
             rel: &e.rel,
             kind,
-            action: if action == Action::Created {
-                Action::Linked
-            } else {
-                Action::Relinked
+            action: match action {
+                Action::Created => Action::Linked,
+                Action::LinkedFromBasis => action,
+                _ => Action::Relinked,
             },
             reasons,
             size: None,

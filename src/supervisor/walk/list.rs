@@ -147,12 +147,15 @@ impl Walker {
             dir,
             ancestors: Arc::new(Vec::new()),
         };
+        let basis = self.basis_dirs(parent);
         let e = Entry {
             name,
             rel: rel.to_vec(),
             src: &src,
             dst: dst.as_ref(),
             leader: false,
+            basis: &basis,
+            outcome: Default::default(),
         };
         self.entry(sh, &job, &e, b)
     }

@@ -8,6 +8,7 @@
 //! descriptor. Directory attributes are collected and applied last (see
 //! `finish`); large files are decided at the end (`large`).
 
+mod basis;
 mod content;
 mod dest;
 mod large;
@@ -15,6 +16,7 @@ mod links;
 mod list;
 mod share;
 
+pub use basis::Bases;
 pub use dest::remove_worker_temps;
 use share::Job;
 pub use share::Jobs;
@@ -140,6 +142,10 @@ pub struct Found {
     /// `--delete`: entries listed in the destination directories compared
     /// (`--max-delete-percent`'s whole).
     pub dest_entries: AtomicU64,
+    /// `--link-dest`: entries (and bytes of regular files) hard-linked from
+    /// a basis directory instead of copied (in a dry run: would be).
+    pub basis_files: AtomicU64,
+    pub basis_bytes: AtomicU64,
 }
 
 impl Found {
@@ -273,6 +279,8 @@ pub struct Walker {
     /// `--mpi`: entries quarantined by an earlier run (they crashed
     /// workers), reported as failed and not tried again.
     pub quarantined: Arc<std::collections::HashSet<Vec<u8>>>,
+    /// `--link-dest`, `--compare-dest`, `--copy-dest`.
+    pub basis: Option<Arc<Bases>>,
 }
 
 /// Tasks for the dispatcher, and the large files whose chunks are among
@@ -514,6 +522,7 @@ impl Walker {
         let mut seen = (self.opts.delete && job.dir == DestDir::Existing && dst.is_some())
             .then(std::collections::HashSet::new);
         let mut complete = true;
+        let basis = self.basis_dirs(&job.rel);
         for ent in entries {
             let ent = match ent {
                 Ok(e) => e,
@@ -546,6 +555,8 @@ impl Walker {
                 src: &src,
                 dst: dst.as_ref(),
                 leader: false,
+                basis: &basis,
+                outcome: Default::default(),
             };
             if !self.entry(sh, job, &e, b) {
                 return false;
@@ -644,11 +655,16 @@ impl Walker {
     /// `-i`/`--json-lines` also hear of an mtime difference, as rsync says.
     fn note_dir(&self, e: &Entry, st: &Stat, created: bool, before: Option<Stat>) {
         if created {
+            let (action, reasons) = match self.basis_dir_note(e, st) {
+                None => (Action::Created, Reasons::default()),
+                Some(None) => return,
+                Some(Some(r)) => (Action::CopiedFromBasis, r),
+            };
             return self.changes.record(&Change {
                 rel: &e.rel,
                 kind: Kind::Dir,
-                action: Action::Created,
-                reasons: Reasons::default(),
+                action,
+                reasons,
                 size: None,
                 target: None,
             });
@@ -685,6 +701,23 @@ impl Walker {
     /// `-i`/`--json-lines` for the roots themselves (rsync's `./` line):
     /// the destination root gets the source root's mode, owner and times.
     fn note_root(&self) {
+        let src = rustix::fs::fstat(&self.src_root);
+        if let (true, Ok(s)) = (self.root_created, &src) {
+            // rsync itemizes a created root against a basis's root.
+            if let Some(r) = self.basis_root_note(s) {
+                if r.any() {
+                    self.changes.record(&Change {
+                        rel: b".",
+                        kind: Kind::Dir,
+                        action: Action::CopiedFromBasis,
+                        reasons: r,
+                        size: None,
+                        target: None,
+                    });
+                }
+                return;
+            }
+        }
         let Some(dst) = &self.dst_root else {
             return self.changes.record(&Change {
                 rel: b".",
@@ -695,7 +728,7 @@ impl Walker {
                 target: None,
             });
         };
-        let (Ok(s), Ok(d)) = (rustix::fs::fstat(&self.src_root), rustix::fs::fstat(dst)) else {
+        let (Ok(s), Ok(d)) = (src, rustix::fs::fstat(dst)) else {
             return;
         };
         let r = Reasons {
@@ -978,6 +1011,18 @@ impl Walker {
         if ft != FileType::Socket && !e.leader && self.hold_link(sh, st, &e.rel, job.dir) {
             return true;
         }
+        let dst_st = match (job.dir, e.dst, &self.basis) {
+            (DestDir::Existing, Some(d), Some(_)) => {
+                rustix::fs::statat(d, e.name, AtFlags::SYMLINK_NOFOLLOW).ok()
+            }
+            _ => None,
+        };
+        // What a basis directory decides comes first, as in rsync.
+        let against = match self.basis_decide(e, st, ft, dst_st.as_ref()) {
+            basis::Decision::Done => return true,
+            basis::Decision::Usual => None,
+            basis::Decision::Copy(m) => Some(m),
+        };
         if ft == FileType::RegularFile
             && job.dir == DestDir::Existing
             && (self.opts.checksum || self.opts.ignore_times || self.opts.dry_run)
@@ -1040,8 +1085,12 @@ impl Walker {
                 return true;
             }
         }
-        if self.changes.on() {
-            self.note_copy(job, e, st, ft);
+        match &against {
+            _ if !self.changes.on() => {}
+            None => self.note_copy(job, e, st, ft),
+            Some(Some(m)) => self.note_against_basis(e, st, ft, m),
+            // An exact match under --copy-dest: nothing to say (rsync).
+            Some(None) => {}
         }
         if self.opts.dry_run {
             // -I copies every file, and -c has compared the content above:
@@ -1283,6 +1332,10 @@ pub(super) struct Entry<'a> {
     /// The chosen name of a hard-linked inode (`links`): counted and
     /// held back already, handled now as a file.
     leader: bool,
+    /// The basis directories' copies of the entry's directory.
+    basis: &'a [Option<OwnedFd>],
+    /// What the basis step did with it (for its hard-link group).
+    outcome: std::cell::Cell<Option<basis::Outcome>>,
 }
 
 /// The itemize reasons of a metadata difference.

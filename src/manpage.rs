@@ -84,6 +84,18 @@ pub const CONFIG_KEYS: &[(&str, &str)] = &[
         "--backup-dir: move deleted and replaced entries here",
     ),
     ("suffix", "--suffix: appended to backed-up names"),
+    (
+        "link_dest",
+        "--link-dest: basis directories to hard-link unchanged entries from (list)",
+    ),
+    (
+        "compare_dest",
+        "--compare-dest: basis directories whose unchanged entries are left out (list)",
+    ),
+    (
+        "copy_dest",
+        "--copy-dest: basis directories whose unchanged entries are copied locally (list)",
+    ),
 ];
 
 /// Every field of the `--json` summary with its meaning.
@@ -115,6 +127,14 @@ pub const JSON_FIELDS: &[(&str, &str)] = &[
     ("bytes_skipped", "bytes of up-to-date files"),
     ("bytes_linked", "bytes of further hard-link names"),
     ("bytes_failed", "bytes of failed files"),
+    (
+        "files_linked_from_basis",
+        "entries hard-linked from a --link-dest directory",
+    ),
+    (
+        "bytes_linked_from_basis",
+        "their bytes (shared, not written)",
+    ),
     ("elapsed_seconds", "wall time"),
     ("workers", "the worker pool (-j, or what it grew to)"),
     ("workers_started", "workers started (as work arrived)"),

@@ -22,6 +22,7 @@ mod progress;
 mod reflink;
 mod resume;
 mod rsync_habits;
+mod snapshots;
 mod sync;
 mod unclean;
 mod util;

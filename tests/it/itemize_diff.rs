@@ -87,76 +87,86 @@ pub const DIMENSIONS: &[&str] = &[
     "DIR_MTIMES", // directories' mtimes in the tree comparison
 ];
 
-fn env_flag(key: &str) -> bool {
+pub(crate) fn env_flag(key: &str) -> bool {
     matches!(std::env::var(key).as_deref(), Ok(v) if !v.is_empty() && v != "0")
 }
 
-/// The dimensions in force for this run.
-struct Dims(BTreeSet<&'static str>);
+/// The dimensions in force for this run (of `all`, the test's list: the
+/// generator asks for the names of [`DIMENSIONS`] it uses, so a test that
+/// reuses it lists them too).
+pub(crate) struct Dims {
+    on: BTreeSet<&'static str>,
+    all: &'static [&'static str],
+}
 
 impl Dims {
     fn from_env() -> Dims {
-        Dims(
-            DIMENSIONS
+        Dims::from_env_with("ITEMIZE_DIFF_NO_", DIMENSIONS)
+    }
+    /// Each of `all` on unless `<prefix><NAME>=1`.
+    pub(crate) fn from_env_with(prefix: &str, all: &'static [&'static str]) -> Dims {
+        Dims {
+            on: all
                 .iter()
                 .copied()
-                .filter(|d| !env_flag(&format!("ITEMIZE_DIFF_NO_{d}")))
+                .filter(|d| !env_flag(&format!("{prefix}{d}")))
                 .collect(),
-        )
+            all,
+        }
     }
-    fn on(&self, d: &str) -> bool {
-        debug_assert!(DIMENSIONS.contains(&d), "unknown dimension {d}");
-        self.0.contains(d)
+    pub(crate) fn on(&self, d: &str) -> bool {
+        debug_assert!(self.all.contains(&d), "unknown dimension {d}");
+        self.on.contains(d)
     }
-    fn off_list(&self) -> Vec<&'static str> {
-        DIMENSIONS
+    pub(crate) fn off_list(&self) -> Vec<&'static str> {
+        self.all
             .iter()
             .copied()
-            .filter(|d| !self.0.contains(d))
+            .filter(|d| !self.on.contains(d))
             .collect()
     }
 }
 
 /// splitmix64: tiny, seedable, stable across runs and platforms.
-struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Rng(seed ^ 0x17e3_12e0_d1ff_0001)
     }
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
     }
     /// Uniform in `lo..=hi`.
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
+    pub(crate) fn range(&mut self, lo: usize, hi: usize) -> usize {
         lo + self.below(hi - lo + 1)
     }
-    fn percent(&mut self, p: usize) -> bool {
+    pub(crate) fn percent(&mut self, p: usize) -> bool {
         self.below(100) < p
     }
-    fn pick<T: Clone>(&mut self, v: &[T]) -> T {
+    pub(crate) fn pick<T: Clone>(&mut self, v: &[T]) -> T {
         v[self.below(v.len())].clone()
     }
 }
 
 /// Whole seconds, so that both tools agree on every time.
-const MTIMES: &[i64] = &[1_500_000_000, 1_600_000_000, 1_600_000_001, 1_700_000_000];
+pub(crate) const MTIMES: &[i64] = &[1_500_000_000, 1_600_000_000, 1_600_000_001, 1_700_000_000];
 const FILE_MODES: &[u32] = &[0o644, 0o600, 0o755, 0o444];
 const DIR_NAMES: &[&str] = &["a", "b", "sub", "deep", "x"];
 const FILE_NAMES: &[&str] = &["f", "g", "data.bin", "y.txt", "z", "x", "e", "k"];
 const LINK_TARGETS: &[&str] = &["f", "../g", "sub/y.txt", "missing", "."];
 /// The owner of some entries as root (any uid works for root).
-const OTHER_UID: u32 = 4321;
+pub(crate) const OTHER_UID: u32 = 4321;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Dir,
     File(Vec<u8>),
     Link(String),
@@ -166,20 +176,20 @@ enum Kind {
 /// One entry of a model tree. Entries with the same `ino` are one inode
 /// (the same kind, data and metadata).
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Ent {
-    kind: Kind,
-    mode: u32,
-    mtime: i64,
-    ino: Option<u32>,
+pub(crate) struct Ent {
+    pub(crate) kind: Kind,
+    pub(crate) mode: u32,
+    pub(crate) mtime: i64,
+    pub(crate) ino: Option<u32>,
     /// Owner and group (as root); None: the creating user's.
-    uid: Option<u32>,
+    pub(crate) uid: Option<u32>,
 }
 
 /// Relative path to entry; "" is the root. A parent sorts before its
 /// children.
-type Tree = BTreeMap<String, Ent>;
+pub(crate) type Tree = BTreeMap<String, Ent>;
 
-fn parent_of(rel: &str) -> &str {
+pub(crate) fn parent_of(rel: &str) -> &str {
     rel.rfind('/').map_or("", |i| &rel[..i])
 }
 
@@ -210,7 +220,7 @@ fn file_ent(r: &mut Rng) -> Ent {
     }
 }
 
-fn dir_ent(r: &mut Rng, dims: &Dims) -> Ent {
+pub(crate) fn dir_ent(r: &mut Rng, dims: &Dims) -> Ent {
     let mode = if dims.on("DIR_MODES") && r.percent(25) {
         r.pick(&[0o700, 0o555])
     } else {
@@ -242,7 +252,7 @@ fn free_name(r: &mut Rng, t: &Tree, parent: &str, names: &[&str]) -> Option<Stri
         .find(|p| !t.contains_key(p))
 }
 
-fn gen_source(r: &mut Rng, dims: &Dims, root: bool) -> Tree {
+pub(crate) fn gen_source(r: &mut Rng, dims: &Dims, root: bool) -> Tree {
     let mut t = Tree::new();
     let root_ent = Ent {
         kind: Kind::Dir,
@@ -341,15 +351,15 @@ enum DestKind {
 
 /// The flags of one case, identical for both tools.
 #[derive(Clone, Copy, Debug, Default)]
-struct Flags {
-    delete: bool,
-    checksum: bool,
-    update: bool,
-    ignore_times: bool,
+pub(crate) struct Flags {
+    pub(crate) delete: bool,
+    pub(crate) checksum: bool,
+    pub(crate) update: bool,
+    pub(crate) ignore_times: bool,
 }
 
 impl Flags {
-    fn gen(r: &mut Rng, dims: &Dims) -> Flags {
+    pub(crate) fn gen(r: &mut Rng, dims: &Dims) -> Flags {
         Flags {
             delete: dims.on("DELETE") && r.percent(40),
             checksum: dims.on("CHECKSUM") && r.percent(20),
@@ -357,7 +367,7 @@ impl Flags {
             ignore_times: dims.on("IGNORE_TIMES") && r.percent(7),
         }
     }
-    fn args(&self) -> Vec<&'static str> {
+    pub(crate) fn args(&self) -> Vec<&'static str> {
         let mut v = Vec::new();
         for (on, a) in [
             (self.delete, "--delete"),
@@ -371,7 +381,7 @@ impl Flags {
         }
         v
     }
-    fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         let a = self.args();
         if a.is_empty() {
             "(none)".into()
@@ -439,7 +449,7 @@ fn gen_dest(r: &mut Rng, dims: &Dims, src: &Tree, flags: Flags, root: bool) -> D
     Dest { tree, kind, notes }
 }
 
-fn mutate(
+pub(crate) fn mutate(
     r: &mut Rng,
     dims: &Dims,
     src: &Tree,
@@ -720,7 +730,7 @@ fn set_times(p: &Path, secs: i64) {
         .unwrap_or_else(|e| panic!("times {}: {e}", p.display()));
 }
 
-fn materialize(root: &Path, t: &Tree) {
+pub(crate) fn materialize(root: &Path, t: &Tree) {
     fs::create_dir_all(root).expect("mkdir root");
     let mut first: BTreeMap<u32, PathBuf> = BTreeMap::new();
     let mut links: BTreeSet<String> = BTreeSet::new();
@@ -761,7 +771,7 @@ fn materialize(root: &Path, t: &Tree) {
 
 /// Make every directory under `root` writable again, so it can be removed
 /// (0555 directories as a non-root user).
-fn unlock(root: &Path) {
+pub(crate) fn unlock(root: &Path) {
     for e in walkdir::WalkDir::new(root)
         .into_iter()
         .filter_map(Result::ok)
@@ -774,18 +784,18 @@ fn unlock(root: &Path) {
 
 /// An entry on disk, as compared between the two real runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Seen {
-    kind: &'static str,
+pub(crate) struct Seen {
+    pub(crate) kind: &'static str,
     /// File bytes or symlink target.
-    data: Vec<u8>,
-    mode: u32,
-    mtime: i64,
-    owner: (u32, u32),
+    pub(crate) data: Vec<u8>,
+    pub(crate) mode: u32,
+    pub(crate) mtime: i64,
+    pub(crate) owner: (u32, u32),
     /// The other names of its inode (non-directories), sorted.
-    links: Vec<String>,
+    pub(crate) links: Vec<String>,
 }
 
-fn snapshot(root: &Path) -> Option<BTreeMap<String, Seen>> {
+pub(crate) fn snapshot(root: &Path) -> Option<BTreeMap<String, Seen>> {
     fs::symlink_metadata(root).ok()?;
     let mut t = BTreeMap::new();
     let mut inodes: BTreeMap<(u64, u64), Vec<String>> = BTreeMap::new();
@@ -845,7 +855,7 @@ fn snapshot(root: &Path) -> Option<BTreeMap<String, Seen>> {
 /// One itemize record, the path aside: `>f.st......`, with `/` for a
 /// directory and ` -> target` for a symlink (` => first` for a hard link
 /// only when `strict`); `*deleting` (`*deleting/` for a directory).
-type Items = BTreeMap<String, BTreeSet<String>>;
+pub(crate) type Items = BTreeMap<String, BTreeSet<String>>;
 
 fn is_record(line: &str) -> bool {
     let b = line.as_bytes();
@@ -856,7 +866,7 @@ fn is_record(line: &str) -> bool {
         && b[2..11].iter().all(|c| b".+ cstpoguaxnb?".contains(c))
 }
 
-fn items(stdout: &[u8], strict: bool) -> Items {
+pub(crate) fn items(stdout: &[u8], strict: bool) -> Items {
     let text = String::from_utf8_lossy(stdout);
     let mut out = Items::new();
     for line in text.lines() {
@@ -885,7 +895,7 @@ fn items(stdout: &[u8], strict: bool) -> Items {
     out
 }
 
-fn show(recs: Option<&BTreeSet<String>>) -> String {
+pub(crate) fn show(recs: Option<&BTreeSet<String>>) -> String {
     match recs {
         Some(s) if !s.is_empty() => s
             .iter()
@@ -897,7 +907,7 @@ fn show(recs: Option<&BTreeSet<String>>) -> String {
 }
 
 /// The JSON summary object: the last line of stdout that is one.
-fn summary(stdout: &[u8]) -> Option<serde_json::Value> {
+pub(crate) fn summary(stdout: &[u8]) -> Option<serde_json::Value> {
     String::from_utf8_lossy(stdout)
         .lines()
         .rev()
@@ -907,7 +917,7 @@ fn summary(stdout: &[u8]) -> Option<serde_json::Value> {
 
 /// Counters a dry run must predict: every number and flag of the summary
 /// but times, the worker pool and the run's own identity.
-fn counters(v: &serde_json::Value) -> BTreeMap<String, String> {
+pub(crate) fn counters(v: &serde_json::Value) -> BTreeMap<String, String> {
     const NOT: &[&str] = &[
         "elapsed_seconds",
         "workers",
@@ -936,7 +946,7 @@ fn counters(v: &serde_json::Value) -> BTreeMap<String, String> {
     m
 }
 
-fn command_line(prog: &str, args: &[String]) -> String {
+pub(crate) fn command_line(prog: &str, args: &[String]) -> String {
     let mut s = quote(prog);
     for a in args {
         s.push(' ');
@@ -945,14 +955,14 @@ fn command_line(prog: &str, args: &[String]) -> String {
     s
 }
 
-fn run(prog: &str, args: &[String]) -> Output {
+pub(crate) fn run(prog: &str, args: &[String]) -> Output {
     Command::new(prog)
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("spawn {prog}: {e}"))
 }
 
-fn status_line(out: &Output) -> String {
+pub(crate) fn status_line(out: &Output) -> String {
     let err = String::from_utf8_lossy(&out.stderr);
     let err: Vec<&str> = err.lines().take(4).collect();
     format!("exit {:?}; stderr: {}", out.status.code(), err.join(" | "))
@@ -981,7 +991,7 @@ fn entry_word(p: &str, e: &Ent) -> String {
     s
 }
 
-fn listing(t: Option<&Tree>) -> String {
+pub(crate) fn listing(t: Option<&Tree>) -> String {
     match t {
         None => "(missing)".into(),
         Some(t) => t
@@ -993,9 +1003,9 @@ fn listing(t: Option<&Tree>) -> String {
 }
 
 /// One difference found in a seed: a class (for grouping) and the detail.
-struct Finding {
-    class: String,
-    detail: String,
+pub(crate) struct Finding {
+    pub(crate) class: String,
+    pub(crate) detail: String,
 }
 
 struct Case {
@@ -1165,18 +1175,18 @@ impl Case {
 
 /// One place where two itemize listings differ: a path, or a source
 /// hard-link group (its names joined by `, `).
-struct ItemDiff {
+pub(crate) struct ItemDiff {
     /// The path (or the group's first name), for the label.
-    at: String,
-    is_group: bool,
-    what: String,
-    expected: String,
-    got: String,
+    pub(crate) at: String,
+    pub(crate) is_group: bool,
+    pub(crate) what: String,
+    pub(crate) expected: String,
+    pub(crate) got: String,
 }
 
 /// All records of a hard-link group's names, sorted (which name has which
 /// record does not count).
-fn bag(it: &Items, g: &[String]) -> String {
+pub(crate) fn bag(it: &Items, g: &[String]) -> String {
     let mut v: Vec<String> = g
         .iter()
         .filter_map(|p| it.get(p))
@@ -1196,7 +1206,7 @@ fn bag(it: &Items, g: &[String]) -> String {
 /// pcopy may pick different names to carry the data). A difference that
 /// `alt` (rsync's real run, when its dry run said otherwise) agrees with is
 /// not one; those are counted in the second value.
-fn compare_items(
+pub(crate) fn compare_items(
     groups: &[Vec<String>],
     clashed: &BTreeSet<String>,
     expected: &Items,
@@ -1269,7 +1279,7 @@ fn compare_items(
 }
 
 /// The records without path-specific tails (for grouping into classes).
-fn letters_only(s: &str) -> String {
+pub(crate) fn letters_only(s: &str) -> String {
     s.split(" + ")
         .map(|r| {
             let r = r.trim_matches('`');
@@ -1283,11 +1293,15 @@ fn letters_only(s: &str) -> String {
         .replace("`(nothing)`", "(nothing)")
 }
 
-fn compare_trees(
-    case: &Case,
+/// The real runs' trees, `a` rsync's and `b` pcopy's: every difference
+/// (owners only when `owners`, directories' mtimes only when
+/// `dir_mtimes`), classed by `label` of the path.
+pub(crate) fn compare_trees(
+    label: &dyn Fn(&str) -> String,
+    owners: bool,
+    dir_mtimes: bool,
     a: &Option<BTreeMap<String, Seen>>,
     b: &Option<BTreeMap<String, Seen>>,
-    dims: &Dims,
     out: &mut Vec<Finding>,
 ) {
     let (Some(a), Some(b)) = (a, b) else {
@@ -1301,7 +1315,7 @@ fn compare_trees(
     };
     let paths: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     for p in paths {
-        let label = case.label(p);
+        let label = label(p);
         let name = if p.is_empty() { "." } else { p.as_str() };
         let mut push = |what: &str, ra: String, rb: String| {
             out.push(Finding {
@@ -1332,14 +1346,14 @@ fn compare_trees(
             push("mode", format!("{:o}", x.mode), format!("{:o}", y.mode));
         }
         let dir = x.kind == "dir";
-        if x.mtime != y.mtime && (!dir || dims.on("DIR_MTIMES")) {
+        if x.mtime != y.mtime && (!dir || dir_mtimes) {
             push(
                 if dir { "dir mtime" } else { "mtime" },
                 x.mtime.to_string(),
                 y.mtime.to_string(),
             );
         }
-        if case.dims_root && x.owner != y.owner {
+        if owners && x.owner != y.owner {
             push("owner", format!("{:?}", x.owner), format!("{:?}", y.owner));
         }
         if x.links != y.links {
@@ -1442,7 +1456,14 @@ fn run_case(seed: u64, dims: &Dims) -> Option<(Case, Vec<Finding>, String, usize
             r_real_items = Some(items(&rr.stdout, strict));
         }
         if dims.on("REAL_RUN") {
-            compare_trees(&case, &snapshot(&d_r), &snapshot(&d_p), dims, &mut findings);
+            compare_trees(
+                &|p| case.label(p),
+                case.dims_root,
+                dims.on("DIR_MTIMES"),
+                &snapshot(&d_r),
+                &snapshot(&d_p),
+                &mut findings,
+            );
             let real = items(&pr.stderr, strict);
             let (diffs, _) = compare_items(&groups, &clashed, &p_items, None, &real, strict);
             for d in diffs {

@@ -1,5 +1,6 @@
 //! Integration tests: each drives the real `pcopy` binary on real temp dirs.
 
+mod basis_diff;
 mod chunks;
 mod cli;
 mod config;

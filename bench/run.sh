@@ -8,10 +8,11 @@
 #                           cp -a and rsync -a at 0.5 ms per operation)
 #   bench/run.sh --quick    tmpfs only, small corpora, 3 runs
 #   bench/run.sh --only X   one table: tmpfs, memory, profile, reflink,
-#                           checksum, durability, latency, latency-delay or
-#                           disk
+#                           checksum, durability, snapshots, latency,
+#                           latency-delay or disk
 #
-# Env: RUNS (default 5), DISK_DIR (default target/bench-disk), SHM_DIR.
+# Env: RUNS (default 5), DISK_DIR (default target/bench-disk), SHM_DIR,
+# GENERATIONS (snapshot nights, default 100; --quick 10).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 QUICK=0
@@ -336,6 +337,8 @@ want tmpfs && run_on "$SHM_DIR" tmpfs
 [ $QUICK = 1 ] || ! want profile || profile "$SHM_DIR"
 [ $QUICK = 1 ] || ! want reflink || reflink "$SHM_DIR"
 [ $QUICK = 1 ] || ! want checksum || { gen "$SHM_DIR/small50k" small 50000; checksum "$SHM_DIR"; }
+want snapshots && { gen "$SHM_DIR/small50k" small 50000; python3 "$ROOT/bench/snapshots.py" "$PCOPY" \
+    "$SHM_DIR/small50k" "$SHM_DIR/snapshots" "${GENERATIONS:-$([ $QUICK = 1 ] && echo 10 || echo 100)}"; }
 [ $QUICK = 1 ] || ! want durability || { gen "$SHM_DIR/small50k" small 50000; durability "$SHM_DIR"; }
 [ $QUICK = 1 ] || ! want latency || latency "$SHM_DIR"
 [ $QUICK = 1 ] || ! want latency-delay || latency_delay "$SHM_DIR"

@@ -584,6 +584,16 @@ fn run_case(seed: u64, dims: &Dims) -> Option<(Case, Vec<Finding>, String, usize
     let (run_r, run_p) = (case.run_dir("run_rsync"), case.run_dir("run_pcopy"));
     let r_args = case.rsync_args(false, &run_r);
     let rr = run("rsync", &r_args);
+    if !rsync_ran(&rr) {
+        // e.g. "File-list index 13 not in 15 - 35 (finish_hard_link)",
+        // exit 2: rsync gave up on the case, its tree is no reference.
+        eprintln!(
+            "seed {seed}: rsync's real run failed ({}), skipped:\n  {}",
+            status_line(&rr),
+            command_line("rsync", &r_args)
+        );
+        return None;
+    }
     let pn_before = bases_state(&run_pn, n);
     let pn_args = case.pcopy_args(true, &run_pn);
     let pn = run(&pcopy, &pn_args);
@@ -828,7 +838,7 @@ fn basis_diff_matches_rsync() {
         return;
     }
     let mut text = format!(
-        "{differ} of {} seeds differ ({} classes); dimensions off: {:?}\n\nclasses (seeds, flag \
+        "{differ} of {} seeds differ ({} classes; {skipped} skipped, rsync failed); dimensions off: {:?}\n\nclasses (seeds, flag \
          sets seen, first example):\n",
         seeds.len() - skipped,
         classes.len(),

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bumped whenever a message type changes shape.
-pub const PROTOCOL_VERSION: u32 = 12;
+pub const PROTOCOL_VERSION: u32 = 13;
 
 /// Environment variable the supervisor sets on each worker: its own pid, so
 /// a worker whose parent died before PR_SET_PDEATHSIG was armed exits.
@@ -80,6 +80,20 @@ pub struct Task {
     /// the worker derives its policies from it). Kept on retried and
     /// large-file tasks.
     pub dir: DestDir,
+    /// `--copy-dest` (or a `--link-dest` link the filesystem refused): the
+    /// data may be read from a basis directory's entry of the same path,
+    /// which the walk found holding the source's data.
+    pub basis: Option<FromBasis>,
+}
+
+/// A basis entry a worker may read a file's data from: basis `index` (of
+/// `WorkerInit::bases`), as the walk saw it. A basis entry that no longer
+/// has this size and mtime is not used (the source is read instead).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FromBasis {
+    pub index: u16,
+    pub size: u64,
+    pub mtime: Time,
 }
 
 /// `--reflink`: whether copies may share extents with their source.
@@ -119,6 +133,9 @@ pub struct RootFds {
 pub struct WorkerInit {
     pub worker: u32,
     pub roots: RootFds,
+    /// The basis directories (`--copy-dest` ...), inherited like the roots:
+    /// descriptor numbers and the (device, inode) each must have.
+    pub bases: Vec<(i32, (u64, u64))>,
     /// Unique per run; part of every temporary file name.
     pub run_id: u64,
     /// Copy even when size and mtime match (`--ignore-times`).
@@ -363,6 +380,11 @@ mod tests {
             rel: name.clone(),
             kind: TaskKind::File { size: 42 },
             dir: DestDir::Created,
+            basis: Some(FromBasis {
+                index: 1,
+                size: 42,
+                mtime: Time { secs: -1, nanos: 5 },
+            }),
         };
         tx.send(ToWorker::Batch {
             id: 7,

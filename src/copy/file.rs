@@ -20,6 +20,7 @@ impl Copier {
         &mut self,
         rel: &[u8],
         dir: DestDir,
+        basis: Option<super::FromBasis>,
         tick: data::Tick,
     ) -> Result<Placed, CopyError> {
         let (parent, name) = split_rel(rel);
@@ -27,7 +28,7 @@ impl Copier {
         let mut attempts = 0;
         while attempts < CHANGE_RETRIES {
             attempts += 1;
-            match self.try_copy_file(parent, name, dir, tick) {
+            match self.try_copy_file(parent, name, (dir, basis), tick) {
                 Ok(Some(placed)) => return Ok(placed),
                 Ok(None) => continue, // changed while copying: try again
                 Err(CopyError::VerifyMismatch) if mismatches == 0 => {
@@ -52,10 +53,11 @@ impl Copier {
         &mut self,
         parent: &[u8],
         name: &[u8],
-        dir: DestDir,
+        (dir, basis): (DestDir, Option<super::FromBasis>),
         tick: data::Tick,
     ) -> Result<Option<Placed>, CopyError> {
         let (src, st) = self.open_source(parent, name)?;
+        let from_basis = basis.and_then(|b| self.open_basis(parent, name, b, &st));
         self.dst_dir
             .get(&self.dst_root, parent)
             .map_err(CopyError::at(Op::OpenDestDir))?;
@@ -106,6 +108,7 @@ impl Copier {
         let placing = Placing {
             ddir,
             src: &src,
+            data_src: from_basis.as_ref().unwrap_or(&src),
             st: &st,
             name,
             finish,
@@ -307,6 +310,30 @@ impl Copier {
         }
     }
 
+    /// Basis `b`'s file `name` in `parent`, when it is still what the walk
+    /// found there (a regular file of that size and mtime) and the source
+    /// still has that size: its data is the source's. Anything else (gone,
+    /// changed, an index this worker was not given): `None`, the source is
+    /// read. Never followed through a symlink.
+    fn open_basis(
+        &self,
+        parent: &[u8],
+        name: &[u8],
+        b: super::FromBasis,
+        st: &Stat,
+    ) -> Option<OwnedFd> {
+        let root = self.bases.get(b.index)?;
+        let dir = super::open_beneath(root, parent, OFlags::DIRECTORY | OFlags::RDONLY).ok()?;
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&dir, name, flags | OFlags::NOATIME, Mode::empty())
+            .or_else(|_| rustix::fs::openat(&dir, name, flags, Mode::empty()))
+            .ok()?;
+        let bst = rustix::fs::fstat(&fd).ok()?;
+        let regular =
+            rustix::fs::FileType::from_raw_mode(bst.st_mode) == rustix::fs::FileType::RegularFile;
+        (regular && Stamp::of(&bst) == b.file && bst.st_size == st.st_size).then_some(fd)
+    }
+
     /// Open source file `name` in directory `parent` (see `open_source`).
     fn open_source(&mut self, parent: &[u8], name: &[u8]) -> Result<(OwnedFd, Stat), CopyError> {
         let sdir = self
@@ -422,7 +449,7 @@ pub(super) struct Moved {
 /// bytes it had at first are still the ones copied: the copy is that
 /// consistent prefix, as rsync copies what it read (`Moved::grew`).
 fn copy_unchanged(
-    src: &OwnedFd,
+    (src, data_src): (&OwnedFd, &OwnedFd),
     out: &File,
     st: &Stat,
     name: &[u8],
@@ -442,7 +469,7 @@ fn copy_unchanged(
         (data::Reflink::Auto, FsClone::Yes) => !small,
     };
     if clone {
-        match data::clone_file(out.as_fd(), src.as_fd()) {
+        match data::clone_file(out.as_fd(), data_src.as_fd()) {
             Ok(()) => moved.cloned = true,
             Err(e) if always => {
                 return Err(io::Error::new(
@@ -456,7 +483,7 @@ fn copy_unchanged(
     }
     if !moved.cloned {
         data::copy_data(
-            src.as_fd(),
+            data_src.as_fd(),
             out.as_fd(),
             (st.st_size as u64, st.st_blocks as u64),
             // Bytes only where copy_file_range would clone behind our back
@@ -488,6 +515,9 @@ fn copy_unchanged(
 struct Placing<'a> {
     ddir: &'a OwnedFd,
     src: &'a OwnedFd,
+    /// Where the data is read: the source, or a basis entry holding the
+    /// same data (`--copy-dest`).
+    data_src: &'a OwnedFd,
     st: &'a Stat,
     name: &'a [u8],
     finish: Finish,
@@ -576,8 +606,14 @@ impl Placing<'_> {
     /// Data, then (if the source held still) the finish. `Ok(false)`: the
     /// source changed during the copy.
     fn fill(&self, out: &File, buf: &mut Vec<u8>, tick: data::Tick) -> Result<bool, CopyError> {
-        let (same, moved) = copy_unchanged(self.src, out, self.st, self.name, (self.data, tick))
-            .map_err(CopyError::at(Op::Copy))?;
+        let (same, moved) = copy_unchanged(
+            (self.src, self.data_src),
+            out,
+            self.st,
+            self.name,
+            (self.data, tick),
+        )
+        .map_err(CopyError::at(Op::Copy))?;
         self.moved.set(moved);
         if same {
             finish_file(self.src, out, self.st, self.name, &self.finish, buf)?;

@@ -239,7 +239,10 @@ pub struct Job<'a> {
 
 #[derive(Clone, Copy, Debug)]
 pub enum What<'a> {
-    File,
+    /// A regular file; its data may come from a basis entry.
+    File {
+        basis: Option<FromBasis>,
+    },
     Symlink,
     /// A FIFO or device node.
     Special,
@@ -249,6 +252,16 @@ pub enum What<'a> {
         temp: &'a [u8],
         span: Span,
     },
+}
+
+/// A basis directory's entry the walk found holding a file's data
+/// (`--copy-dest`): which basis, and its size and mtime then. Read instead
+/// of the source only while it still has them; the copy still gets the
+/// source's attributes and is checked against the source.
+#[derive(Clone, Copy, Debug)]
+pub struct FromBasis {
+    pub index: usize,
+    pub file: Stamp,
 }
 
 /// A chunk's byte range and the source version the walk saw.
@@ -318,6 +331,8 @@ impl Plan {
 pub struct Copier {
     src_root: OwnedFd,
     dst_root: OwnedFd,
+    /// Basis directories (`--copy-dest`), validated like the roots.
+    bases: Vec<OwnedFd>,
     opts: Options,
     /// Ownership is preserved (asked for, and we are root).
     owner: bool,
@@ -349,6 +364,7 @@ impl Copier {
         Copier {
             src_root,
             dst_root,
+            bases: Vec::new(),
             owner: opts.preserve_owner && attrs::is_root(),
             opts,
             pid: temp::writer(opts.rank, u64::from(std::process::id())),
@@ -368,6 +384,12 @@ impl Copier {
             dst_dir: DirCache::default(),
             placed_in: Default::default(),
         }
+    }
+
+    /// The basis directories a `What::File` may name.
+    pub fn with_bases(mut self, bases: Vec<OwnedFd>) -> Self {
+        self.bases = bases;
+        self
     }
 
     fn temp_name(&mut self) -> Vec<u8> {
@@ -394,7 +416,7 @@ impl Copier {
     pub fn run(&mut self, job: &Job, tick: data::Tick) -> Result<Placed, CopyError> {
         crate::failpoint::hit("worker::before_task", job.rel);
         let r = match job.what {
-            What::File => self.copy_file(job.rel, job.dir, tick),
+            What::File { basis } => self.copy_file(job.rel, job.dir, basis, tick),
             What::Symlink => self.copy_symlink(job.rel, job.dir),
             What::Special => self.copy_special(job.rel, job.dir),
             What::Chunk { temp, span } => self.copy_chunk(job.rel, temp, span, tick),
@@ -521,7 +543,7 @@ mod tests {
     fn file_job(rel: &[u8], dir: DestDir) -> Job<'_> {
         Job {
             rel,
-            what: What::File,
+            what: What::File { basis: None },
             dir,
         }
     }

@@ -53,6 +53,7 @@ fn worker_init(s: &Settings, run_id: u64, (rank, ranks): (u32, u32)) -> WorkerIn
         worker: 0,
         // Filled in by `Dispatch::new` from the descriptors it holds.
         roots: RootFds::default(),
+        bases: Vec::new(),
         run_id,
         ignore_times: s.ignore_times,
         preserve_owner: true,
@@ -91,6 +92,9 @@ struct Run<'a> {
     newly_quarantined: std::cell::RefCell<Vec<Vec<u8>>>,
     /// Every removal of the run (`--delete` extras, type clashes).
     deleter: Arc<delete::Deleter>,
+    /// `--link-dest` and friends, open for the whole run (workers inherit
+    /// them for `--copy-dest`).
+    bases: Option<Arc<walk::Bases>>,
 }
 
 /// The walker thread, its two channels, and (MPI) the peer thread.
@@ -210,7 +214,15 @@ pub fn run(mut settings: Settings, cluster: &Cluster) -> Result<Summary> {
         settings.log_file.is_some(),
     )?);
     let deleter = Arc::new(deleter(&settings, &roots, &filter, &changes, &paths)?);
+    let bases = settings.basis.as_ref().map(|b| {
+        Arc::new(walk::Bases::open(
+            b,
+            &roots.destination,
+            roots.dst_fd.as_ref(),
+        ))
+    });
     let run = Run {
+        bases,
         deleter,
         settings: &settings,
         roots: &roots,
@@ -371,13 +383,7 @@ impl Run<'_> {
             rank: cluster.rank(),
             ranks: cluster.size(),
             quarantined: Arc::clone(&self.quarantined),
-            basis: s.basis.as_ref().map(|b| {
-                Arc::new(walk::Bases::open(
-                    b,
-                    &roots.destination,
-                    roots.dst_fd.as_ref(),
-                ))
-            }),
+            basis: self.bases.clone(),
             opts,
             paths: self.paths.clone(),
             src_root: dup(&roots.src_fd, &roots.source)?,
@@ -421,11 +427,13 @@ impl Run<'_> {
                 std::env::current_exe().map_err(|e| Error::Fatal(format!("current_exe: {e}")))?
             }
         };
+        let mut init = worker_init(s, self.run_id, (self.cluster.rank(), self.cluster.size()));
+        init.bases = self.bases.as_ref().map_or_else(Vec::new, |b| b.inherited());
         let mut d = dispatch::Dispatch::new(
             dispatch::Options::new(s, self.walk_threads),
             self.paths.clone(),
             exe,
-            worker_init(s, self.run_id, (self.cluster.rank(), self.cluster.size())),
+            init,
             // Moved, not cloned: when the dispatcher is gone, a walker
             // blocked on a full batch channel sees it closed and stops.
             (walking.batches, walking.events),

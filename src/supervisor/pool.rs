@@ -111,9 +111,12 @@ fn try_spawn(
 }
 
 /// `pcopy --worker NAME` in its own process group, inheriting exactly the
-/// two root descriptors.
+/// two root descriptors and those of the basis directories.
 fn command(exe: &Path, name: &str, init: &WorkerInit) -> Command {
-    let inherit = [init.roots.src_fd, init.roots.dst_fd];
+    let inherit: Vec<i32> = [init.roots.src_fd, init.roots.dst_fd]
+        .into_iter()
+        .chain(init.bases.iter().map(|b| b.0))
+        .collect();
     let mut cmd = Command::new(exe);
     cmd.arg("--worker")
         .arg(name)
@@ -122,10 +125,10 @@ fn command(exe: &Path, name: &str, init: &WorkerInit) -> Command {
         .process_group(0);
     // SAFETY: runs in the forked child before exec; fcntl is
     // async-signal-safe and touches only the child's descriptor table. The
-    // root descriptors are the only ones a worker inherits.
+    // root and basis descriptors are the only ones a worker inherits.
     unsafe {
         cmd.pre_exec(move || {
-            for fd in inherit {
+            for &fd in &inherit {
                 if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
                     return Err(std::io::Error::last_os_error());
                 }

@@ -123,6 +123,13 @@ fn task(r: &mut Rng, big_mtime: Time) -> Task {
         } else {
             DestDir::Existing
         },
+        // The fuzzed copier has no basis directories: any index is one it
+        // does not have.
+        basis: (r.below(4) == 0).then(|| crate::protocol::FromBasis {
+            index: r.below(3) as u16,
+            size: r.next() % 10_000,
+            mtime: big_mtime,
+        }),
     }
 }
 
@@ -169,6 +176,7 @@ fn fuzzed_messages_never_panic_nor_write_outside_the_destination() {
     let init = WorkerInit {
         worker: 0,
         roots: RootFds::default(),
+        bases: Vec::new(),
         run_id: RUN_ID,
         ignore_times: false,
         preserve_owner: false,

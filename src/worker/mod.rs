@@ -73,7 +73,8 @@ fn serve(token: String) -> Result<(), String> {
     let (src, dst) = validate::adopt_roots(&init.roots).map_err(|e| fatal(e.to_string()))?;
     let run_id = init.run_id;
     let bwlimit = init.bwlimit;
-    let copier = Copier::new(src, dst, (&init).into());
+    let bases = validate::adopt_bases(&init.bases).map_err(|e| fatal(e.to_string()))?;
+    let copier = Copier::new(src, dst, (&init).into()).with_bases(bases);
     Worker {
         up: up.clone(),
         rx: tasks_rx,

@@ -39,7 +39,16 @@ impl From<DestDir> for copy::DestDir {
 /// The copy job a (validated) task asks for.
 pub fn job(t: &Task) -> Job<'_> {
     let what = match t.kind {
-        TaskKind::File { .. } => What::File,
+        TaskKind::File { .. } => What::File {
+            basis: t.basis.map(|b| copy::FromBasis {
+                index: usize::from(b.index),
+                file: Stamp {
+                    size: b.size,
+                    mtime_secs: b.mtime.secs,
+                    mtime_nanos: b.mtime.nanos,
+                },
+            }),
+        },
         TaskKind::Symlink => What::Symlink,
         TaskKind::Fifo | TaskKind::Device => What::Special,
         TaskKind::Chunk {

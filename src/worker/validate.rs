@@ -19,6 +19,14 @@ pub fn adopt_roots(r: &RootFds) -> io::Result<(OwnedFd, OwnedFd)> {
     ))
 }
 
+/// The basis directories, checked as the roots are.
+pub fn adopt_bases(bases: &[(i32, (u64, u64))]) -> io::Result<Vec<OwnedFd>> {
+    bases
+        .iter()
+        .map(|&(fd, id)| adopt(fd, id, "basis"))
+        .collect()
+}
+
 fn adopt(fd: i32, id: (u64, u64), what: &str) -> io::Result<OwnedFd> {
     let refused = |why: &str| {
         io::Error::other(format!(
@@ -55,6 +63,9 @@ pub fn task(t: &Task, run_id: u64) -> Result<(), String> {
             "invalid task path {}",
             crate::util::escape_bytes(&t.rel.0)
         ));
+    }
+    if t.basis.is_some() && !matches!(t.kind, TaskKind::File { .. }) {
+        return Err("a basis for an entry that is not a regular file".into());
     }
     if let TaskKind::Chunk {
         offset,
@@ -97,6 +108,7 @@ mod tests {
                 temp: RelPath(temp.to_vec()),
             },
             dir: crate::protocol::DestDir::Existing,
+            basis: None,
         }
     }
 

@@ -237,6 +237,30 @@ impl Case {
                 Some(Gen { tree, notes })
             }
         };
+        let mut dest = dest;
+        if flags.update {
+            // Not generated: under -u, a hard-link group name whose
+            // destination file is newer. pcopy keeps it (as -u says, and as
+            // both tools do without a basis); rsync relinks it when the
+            // group's leader came from a basis (finish_hard_link after
+            // copy_altdest_file or a basis link skips the -u check). README,
+            // "How pcopy differs".
+            if let Some(g) = dest.as_mut() {
+                for (p, e) in &src_tree {
+                    let newer = matches!(
+                        (&e.kind, g.tree.get(p)),
+                        (crate::itemize_diff::Kind::File(_), Some(d))
+                            if e.ino.is_some()
+                                && matches!(d.kind, crate::itemize_diff::Kind::File(_))
+                                && d.mtime > e.mtime
+                    );
+                    if newer {
+                        g.tree.insert(p.clone(), e.clone());
+                        g.notes.remove(p);
+                    }
+                }
+            }
+        }
         let tmp = tempfile::Builder::new()
             .prefix(&format!("pcopy-basis-diff-{seed}-"))
             .tempdir()

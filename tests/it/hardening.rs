@@ -71,6 +71,7 @@ impl FakeSupervisor {
         let init = WorkerInit {
             worker: 0,
             roots: self.roots,
+            bases: Vec::new(),
             run_id,
             ignore_times: false,
             preserve_owner: false,
@@ -143,6 +144,7 @@ fn a_chunk_temp_naming_a_path_outside_the_destination_is_refused() {
             temp: RelPath(temp.to_vec()),
         },
         dir: pcopy::protocol::DestDir::Existing,
+        basis: None,
     };
     let tasks = vec![
         chunk(b"../outside/v"),

@@ -160,3 +160,51 @@ fn reflink_on_xfs_shares_extents_and_never_does_not() {
 fn reflink_on_btrfs_shares_extents_and_never_does_not() {
     reflink_on("reflink_btrfs", &["mkfs.btrfs", "-q"]);
 }
+
+/// `--copy-dest`: an entry the basis holds unchanged is copied from the
+/// basis, cloned where the filesystem can. The source is on another
+/// filesystem (the test's temp dir), so sharing extents with the basis
+/// proves the data came from the basis; `--reflink never` gives an
+/// independent copy of the same bytes.
+#[test]
+#[ignore = "needs root to loop-mount an XFS image; .ci/run runs it as root (--ignored)"]
+fn copy_dest_clones_from_the_basis_on_xfs() {
+    let env = TestEnv::new();
+    let Some(m) = LoopFs::make(env.dir.path(), &["mkfs.xfs", "-q", "-m", "reflink=1"]) else {
+        skip("copy_dest_clones", "mkfs or the loop mount was refused");
+        return;
+    };
+    let mut r = Lcg::new(11);
+    let big: Vec<u8> = (0..4 << 20).map(|_| r.next() as u8).collect();
+    fs::write(env.src.join("big"), &big).unwrap();
+    fs::write(env.src.join("changed"), "new data\n").unwrap();
+    let base = m.0.join("base");
+    let mut c = env.cmd();
+    c.arg(&env.src).arg(&base);
+    assert_code(&run(c), 0);
+    fs::write(base.join("changed"), "old data\n").unwrap();
+    for (dst, extra, cloned) in [
+        ("snap", None, true),
+        ("copy", Some("--reflink=never"), false),
+    ] {
+        let dst = m.0.join(dst);
+        let mut c = env.cmd();
+        c.arg("--json")
+            .arg("--copy-dest=../base")
+            .args(extra)
+            .arg(&env.src)
+            .arg(&dst);
+        let out = run(c);
+        assert_code(&out, 0);
+        let v = parse_json(&out);
+        assert_trees_equal(&env.src, &dst);
+        assert_eq!(shared(&dst.join("big")), cloned, "{v}");
+        assert_eq!(v["files_cloned"].as_u64().unwrap() > 0, cloned, "{v}");
+        use std::os::unix::fs::MetadataExt;
+        assert_ne!(
+            fs::metadata(dst.join("big")).unwrap().ino(),
+            fs::metadata(base.join("big")).unwrap().ino(),
+            "copied, not linked"
+        );
+    }
+}

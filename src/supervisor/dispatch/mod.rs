@@ -816,6 +816,7 @@ impl<'a> Dispatch<'a> {
                     rel: t.rel.clone(),
                     kind: TaskKind::File { size: file_size },
                     dir: big.dir,
+                    basis: None,
                 });
             }
             bigfile::Placed::Failed(_) if self.summary.disk_full => {

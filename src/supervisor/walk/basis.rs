@@ -18,6 +18,7 @@
 use super::{Entry, Walker};
 use crate::config::BasisKind;
 use crate::copy::open_beneath;
+use crate::protocol::{FromBasis, Time};
 use crate::supervisor::changes::{Action, Change, Kind, Reasons};
 use crate::util::escape_bytes;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
@@ -29,6 +30,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 pub struct Bases {
     pub kind: BasisKind,
     roots: Vec<OwnedFd>,
+    /// Each root's (device, inode), for the workers that inherit them.
+    ids: Vec<(u64, u64)>,
     /// A link refused for a reason that will repeat (EMLINK, EXDEV) has
     /// been warned about once.
     warned: AtomicBool,
@@ -43,6 +46,7 @@ impl Bases {
     /// One that cannot be opened is left out with a warning, as rsync does.
     pub fn open(b: &crate::config::Basis, destination: &Path, dst: Option<&OwnedFd>) -> Self {
         let mut roots = Vec::new();
+        let mut ids = Vec::new();
         for dir in &b.dirs {
             let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
             let opened = match dst {
@@ -53,8 +57,11 @@ impl Bases {
                 }
                 _ => rustix::fs::open(dir, flags, Mode::empty()),
             };
-            match opened {
-                Ok(fd) => roots.push(fd),
+            match opened.and_then(|fd| rustix::fs::fstat(&fd).map(|st| (fd, st))) {
+                Ok((fd, st)) => {
+                    roots.push(fd);
+                    ids.push((st.st_dev, st.st_ino));
+                }
                 Err(e) => log::warn!(
                     "{} {}: {} (not used)",
                     b.kind.flag(),
@@ -66,9 +73,23 @@ impl Bases {
         Bases {
             kind: b.kind,
             roots,
+            ids,
             warned: AtomicBool::new(false),
             seq: AtomicU64::new(0),
         }
+    }
+}
+
+impl Bases {
+    /// The descriptors workers inherit (these very numbers, held for the
+    /// whole run) with the identities a worker checks them against.
+    pub fn inherited(&self) -> Vec<(i32, (u64, u64))> {
+        use std::os::fd::AsRawFd;
+        self.roots
+            .iter()
+            .zip(&self.ids)
+            .map(|(fd, &id)| (fd.as_raw_fd(), id))
+            .collect()
     }
 }
 
@@ -122,9 +143,13 @@ pub(super) enum Decision {
     Usual,
     /// Decided, counted and reported here.
     Done,
-    /// Copied (created), itemized against the basis entry, or not at all
-    /// (`None`: an exact match under `--copy-dest`).
-    Copy(Option<Match>),
+    /// Copied (created): itemized against the basis entry `note`, or not
+    /// at all (an exact match under `--copy-dest`); its data read from the
+    /// basis entry `from` when one holds it (rsync's copy_altdest_file).
+    Copy {
+        note: Option<Match>,
+        from: Option<FromBasis>,
+    },
 }
 
 impl Walker {
@@ -156,6 +181,11 @@ impl Walker {
             return Decision::Usual;
         }
         let file = ft == FileType::RegularFile;
+        if !file && dst.is_some() {
+            // rsync asks the bases about a symlink, FIFO or device only
+            // when nothing at all is at its name.
+            return Decision::Usual;
+        }
         let dtype = dst.map(|d| FileType::from_raw_mode(d.st_mode));
         if dtype == Some(FileType::Directory) {
             // A directory in the way goes only under --delete, as without
@@ -215,7 +245,14 @@ impl Walker {
     ) -> Decision {
         match m.level {
             Level::Exact => self.exact(b, e, st, ft, m, replace),
-            _ => Decision::Copy(Some(m)),
+            Level::Data => Decision::Copy {
+                from: from_basis(&m, ft),
+                note: Some(m),
+            },
+            Level::Type => Decision::Copy {
+                note: Some(m),
+                from: None,
+            },
         }
     }
 
@@ -312,7 +349,10 @@ impl Walker {
             0
         };
         match b.kind {
-            BasisKind::Copy => Decision::Copy(None),
+            BasisKind::Copy => Decision::Copy {
+                from: from_basis(&m, ft),
+                note: None,
+            },
             BasisKind::Compare => {
                 if replace && !self.remove_for_basis(e) {
                     return Decision::Done;
@@ -372,11 +412,17 @@ impl Walker {
         log::debug!("{}: link from basis refused: {err}", escape_bytes(&e.rel));
         match ft {
             // rsync: itemized as a local copy from the basis entry.
-            FileType::RegularFile => Decision::Copy(Some(Match {
-                level: Level::Data,
-                ..m
-            })),
-            _ => Decision::Copy(None),
+            FileType::RegularFile => Decision::Copy {
+                from: from_basis(&m, ft),
+                note: Some(Match {
+                    level: Level::Data,
+                    ..m
+                }),
+            },
+            _ => Decision::Copy {
+                note: None,
+                from: None,
+            },
         }
     }
 
@@ -465,8 +511,14 @@ impl Walker {
         let mut r = Reasons {
             size: kind == Kind::File && m.st.st_size != st.st_size,
             mtime: (m.st.st_mtime, m.st.st_mtime_nsec) != (st.st_mtime, st.st_mtime_nsec),
-            content: (kind == Kind::File && self.opts.checksum)
-                || (kind == Kind::Symlink && m.level == Level::Type),
+            // rsync: `c` on a transferred file under -c (not on a local
+            // copy of the same data), and on every symlink, FIFO or device
+            // created against a basis entry (ITEM_REPORT_CHANGE there).
+            content: if kind == Kind::File {
+                self.opts.checksum && m.level == Level::Type
+            } else {
+                kind != Kind::Dir
+            },
             ..Reasons::default()
         };
         if let Some(d) = self.basis_differences(e, st, dir, &m.st) {
@@ -542,37 +594,59 @@ impl Walker {
         leader: Option<Outcome>,
     ) -> Option<Option<Reasons>> {
         let b = self.basis.as_ref()?;
+        let ft = FileType::from_raw_mode(st.st_mode);
+        // hard_link_check: the last basis entry stat'ed is what the name is
+        // compared with, once one had the same data; the search ends at the
+        // first with the same attributes too.
+        let mut last: Option<(&OwnedFd, Stat)> = None;
+        let mut matched = false;
         for dir in e.basis.iter() {
             let Some(dir) = dir else { continue };
             let Ok(bst) = rustix::fs::statat(dir, e.name, AtFlags::SYMLINK_NOFOLLOW) else {
                 continue;
             };
+            last = Some((dir, bst));
             if b.kind == BasisKind::Link {
                 if leader == Some(Outcome::Linked((bst.st_dev, bst.st_ino))) {
                     return Some(None);
                 }
                 continue;
             }
-            let ft = FileType::from_raw_mode(st.st_mode);
             if ft != FileType::RegularFile
                 || FileType::from_raw_mode(bst.st_mode) != ft
                 || !self.same_data(e, st, ft, dir, &bst)
             {
                 continue;
             }
-            let mut r = Reasons {
-                mtime: (bst.st_mtime, bst.st_mtime_nsec) != (st.st_mtime, st.st_mtime_nsec),
-                ..Reasons::default()
-            };
-            if let Some(d) = self.basis_differences(e, st, dir, &bst) {
-                let a = super::reasons(&d);
-                (r.perms, r.owner, r.group, r.acl, r.xattrs) =
-                    (a.perms, a.owner, a.group, a.acl, a.xattrs);
+            matched = true;
+            if self.same_attrs(e, st, dir, &bst) {
+                break;
             }
-            return Some(Some(r));
         }
-        None
+        let (dir, bst) = last.filter(|_| matched)?;
+        let mut r = Reasons {
+            mtime: (bst.st_mtime, bst.st_mtime_nsec) != (st.st_mtime, st.st_mtime_nsec),
+            ..Reasons::default()
+        };
+        if let Some(d) = self.basis_differences(e, st, dir, &bst) {
+            let a = super::reasons(&d);
+            (r.perms, r.owner, r.group, r.acl, r.xattrs) =
+                (a.perms, a.owner, a.group, a.acl, a.xattrs);
+        }
+        Some(Some(r))
     }
+}
+
+/// The task's pointer to the basis entry holding a regular file's data.
+fn from_basis(m: &Match, ft: FileType) -> Option<FromBasis> {
+    (ft == FileType::RegularFile && m.level >= Level::Data).then_some(FromBasis {
+        index: m.j as u16,
+        size: m.st.st_size as u64,
+        mtime: Time {
+            secs: m.st.st_mtime,
+            nanos: m.st.st_mtime_nsec as u32,
+        },
+    })
 }
 
 /// What the basis step did with an entry, for its hard-link group.

@@ -30,6 +30,7 @@ impl Large {
                 size: self.file.size,
             },
             dir: self.dir,
+            basis: None,
         }
     }
 }
@@ -154,6 +155,7 @@ fn split(w: &Walker, l: &Large, chunk: u64, seq: u64, b: &mut Batcher) -> io::Re
             rel: l.rel.clone(),
             kind,
             dir: l.dir,
+            basis: None,
         };
         // Under MPI chunk i goes to rank (this + i) mod K; chunk 0, whose
         // batch carries the registration, stays here.

@@ -82,7 +82,7 @@ impl Walker {
         let groups = std::mem::take(&mut *super::lock(&sh.groups));
         let mut groups: Vec<(Stat, Vec<Name>)> = groups.into_values().collect();
         for g in &mut groups {
-            g.1.sort_by(|x, y| x.rel.cmp(&y.rel));
+            g.1.sort_by(|x, y| flist_order(&x.rel, &y.rel));
         }
         groups.sort_by(|x, y| x.1[0].rel.cmp(&y.1[0].rel));
         // On the walk's threads: a tree made with `cp -al` holds back every
@@ -194,10 +194,14 @@ impl Walker {
         let current: Vec<bool> = (0..names.len())
             .map(|i| self.holds_current(st, &names[i], opened[i].as_ref(), dsts[i].as_ref()))
             .collect();
+        // With basis directories the leader is rsync's, the first name in
+        // its file-list order: whether the group is linked from a basis or
+        // copied depends on that name, and a destination name's inode is
+        // replaced by a basis link anyway.
         let lead = (0..names.len())
-            .filter(|&i| current[i])
+            .filter(|&i| current[i] && self.basis.is_none())
             .min_by_key(|&i| (std::cmp::Reverse(sharing(i)), i))
-            .or_else(|| (0..names.len()).find(|&i| regular(&dsts[i])))
+            .or_else(|| (0..names.len()).find(|&i| regular(&dsts[i]) && self.basis.is_none()))
             .unwrap_or(0);
         // The leader, as any other entry (quick check, -c, -u, a basis,
         // itemize). One a basis leaves out (--compare-dest) is no leader:
@@ -410,5 +414,41 @@ impl Walker {
             size: None,
             target: Some(&leader.0),
         });
+    }
+}
+
+/// rsync's file-list order, in which its first name of a hard-link group
+/// leads: a directory's own entries before anything in its subdirectories
+/// (incremental recursion sends each directory's list whole), directories
+/// depth first by name. So `f` comes before `b/h`, and `b/z/k` before `c/m`.
+fn flist_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let (pa, na) = split_rel(a);
+    let (pb, nb) = split_rel(b);
+    let parts = |p: &'_ [u8]| -> Vec<Vec<u8>> {
+        if p.is_empty() {
+            Vec::new()
+        } else {
+            // Each directory as rsync's f_name_cmp sees it, with its
+            // slash: `a-b/` sorts before `a/`.
+            p.split(|&c| c == b'/')
+                .map(|c| [c, b"/"].concat())
+                .collect()
+        }
+    };
+    parts(pa).cmp(&parts(pb)).then_with(|| na.cmp(nb))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::flist_order;
+    use std::cmp::Ordering::Less;
+
+    #[test]
+    fn a_directorys_own_names_come_before_its_subdirectories() {
+        assert_eq!(flist_order(b"f", b"b/h"), Less);
+        assert_eq!(flist_order(b"b/z/k", b"c/m"), Less);
+        assert_eq!(flist_order(b"b/k", b"b/a/x"), Less);
+        assert_eq!(flist_order(b"a/x", b"a/y"), Less);
+        assert_eq!(flist_order(b"a-b/x", b"a/y"), Less);
     }
 }

@@ -1018,10 +1018,10 @@ impl Walker {
             _ => None,
         };
         // What a basis directory decides comes first, as in rsync.
-        let against = match self.basis_decide(e, st, ft, dst_st.as_ref()) {
+        let (against, from) = match self.basis_decide(e, st, ft, dst_st.as_ref()) {
             basis::Decision::Done => return true,
-            basis::Decision::Usual => None,
-            basis::Decision::Copy(m) => Some(m),
+            basis::Decision::Usual => (None, None),
+            basis::Decision::Copy { note, from } => (Some(note), from),
         };
         if ft == FileType::RegularFile
             && job.dir == DestDir::Existing
@@ -1126,7 +1126,12 @@ impl Walker {
             });
             return true;
         }
-        let task = Task { rel, kind, dir };
+        let task = Task {
+            rel,
+            kind,
+            dir,
+            basis: from,
+        };
         b.push(task, size)
     }
 

@@ -196,9 +196,13 @@ impl Walker {
             let Some(m) = self.find(e, st, ft) else {
                 return Decision::Usual;
             };
-            if !self.clear_clash(e, false) {
-                return Decision::Done;
+            if m.level == Level::Exact && b.kind != BasisKind::Copy {
+                // Linked or left out here: the directory goes first.
+                if !self.clear_clash(e, false) {
+                    return Decision::Done;
+                }
             }
+            // A copy clears it on the usual path, once.
             return self.decide_free(b, e, st, ft, m, false);
         }
         if dtype == Some(ft) {
@@ -565,20 +569,27 @@ impl Walker {
         Some(Some(r))
     }
 
-    /// `basis_dir_note` for the destination root this run creates, against
-    /// the first basis root (mode, owner, group and mtime, as `note_root`
-    /// compares an existing root).
+    /// `basis_dir_note` for the destination root this run creates: none
+    /// when a basis root has the source root's mode, owner and group (as
+    /// root) and mtime, else what differs from the first basis root.
     pub(super) fn basis_root_note(&self, src: &Stat) -> Option<Reasons> {
         let b = self.basis.as_ref()?;
-        let root = b.roots.first()?;
-        let d = rustix::fs::fstat(root).ok()?;
-        Some(Reasons {
+        let against = |d: &Stat| Reasons {
             mtime: (src.st_mtime, src.st_mtime_nsec) != (d.st_mtime, d.st_mtime_nsec),
             perms: src.st_mode & 0o7777 != d.st_mode & 0o7777,
             owner: self.opts.owner && src.st_uid != d.st_uid,
             group: self.opts.owner && src.st_gid != d.st_gid,
             ..Reasons::default()
-        })
+        };
+        let roots: Vec<Stat> = b
+            .roots
+            .iter()
+            .filter_map(|r| rustix::fs::fstat(r).ok())
+            .collect();
+        if roots.iter().any(|d| !against(d).any()) {
+            return Some(Reasons::default());
+        }
+        roots.first().map(against)
     }
 
     /// The `-i` record of hard-link group member `e` that the destination

@@ -194,15 +194,29 @@ impl Walker {
         let current: Vec<bool> = (0..names.len())
             .map(|i| self.holds_current(st, &names[i], opened[i].as_ref(), dsts[i].as_ref()))
             .collect();
-        // With basis directories the leader is rsync's, the first name in
-        // its file-list order: whether the group is linked from a basis or
-        // copied depends on that name, and a destination name's inode is
-        // replaced by a basis link anyway.
-        let lead = (0..names.len())
-            .filter(|&i| current[i] && self.basis.is_none())
-            .min_by_key(|&i| (std::cmp::Reverse(sharing(i)), i))
-            .or_else(|| (0..names.len()).find(|&i| regular(&dsts[i]) && self.basis.is_none()))
-            .unwrap_or(0);
+        // With basis directories the leader is rsync's: whether the group
+        // is linked from a basis, copied from one or sent depends on it.
+        // rsync goes through the names in file-list order; the first with
+        // something to work from (a file at the destination, or a file in
+        // a basis) is handled and the others follow it; with none, the last
+        // name is sent. A name a basis leaves out (--compare-dest) leads
+        // nothing: the choice is made again among the others.
+        let rsyncs = |left: &[bool]| {
+            let open: Vec<usize> = (0..names.len()).filter(|&i| !left[i]).collect();
+            open.iter()
+                .copied()
+                .find(|&i| regular(&dsts[i]) || self.in_a_basis(&names[i].rel))
+                .or_else(|| open.last().copied())
+        };
+        let lead = if self.basis.is_some() {
+            rsyncs(&vec![false; names.len()]).unwrap_or(0)
+        } else {
+            (0..names.len())
+                .filter(|&i| current[i])
+                .min_by_key(|&i| (std::cmp::Reverse(sharing(i)), i))
+                .or_else(|| (0..names.len()).find(|&i| regular(&dsts[i])))
+                .unwrap_or(0)
+        };
         // The leader, as any other entry (quick check, -c, -u, a basis,
         // itemize). One a basis leaves out (--compare-dest) is no leader:
         // the next name is handled as if first, as in rsync.
@@ -234,7 +248,7 @@ impl Walker {
                 break outcome;
             }
             left[lead] = true;
-            match (0..names.len()).find(|&i| !left[i]) {
+            match rsyncs(&left) {
                 Some(next) => lead = next,
                 None => return true,
             }
@@ -359,6 +373,15 @@ impl Walker {
         t.is_some() && o.dst.as_ref().and_then(read) == t
     }
 
+    /// Whether a basis directory has a regular file at `rel`.
+    fn in_a_basis(&self, rel: &[u8]) -> bool {
+        let (parent, name) = split_rel(rel);
+        self.basis_dirs(parent).iter().flatten().any(|d| {
+            rustix::fs::statat(d, name, AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok_and(|b| FileType::from_raw_mode(b.st_mode) == FileType::RegularFile)
+        })
+    }
+
     /// `-u` keeps a newer regular file at the destination.
     fn newer_kept(&self, st: &Stat, dst: Option<&Stat>) -> bool {
         self.opts.update
@@ -417,8 +440,8 @@ impl Walker {
     }
 }
 
-/// rsync's file-list order, in which its first name of a hard-link group
-/// leads: a directory's own entries before anything in its subdirectories
+/// rsync's file-list order, in which it goes through a hard-link group's
+/// names: a directory's own entries before anything in its subdirectories
 /// (incremental recursion sends each directory's list whole), directories
 /// depth first by name. So `f` comes before `b/h`, and `b/z/k` before `c/m`.
 fn flist_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {

@@ -58,6 +58,8 @@ impl Copier {
     ) -> Result<Option<Placed>, CopyError> {
         let (src, st) = self.open_source(parent, name)?;
         let from_basis = basis.and_then(|b| self.open_basis(parent, name, b, &st));
+        let data_dev = from_basis.as_ref().map_or(st.st_dev, |b| b.1);
+        let from_basis = from_basis.map(|b| b.0);
         self.dst_dir
             .get(&self.dst_root, parent)
             .map_err(CopyError::at(Op::OpenDestDir))?;
@@ -69,7 +71,8 @@ impl Copier {
             .stat()
             .map_err(CopyError::at(Op::OpenDestDir))?
             .st_dev;
-        let fs_clone = self.fs_clone(dst_dev);
+        let pair = (data_dev, dst_dev);
+        let fs_clone = self.fs_clone(pair);
         let ddir = self
             .dst_dir
             .get(&self.dst_root, parent)
@@ -143,9 +146,9 @@ impl Copier {
         if moved.clone_refused {
             // Once per filesystem, without a warning per file.
             log::debug!("no reflink on this destination filesystem; copying bytes");
-            self.clone_refused.push(dst_dev);
-        } else if moved.cloned && !self.clone_ok.contains(&dst_dev) {
-            self.clone_ok.push(dst_dev);
+            self.clone_refused.push(pair);
+        } else if moved.cloned && !self.clone_ok.contains(&pair) {
+            self.clone_ok.push(pair);
         }
         result
     }
@@ -179,8 +182,9 @@ impl Copier {
             .stat()
             .map_err(CopyError::at(Op::OpenDestDir))?
             .st_dev;
+        let pair = (st.st_dev, dst_dev);
         let try_clone = reflink == data::Reflink::Always
-            || (reflink == data::Reflink::Auto && !self.clone_refused.contains(&dst_dev));
+            || (reflink == data::Reflink::Auto && !self.clone_refused.contains(&pair));
         // Chunk ranges are multiples of 1 MiB, or end at EOF: clonable.
         let mut cloned = false;
         if try_clone {
@@ -192,7 +196,7 @@ impl Copier {
                         io::Error::new(e.kind(), format!("cannot clone (--reflink=always): {e}")),
                     ))
                 }
-                Err(e) if data::clone_unsupported(&e) => self.clone_refused.push(dst_dev),
+                Err(e) if data::clone_unsupported(&e) => self.clone_refused.push(pair),
                 Err(e) => return Err(CopyError::io(Op::CopyChunk, e)),
             }
         }
@@ -299,11 +303,11 @@ impl Copier {
         Ok(changed)
     }
 
-    /// What cloning on filesystem `dev` came to so far.
-    fn fs_clone(&self, dev: u64) -> FsClone {
-        if self.clone_refused.contains(&dev) {
+    /// What cloning from filesystem `pair.0` to `pair.1` came to so far.
+    fn fs_clone(&self, pair: (u64, u64)) -> FsClone {
+        if self.clone_refused.contains(&pair) {
             FsClone::No
-        } else if self.clone_ok.contains(&dev) {
+        } else if self.clone_ok.contains(&pair) {
             FsClone::Yes
         } else {
             FsClone::Unknown
@@ -321,7 +325,7 @@ impl Copier {
         name: &[u8],
         b: super::FromBasis,
         st: &Stat,
-    ) -> Option<OwnedFd> {
+    ) -> Option<(OwnedFd, u64)> {
         let root = self.bases.get(b.index)?;
         let dir = super::open_beneath(root, parent, OFlags::DIRECTORY | OFlags::RDONLY).ok()?;
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
@@ -331,7 +335,8 @@ impl Copier {
         let bst = rustix::fs::fstat(&fd).ok()?;
         let regular =
             rustix::fs::FileType::from_raw_mode(bst.st_mode) == rustix::fs::FileType::RegularFile;
-        (regular && Stamp::of(&bst) == b.file && bst.st_size == st.st_size).then_some(fd)
+        (regular && Stamp::of(&bst) == b.file && bst.st_size == st.st_size)
+            .then_some((fd, bst.st_dev))
     }
 
     /// Open source file `name` in directory `parent` (see `open_source`).

@@ -343,11 +343,13 @@ pub struct Copier {
     seq: u64,
     /// Scratch space for extended attribute lists and values.
     xattr_buf: Vec<u8>,
-    /// Destination filesystems (st_dev) that refused a clone: copied.
-    clone_refused: Vec<u64>,
-    /// Destination filesystems that cloned (small files are written there:
-    /// `copy_file_range` would clone them too, and cloning costs more).
-    clone_ok: Vec<u64>,
+    /// (data source, destination) filesystems (st_dev) that refused a
+    /// clone: copied. By pair: a source on another filesystem says nothing
+    /// of a `--copy-dest` basis beside the destination.
+    clone_refused: Vec<(u64, u64)>,
+    /// Pairs that cloned (small files are written there: `copy_file_range`
+    /// would clone them too, and cloning costs more).
+    clone_ok: Vec<(u64, u64)>,
     /// O_TMPFILE + linkat works on this destination (cleared on the first
     /// "unsupported"; a name already in the way does not clear it).
     tmpfile_ok: bool,

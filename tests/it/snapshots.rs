@@ -603,3 +603,122 @@ fn a_basis_file_at_the_link_limit_is_copied_with_one_warning() {
     assert_eq!(ino(&snap.join("d/ok")), ino(&base.join("d/ok")));
     assert_ne!(ino(&snap.join("d/full1")), ino(&base.join("d/full1")));
 }
+
+/// A hard-link group of the source stays one group in the snapshot when
+/// its names come from the basis: linked to the basis's inode when the
+/// basis has them as one group, and joined into one inode when the basis
+/// has them split (then the names rsync would take first decides).
+#[test]
+fn hard_link_groups_stay_groups_when_linked_from_a_basis() {
+    let env = TestEnv::new();
+    fs::create_dir_all(env.src.join("d")).unwrap();
+    fs::write(env.src.join("a"), "group\n").unwrap();
+    fs::hard_link(env.src.join("a"), env.src.join("d/b")).unwrap();
+    fs::hard_link(env.src.join("a"), env.src.join("d/c")).unwrap();
+    let base = env.path("base");
+    let (out, _) = pcopy(
+        env.dir.path(),
+        &[env.src.to_str().unwrap(), base.to_str().unwrap()],
+    );
+    assert_code(&out, 0);
+    let snap = env.path("snap");
+    let (out, v) = pcopy(
+        env.dir.path(),
+        &[
+            env.src.to_str().unwrap(),
+            snap.to_str().unwrap(),
+            "--link-dest=../base",
+        ],
+    );
+    assert_code(&out, 0);
+    for n in ["a", "d/b", "d/c"] {
+        assert_eq!(ino(&snap.join(n)), ino(&base.join("a")), "{n}: {v}");
+    }
+    assert_eq!(v["files_copied"], 0, "{v}");
+    // The basis split: d/c is a file of its own there (same data, same
+    // attributes). The snapshot still has one inode for all three names.
+    fs::remove_file(base.join("d/c")).unwrap();
+    fs::copy(base.join("a"), base.join("d/c")).unwrap();
+    let t = fs::metadata(base.join("a")).unwrap().modified().unwrap();
+    filetime::set_file_mtime(base.join("d/c"), t.into()).unwrap();
+    let snap2 = env.path("snap2");
+    let (out, v) = pcopy(
+        env.dir.path(),
+        &[
+            env.src.to_str().unwrap(),
+            snap2.to_str().unwrap(),
+            "--link-dest=../base",
+        ],
+    );
+    assert_code(&out, 0);
+    let i = ino(&snap2.join("a"));
+    assert_eq!(ino(&snap2.join("d/b")), i, "{v}");
+    assert_eq!(ino(&snap2.join("d/c")), i, "{v}");
+    assert_eq!(i, ino(&base.join("a")), "linked from the basis: {v}");
+    assert_eq!(v["files_copied"], 0, "{v}");
+    assert_trees_equal(&env.src, &snap2);
+}
+
+/// A destination that fills up while links are made (on tmpfs every name
+/// takes an inode): one "destination full" error, exit 11, the rest counted
+/// as not copied, never one error per file.
+#[test]
+#[ignore = "needs root to mount a small tmpfs; .ci/run runs it as root (--ignored)"]
+fn a_destination_full_of_links_stops_with_one_error() {
+    let env = TestEnv::new();
+    for i in 0..300 {
+        fs::write(env.src.join(format!("f{i:03}")), format!("{i}\n")).unwrap();
+    }
+    let mnt = env.path("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16m,nr_inodes=500", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        return skip("links_fill_tmpfs", "mounting a tmpfs was refused");
+    }
+    struct Umount(PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _m = Umount(mnt.clone());
+    let base = mnt.join("base");
+    let (out, _) = pcopy(
+        env.dir.path(),
+        &[env.src.to_str().unwrap(), base.to_str().unwrap()],
+    );
+    assert_code(&out, 0);
+    let snap = mnt.join("snap");
+    let (out, v) = pcopy(
+        env.dir.path(),
+        &[
+            env.src.to_str().unwrap(),
+            snap.to_str().unwrap(),
+            "--link-dest=../base",
+        ],
+    );
+    assert_code(&out, 11);
+    assert_eq!(v["disk_full"], true, "{v}");
+    assert!(v["files_not_copied"].as_u64().unwrap() > 0, "{v}");
+    let err = stderr(&out);
+    assert!(
+        err.lines().filter(|l| l.contains("[ERROR]")).count() <= 1,
+        "one error, not one per file: {err}"
+    );
+    let found = v["files_found"].as_u64().unwrap();
+    let accounted = [
+        "files_linked_from_basis",
+        "files_not_copied",
+        "files_copied",
+        "files_failed",
+    ]
+    .iter()
+    .map(|k| v[k].as_u64().unwrap())
+    .sum::<u64>();
+    assert_eq!(found, accounted, "{v}");
+    assert!(temps_under(&snap).is_empty());
+}

@@ -367,9 +367,15 @@ impl Walker {
                 Decision::Done
             }
             BasisKind::Link => {
+                if self.found.no_space() {
+                    // The destination is full: counted, not tried.
+                    self.found.unsent_files.fetch_add(1, Ordering::Relaxed);
+                    self.found.unsent_bytes.fetch_add(size, Ordering::Relaxed);
+                    return Decision::Done;
+                }
                 if !self.opts.dry_run {
                     if let Err(err) = self.link_from(b, e, m.j, replace) {
-                        return self.link_refused(b, e, ft, m, &err);
+                        return self.link_refused(b, e, (ft, size), m, &err);
                     }
                 }
                 self.found.basis_files.fetch_add(1, Ordering::Relaxed);
@@ -397,10 +403,23 @@ impl Walker {
         &self,
         b: &Bases,
         e: &Entry,
-        ft: FileType,
+        (ft, size): (FileType, u64),
         m: Match,
         err: &std::io::Error,
     ) -> Decision {
+        if super::is_no_space(err) {
+            // A full destination (on tmpfs a link takes an inode): one
+            // event for the run, as for a directory; nothing more is made.
+            if !self.found.no_space.swap(true, Ordering::Relaxed) {
+                let _ = self.events.send(super::WalkEvent::NoSpace {
+                    path: self.paths.destination(&e.rel),
+                    msg: format!("--link-dest: {err}"),
+                });
+            }
+            self.found.unsent_files.fetch_add(1, Ordering::Relaxed);
+            self.found.unsent_bytes.fetch_add(size, Ordering::Relaxed);
+            return Decision::Done;
+        }
         let repeats = matches!(err.raw_os_error(), Some(libc::EMLINK | libc::EXDEV));
         if !repeats {
             self.fail_io(&e.rel, &format!("--link-dest: {err}"), err, false);

@@ -457,8 +457,8 @@ fn first_sentence(text: &str) -> String {
     }
 }
 
-/// Parse argv. Usage errors, `--help` and `--version` exit inside clap
-/// (usage errors with code 2, matching our `ExitStatus::Fatal`).
+/// Parse argv. `--help` and `--version` exit inside clap; a usage error
+/// is printed by `usage_error` (also as JSON under `--json`) and exits 2.
 pub fn parse() -> Mode {
     let cli = Cli::try_parse_ordered(std::env::args_os()).unwrap_or_else(|e| usage_error(e));
     if let Some(token) = &cli.worker {

@@ -186,7 +186,7 @@ pub struct Settings {
     /// `-c/--checksum` or `checksum`: compare content, not size and mtime.
     pub checksum: bool,
     /// `--reflink` or `reflink`: auto (default), always, never.
-    pub reflink: crate::protocol::Reflink,
+    pub reflink: ReflinkArg,
     /// `--bwlimit` or `bwlimit`: bytes per second written by all workers
     /// together (0: no limit).
     pub bwlimit: u64,
@@ -349,11 +349,9 @@ impl Settings {
             update: cli.update || file.update.unwrap_or(false),
             checksum: cli.checksum || file.checksum.unwrap_or(false),
             bwlimit,
-            reflink: match cli.reflink.or(file.reflink) {
-                None | Some(ReflinkArg::Auto) => crate::protocol::Reflink::Auto,
-                Some(ReflinkArg::Always) => crate::protocol::Reflink::Always,
-                Some(ReflinkArg::Never) => crate::protocol::Reflink::Never,
-            },
+            // The wire's own enum is chosen where the worker's settings are
+            // made (supervisor::worker_init): config knows no wire type.
+            reflink: cli.reflink.or(file.reflink).unwrap_or(ReflinkArg::Auto),
             files_from,
             delete: cli.delete || file.delete.unwrap_or(false) || delete_excluded,
             delete_excluded,

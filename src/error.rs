@@ -12,7 +12,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// A condition that stops the whole run before or during the copy.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Bad command line (also clap's own errors, which print themselves).
+    /// Bad settings found after parsing (clap's own parse errors never get
+    /// here: `cli::usage_error` prints them and exits 2).
     #[error("{0}")]
     Usage(String),
     /// config.json could not be read or parsed.

@@ -1,4 +1,6 @@
-//! Every type that crosses the supervisor/worker IPC boundary, and nothing else.
+//! Every type that crosses a process boundary: supervisor and worker (IPC
+//! messages, the shared-memory words `Position` and `Budget`), and the
+//! messages between MPI ranks (`PeerMsg`).
 //!
 //! Both sides are the same binary, so the types always match; `PROTOCOL_VERSION`
 //! still guards against a worker executable replaced mid-run. Paths travel as raw
@@ -245,11 +247,16 @@ impl Budget {
     /// Charge `bytes` at `rate` bytes per second (0: no limit); returns how
     /// long the caller must wait to stay within the shared budget.
     pub fn charge(&self, bytes: u64, rate: u64) -> std::time::Duration {
+        self.charge_at(bytes, rate, monotonic_ns())
+    }
+
+    /// `charge` at the moment `now` (nanoseconds of CLOCK_MONOTONIC): the
+    /// arithmetic apart from the clock, so it can be checked exactly.
+    fn charge_at(&self, bytes: u64, rate: u64, now: u64) -> std::time::Duration {
         let Some(tat) = self.word().filter(|_| rate > 0 && bytes > 0) else {
             return std::time::Duration::ZERO;
         };
         let cost = (u128::from(bytes) * 1_000_000_000 / u128::from(rate)) as u64;
-        let now = monotonic_ns();
         let mut old = tat.load(Ordering::Acquire);
         loop {
             let new = old.max(now) + cost;
@@ -459,15 +466,15 @@ mod tests {
         tx.send(mine.share()).unwrap();
         let theirs = rx.recv().unwrap();
         // 10 MB/s: the first 2 MB ride the 200 ms burst, the next 1 MB,
-        // charged through the other mapping, must wait about 100 ms.
+        // charged through the other mapping at the same moment, must wait
+        // exactly 100 ms; 100 ms later the debt is paid.
+        let ms = std::time::Duration::from_millis;
+        let t0 = 5_000_000_000;
+        assert_eq!(mine.charge_at(2_000_000, 10_000_000, t0), ms(0));
+        assert_eq!(theirs.charge_at(1_000_000, 10_000_000, t0), ms(100));
         assert_eq!(
-            mine.charge(2_000_000, 10_000_000),
-            std::time::Duration::ZERO
-        );
-        let wait = theirs.charge(1_000_000, 10_000_000);
-        assert!(
-            wait.as_millis() >= 90 && wait.as_millis() <= 110,
-            "{wait:?}"
+            mine.charge_at(1_000_000, 10_000_000, t0 + 300_000_000),
+            ms(0)
         );
         assert_eq!(
             mine.charge(1_000_000, 0),

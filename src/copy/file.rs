@@ -1,6 +1,6 @@
 //! Regular files: open the source safely, write an unnamed `O_TMPFILE` (new
 //! directories) or a named temp, check the source did not change, finish the
-//! copy (`finish_file`: owner, mode, times, xattrs, verify, fsync), and only
+//! copy (`finish_file`: owner, xattrs, mode, times, verify, fsync), and only
 //! then link or rename it into place. Also the chunks of large files, and
 //! placing a large file once all its chunks are in.
 

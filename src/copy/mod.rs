@@ -133,8 +133,6 @@ impl DirCache {
             .ok_or_else(|| io::Error::other("directory cache empty"))
     }
 
-    /// Who owns an inode this process creates in the cached directory: our
-    /// euid, and the directory's group when it is setgid, else our egid.
     /// The cached directory's stat.
     fn stat(&mut self) -> io::Result<Stat> {
         if let Some(st) = self.stat {

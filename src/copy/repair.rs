@@ -129,6 +129,22 @@ pub fn repair(
 /// `listxattrat(2)` (Linux 6.13) was refused with ENOSYS once: use /proc.
 static NO_LISTXATTRAT: AtomicBool = AtomicBool::new(false);
 
+#[cfg(test)]
+thread_local! {
+    /// A test on this thread takes the /proc path (the global above is
+    /// left alone: other tests run beside it).
+    static FORCE_PROC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether to try `listxattrat`.
+fn use_listxattrat() -> bool {
+    #[cfg(test)]
+    if FORCE_PROC.with(|f| f.get()) {
+        return false;
+    }
+    !NO_LISTXATTRAT.load(Ordering::Relaxed)
+}
+
 /// The attribute names of `name` in `dir` into `buf` (its length used).
 /// `listxattrat` resolves the single name in the held directory (no
 /// symlink followed without `follow`); older kernels get the same through
@@ -140,7 +156,7 @@ fn list_at(
     follow: bool,
     buf: &mut [u8],
 ) -> io::Result<usize> {
-    if !NO_LISTXATTRAT.load(Ordering::Relaxed) {
+    if use_listxattrat() {
         const SYS_LISTXATTRAT: libc::c_long = 465; // same number on every arch
         let cname = std::ffi::CString::new(name)?;
         let flags: libc::c_uint = if follow {
@@ -309,11 +325,11 @@ mod tests {
         let dir = std::fs::File::open(t.path()).unwrap();
         let with_syscall = Xattrs::read(dir.as_fd(), b"f", false).unwrap();
         let link = Xattrs::read(dir.as_fd(), b"l", false).unwrap();
-        NO_LISTXATTRAT.store(true, Ordering::Relaxed);
+        FORCE_PROC.with(|f| f.set(true));
         let with_proc = Xattrs::read(dir.as_fd(), b"f", false).unwrap();
         let link_proc = Xattrs::read(dir.as_fd(), b"l", false).unwrap();
         let followed = Xattrs::read(dir.as_fd(), b"l", true).unwrap();
-        NO_LISTXATTRAT.store(false, Ordering::Relaxed);
+        FORCE_PROC.with(|f| f.set(false));
         assert_eq!(with_syscall.0, vec![(b"user.a".to_vec(), b"1".to_vec())]);
         assert_eq!(with_syscall, with_proc);
         assert_eq!(link, Xattrs::default(), "the symlink itself has none");

@@ -17,6 +17,7 @@ mod recovery;
 mod signals;
 pub mod walk;
 
+use crate::cli::ReflinkArg;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::protocol::{RootFds, WorkerInit};
@@ -61,7 +62,11 @@ fn worker_init(s: &Settings, run_id: u64, (rank, ranks): (u32, u32)) -> WorkerIn
         dereference: s.dereference,
         verify: s.verify,
         checksum: s.checksum,
-        reflink: s.reflink,
+        reflink: match s.reflink {
+            ReflinkArg::Auto => crate::protocol::Reflink::Auto,
+            ReflinkArg::Always => crate::protocol::Reflink::Always,
+            ReflinkArg::Never => crate::protocol::Reflink::Never,
+        },
         // `--bwlimit` is for the whole job: each rank draws its share.
         bwlimit: match s.bwlimit {
             0 => 0,

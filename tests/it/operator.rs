@@ -442,12 +442,15 @@ fn bwlimit_holds_for_all_workers_together() {
     let secs = t0.elapsed().as_secs_f64();
     assert_code(&out, 0);
     // 400 MiB at 40 MiB/s for all 4 workers together: 10 s (less the
-    // 200 ms burst), not 2.5 s (a per-worker limit).
-    assert!((8.5..11.5).contains(&secs), "took {secs:.2} s");
+    // 200 ms burst), not 2.5 s (a per-worker limit). Only the bound a
+    // slow or loaded machine cannot break is asserted: it can make a run
+    // longer, never shorter (the budget's arithmetic is checked exactly in
+    // protocol.rs).
+    assert!(secs >= 8.5, "took {secs:.2} s");
     let v = parse_json(&out);
     let rate = v["bytes_copied"].as_f64().unwrap() / v["elapsed_seconds"].as_f64().unwrap();
     let mib = rate / f64::from(1 << 20);
-    assert!((34.0..46.0).contains(&mib), "summary rate {mib:.1} MiB/s");
+    assert!(mib < 46.0, "summary rate {mib:.1} MiB/s");
     // The summary line the operator reads says the same.
     let text = fs::read_to_string(&log).unwrap();
     let line = text

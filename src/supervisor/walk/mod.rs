@@ -244,7 +244,7 @@ impl From<&Settings> for Options {
             update: s.update,
             checksum: s.checksum,
             files_from: s.files_from.clone(),
-            may_clone: s.reflink != crate::protocol::Reflink::Never,
+            may_clone: s.reflink != crate::cli::ReflinkArg::Never,
             unverified_since: None,
         }
     }

@@ -470,7 +470,7 @@ pub fn parse() -> Mode {
         return Mode::Print(out);
     }
     if cli.man {
-        return Mode::Print(crate::manpage::render());
+        return Mode::Print(crate::manpage::render(base_command()));
     }
     Mode::Supervisor(Box::new(cli))
 }

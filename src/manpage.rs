@@ -198,8 +198,8 @@ fn items<K: AsRef<str>, V: AsRef<str>>(out: &mut Vec<u8>, list: &[(K, V)]) {
 }
 
 /// The whole page, in roff.
-pub fn render() -> Vec<u8> {
-    let man = clap_mangen::Man::new(crate::cli::base_command());
+pub fn render(cmd: clap::Command) -> Vec<u8> {
+    let man = clap_mangen::Man::new(cmd);
     let mut out = Vec::new();
     // Writing into a Vec cannot fail.
     let _ = man.render_title(&mut out);

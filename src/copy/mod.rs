@@ -85,6 +85,17 @@ pub fn split_rel(rel: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
+/// `a/b` and `c` as `a/b/c`; an empty parent gives the bare name.
+pub fn join_rel(parent: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut r = Vec::with_capacity(parent.len() + 1 + name.len());
+    if !parent.is_empty() {
+        r.extend_from_slice(parent);
+        r.push(b'/');
+    }
+    r.extend_from_slice(name);
+    r
+}
+
 /// Whether a task path is acceptable: relative, no empty, `.` or `..`
 /// components, no NUL. The supervisor is trusted, but the check is cheap.
 pub fn valid_rel(rel: &[u8]) -> bool {

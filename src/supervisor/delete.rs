@@ -20,7 +20,7 @@
 
 use super::backup::Backup;
 use super::changes::{Action, Change, Changes, Kind};
-use super::walk::join_rel;
+use crate::copy::join_rel;
 use crate::copy::{open_beneath, split_rel};
 use crate::filter::Filter;
 use crate::stats::{Failed, Paths, Summary};

@@ -3,7 +3,7 @@
 //! entries changes a directory's mtime, and a read-only directory would stop
 //! its own children from being written).
 
-use super::walk::{DirMeta, Link};
+use super::work::{DirMeta, Link};
 use crate::copy::attrs::{is_root, Attrs};
 use crate::copy::{open_beneath, split_rel, temp};
 use crate::stats::{Failed, Paths, Summary};
@@ -151,7 +151,7 @@ pub fn some_dirs<'a>(
     sm: &mut Summary,
 ) {
     let dirs: Vec<&DirMeta> = dirs.collect();
-    let threads = super::walk::io_threads();
+    let threads = super::work::io_threads();
     let mut failures = Vec::new();
     for level in dirs.chunk_by(|a, b| a.depth() == b.depth()) {
         // A thread costs about what 3 directories do on tmpfs.

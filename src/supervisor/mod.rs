@@ -16,6 +16,7 @@ pub mod progress;
 mod recovery;
 mod signals;
 pub mod walk;
+pub mod work;
 
 use crate::cli::ReflinkArg;
 use crate::config::Settings;
@@ -83,7 +84,7 @@ struct Run<'a> {
     roots: &'a prepare::Roots,
     paths: Paths,
     run_id: u64,
-    found: Arc<walk::Found>,
+    found: Arc<work::Found>,
     stop: &'a signals::Signals,
     /// `-i` and `--json-lines`.
     changes: Arc<changes::Changes>,
@@ -104,16 +105,16 @@ struct Run<'a> {
 
 /// The walker thread, its two channels, and (MPI) the peer thread.
 struct Walking {
-    thread: std::thread::JoinHandle<walk::WalkOutput>,
+    thread: std::thread::JoinHandle<work::WalkOutput>,
     peer: Option<std::thread::JoinHandle<cluster::Peered>>,
     /// The dispatcher's end of the peer link (MPI, several ranks).
     link: Option<cluster::DispatchSide>,
-    batches: Receiver<walk::Batch>,
-    events: Receiver<walk::WalkEvent>,
+    batches: Receiver<work::Batch>,
+    events: Receiver<work::WalkEvent>,
 }
 
 /// Wait for the walker thread.
-fn join(thread: std::thread::JoinHandle<walk::WalkOutput>) -> Result<walk::WalkOutput> {
+fn join(thread: std::thread::JoinHandle<work::WalkOutput>) -> Result<work::WalkOutput> {
     thread
         .join()
         .map_err(|_| Error::Fatal("walker thread panicked".into()))
@@ -233,7 +234,7 @@ pub fn run(mut settings: Settings, cluster: &Cluster) -> Result<Summary> {
         roots: &roots,
         paths,
         run_id,
-        found: Arc::new(walk::Found::default()),
+        found: Arc::new(work::Found::default()),
         stop: &stop,
         started,
         walk_threads,
@@ -566,13 +567,13 @@ impl Run<'_> {
     /// Directory attributes, deepest first, the root last. Under MPI every
     /// rank applies its own directories level by level, all ranks finishing
     /// a level before any starts the next one up; rank 0 does the root.
-    fn dir_attrs(&self, dst_fd: &OwnedFd, dirs: &[walk::DirMeta], summary: &mut Summary) {
+    fn dir_attrs(&self, dst_fd: &OwnedFd, dirs: &[work::DirMeta], summary: &mut Summary) {
         let (s, src) = (self.settings, &self.roots.src_fd);
         if !self.cluster.mpi() {
             finish::dir_attrs(dst_fd, dirs, src, s.dereference, &self.paths, summary);
             return;
         }
-        let depth = |d: &walk::DirMeta| d.depth() as u64 + 1;
+        let depth = |d: &work::DirMeta| d.depth() as u64 + 1;
         let deepest = self.cluster.max(dirs.iter().map(depth).max().unwrap_or(0));
         for level in (1..=deepest).rev() {
             let here = dirs.iter().filter(|d| depth(d) == level);

@@ -8,7 +8,7 @@
 //! nothing rather than "0 B/s, ETA 0s". In the log file, a plain line every
 //! 10 s so long runs leave a trace.
 
-use super::walk::Found;
+use super::work::Found;
 use crate::config::Settings;
 use crate::stats::Summary;
 use indicatif::{HumanBytes, HumanDuration};

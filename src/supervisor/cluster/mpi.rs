@@ -6,7 +6,8 @@
 use super::{PeerSide, Peered};
 use crate::error::{Error, Result};
 use crate::protocol::{PeerJob, PeerMsg};
-use crate::supervisor::walk::{Batch, Jobs};
+use crate::supervisor::walk::Jobs;
+use crate::supervisor::work::Batch;
 use crossbeam_channel::{Receiver, Sender};
 use mpi::request::Request;
 use mpi::topology::{Communicator, SimpleCommunicator};

@@ -10,7 +10,7 @@ mod recovery;
 
 use super::bigfile;
 use super::pool::{self, Spawned};
-use super::walk::{Batch, WalkEvent};
+use super::work::{Batch, WalkEvent};
 use crate::config::Settings;
 use crate::copy::Copier;
 use crate::error::{Error, Result};
@@ -97,7 +97,7 @@ pub struct Dispatch<'a> {
     pub stop: &'a super::signals::Signals,
     pub progress: Option<super::progress::Tracker>,
     /// The walk's shared counters; also where "destination full" is raised.
-    pub found: std::sync::Arc<super::walk::Found>,
+    pub found: std::sync::Arc<super::work::Found>,
     /// Destination root, to remove the temp a dead worker left behind.
     pub dst_root: OwnedFd,
     /// Places large files once all their chunks are in (same roots).

@@ -16,6 +16,7 @@ mod links;
 mod list;
 mod share;
 
+use super::work::{io_threads, Batch, DirMeta, Found, Link, WalkEvent, WalkOutput};
 pub use basis::Bases;
 pub use dest::remove_worker_temps;
 use share::Job;
@@ -24,7 +25,7 @@ pub use share::Jobs;
 use super::changes::{Action, Change, Kind, Reasons};
 use crate::config::Settings;
 use crate::copy::attrs::Attrs;
-use crate::copy::open_beneath;
+use crate::copy::{join_rel, open_beneath};
 use crate::protocol::{DestDir, RelPath, Task, TaskKind};
 use crate::stats::{Failed, Paths};
 use crate::util::escape_bytes;
@@ -33,156 +34,8 @@ use rustix::fs::{AtFlags, FileType, OFlags, Stat};
 use std::collections::HashMap;
 use std::os::fd::AsFd;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-
-/// A destination directory whose final mode and times are applied after
-/// all its children are in place.
-pub struct DirMeta {
-    pub rel: Vec<u8>,
-    pub attrs: Attrs,
-}
-
-impl DirMeta {
-    /// How deep below the root (a top-level directory is 0): attributes
-    /// are applied deepest first.
-    pub fn depth(&self) -> usize {
-        self.rel.iter().filter(|&&c| c == b'/').count()
-    }
-}
-
-/// Threads for metadata round trips (the walk, directory attributes): more
-/// than CPUs, so a latency-bound filesystem has several in flight (source
-/// behind a 0.5 ms FUSE delay, 2,000 files, -j 16: 2.26 s with 2 threads,
-/// 1.06 s with 8); on tmpfs 8 threads cost nothing measurable.
-pub fn io_threads() -> usize {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (cpus * 4).clamp(4, 16)
-}
-
-/// What the walker hands back when it is done.
-#[derive(Default)]
-pub struct WalkOutput {
-    /// Deepest first, so applying them in order never touches a directory
-    /// before its subdirectories.
-    pub dirs: Vec<DirMeta>,
-    /// The names of hard-linked inodes other than the one handled as a
-    /// file (`links`).
-    pub links: Vec<Link>,
-    /// How many of `links` the finish pass will (re)make; the others are
-    /// already names of the leader's inode, which stays.
-    pub relinks: u64,
-    /// `--delete`: destination entries without a source counterpart, in
-    /// directories whose source was read completely.
-    pub extras: Vec<super::delete::Extra>,
-}
-
-/// A name to make a hard link to its group's leader at the end.
-pub struct Link {
-    pub name: RelPath,
-    pub leader: RelPath,
-    /// A regular file's size and mtime in the source: the leader's copy
-    /// must have them, or the leader was not placed by this run (it failed,
-    /// or changed) and linking to its old copy would give this name data
-    /// the source does not have.
-    pub stamp: Option<crate::copy::Stamp>,
-}
-
-/// Events besides batches, drained by the dispatch loop.
-pub enum WalkEvent {
-    DirCreated,
-    /// An entry could not be walked or created.
-    Failed {
-        path: String,
-        msg: String,
-        what: Failed,
-        /// Machine-readable kind (errno name or a word).
-        kind: &'static str,
-    },
-    /// An entry deliberately not copied (sockets).
-    Ignored {
-        path: String,
-        msg: String,
-    },
-    /// An entry skipped by --exclude.
-    Excluded,
-    /// The destination is full (ENOSPC/EDQUOT creating a directory);
-    /// `path` is the destination's.
-    NoSpace {
-        path: String,
-        msg: String,
-    },
-    /// Dry run: what would happen to a non-directory entry.
-    Dry {
-        kind: TaskKind,
-        up_to_date: bool,
-        bytes: u64,
-    },
-}
-
-/// Totals found so far (they grow while the walk runs).
-#[derive(Default)]
-pub struct Found {
-    pub files: AtomicU64,
-    pub bytes: AtomicU64,
-    /// Regular files the walker found up to date (never dispatched).
-    pub skipped_files: AtomicU64,
-    pub skipped_bytes: AtomicU64,
-    /// The destination is full: the walk goes on only to count what is
-    /// left, creating and dispatching nothing more.
-    pub no_space: AtomicBool,
-    /// Bytes of further names of an inode already counted (hard links).
-    pub linked_bytes: AtomicU64,
-    /// Entries whose data was current but whose metadata was repaired
-    /// (in a dry run: would be).
-    pub repaired: AtomicU64,
-    /// Files (and their bytes) found after that, never dispatched.
-    pub unsent_files: AtomicU64,
-    pub unsent_bytes: AtomicU64,
-    /// `--delete`: entries listed in the destination directories compared
-    /// (`--max-delete-percent`'s whole).
-    pub dest_entries: AtomicU64,
-    /// `--link-dest`: entries (and bytes of regular files) hard-linked from
-    /// a basis directory instead of copied (in a dry run: would be).
-    pub basis_files: AtomicU64,
-    pub basis_bytes: AtomicU64,
-}
-
-impl Found {
-    pub fn no_space(&self) -> bool {
-        self.no_space.load(Ordering::Relaxed)
-    }
-}
-
-impl WalkEvent {
-    /// Fold this event into the run's counters (and log failures).
-    pub fn apply(self, sm: &mut crate::stats::Summary) {
-        match self {
-            WalkEvent::DirCreated => sm.dirs_created += 1,
-            WalkEvent::Failed {
-                path,
-                msg,
-                what,
-                kind,
-            } => sm.fail_kind(what, kind, path, msg),
-            WalkEvent::Ignored { path, msg } => {
-                log::warn!("{path}: {msg}");
-                sm.entries_ignored += 1;
-            }
-            WalkEvent::Excluded => sm.entries_excluded += 1,
-            WalkEvent::NoSpace { .. } => {}
-            WalkEvent::Dry {
-                up_to_date: true,
-                bytes,
-                ..
-            } => {
-                sm.files_skipped += 1;
-                sm.bytes_skipped += bytes;
-            }
-            WalkEvent::Dry { kind, bytes, .. } => sm.count_placed(&kind, bytes),
-        }
-    }
-}
 
 /// The walk's share of the settings.
 #[derive(Clone, Debug)]
@@ -283,18 +136,6 @@ pub struct Walker {
     pub basis: Option<Arc<Bases>>,
 }
 
-/// Tasks for the dispatcher, and the large files whose chunks are among
-/// them or in later batches: registration travels in band, so the
-/// dispatcher knows a file before it can send any of its chunks.
-#[derive(Default)]
-pub struct Batch {
-    pub tasks: Vec<Task>,
-    pub big: Vec<(Vec<u8>, super::bigfile::Big)>,
-    /// Under MPI: the rank whose walk made these tasks, when it is not
-    /// this one (its large files' chunks are counted in there).
-    pub from: Option<u32>,
-}
-
 /// Groups tasks into batches; one per walker thread.
 pub struct Batcher<'a> {
     batch: Batch,
@@ -371,16 +212,6 @@ fn owner_of(dev: u64, ino: u64, ranks: u32) -> u32 {
     x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
     x ^= x >> 33;
     (x % u64::from(ranks.max(1))) as u32
-}
-
-pub(super) fn join_rel(parent: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut r = Vec::with_capacity(parent.len() + 1 + name.len());
-    if !parent.is_empty() {
-        r.extend_from_slice(parent);
-        r.push(b'/');
-    }
-    r.extend_from_slice(name);
-    r
 }
 
 impl Walker {

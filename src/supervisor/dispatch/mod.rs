@@ -116,15 +116,27 @@ pub struct Dispatch<'a> {
     shutting_down: bool,
     /// When the stall watchdog last ran (to notice the supervisor paused).
     last_check: Option<Instant>,
-    /// Samples of worker states since the last growth decision: (running,
-    /// total), when the window started, when the last sample was taken.
-    busy: (u32, u32, Option<Instant>, Option<Instant>),
+    /// Samples of worker states since the last growth decision.
+    busy: Busy,
     /// Under MPI: chunk outcomes to and from other ranks, and this
     /// dispatcher's idle state for the end of the job.
     pub peer: Option<super::cluster::DispatchSide>,
     /// Chunks of other ranks' large files queued here: (file, offset) to
     /// the rank that registered the file.
     foreign: HashMap<(Vec<u8>, u64), u32>,
+}
+
+/// Worker states sampled since the last growth decision (`maybe_grow`).
+#[derive(Default)]
+struct Busy {
+    /// Samples that found a worker running (not asleep on I/O).
+    running: u32,
+    /// All samples.
+    total: u32,
+    /// When this window of samples started.
+    since: Option<Instant>,
+    /// When the last sample was taken (samples are 20 ms apart at least).
+    last: Option<Instant>,
 }
 
 impl<'a> Dispatch<'a> {
@@ -171,7 +183,7 @@ impl<'a> Dispatch<'a> {
             next_batch: 0,
             shutting_down: false,
             last_check: None,
-            busy: (0, 0, None, None),
+            busy: Busy::default(),
             peer: None,
             foreign: HashMap::new(),
         })
@@ -281,24 +293,27 @@ impl<'a> Dispatch<'a> {
         let now = Instant::now();
         if self
             .busy
-            .3
+            .last
             .is_some_and(|t| now - t < Duration::from_millis(20))
         {
             return Ok(());
         }
-        self.busy.3 = Some(now);
+        self.busy.last = Some(now);
         for s in &self.slots {
             if let Some(w) = &s.worker {
-                self.busy.1 += 1;
-                self.busy.0 += u32::from(running(w.pid));
+                self.busy.total += 1;
+                self.busy.running += u32::from(running(w.pid));
             }
         }
-        let start = *self.busy.2.get_or_insert(now);
+        let start = *self.busy.since.get_or_insert(now);
         if now - start < Duration::from_millis(300) {
             return Ok(());
         }
-        let (running, total) = (self.busy.0, self.busy.1);
-        self.busy = (0, 0, None, self.busy.3);
+        let (running, total) = (self.busy.running, self.busy.total);
+        self.busy = Busy {
+            last: self.busy.last,
+            ..Busy::default()
+        };
         if running * 2 < total {
             let more = (self.slots.len() / 2).max(1);
             let target = (self.slots.len() + more).min(self.opts.max_workers);

@@ -128,6 +128,11 @@ impl Walker {
         }));
     }
 
+    /// A non-directory entry: the one decision for it, in rsync's order
+    /// (another rank's inode, a hard-link group, a basis, `-u`, `-c`, the
+    /// quick check, a type clash, `--backup-dir`, `-i`, the dry run, a
+    /// batch). Long on purpose: each step returns early, so read top to
+    /// bottom it is that order.
     pub(super) fn file_entry(
         &self,
         sh: &Shared,

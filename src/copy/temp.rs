@@ -117,6 +117,37 @@ pub fn parse(name: &[u8]) -> Option<Temp> {
     Some(Temp { run_id, kind, seq })
 }
 
+/// Remove the temps worker `pid` of this run left in `dir` (it died).
+pub fn remove_worker_temps(
+    dir: &std::os::fd::OwnedFd,
+    run_id: u64,
+    writer: u64,
+) -> std::io::Result<usize> {
+    remove_matching(dir, |name| {
+        parse(name).is_some_and(|t| t.run_id == run_id && t.kind == Kind::Worker(writer))
+    })
+}
+
+/// Unlink the non-directory entries of `dir` whose names `matches` accepts.
+pub(crate) fn remove_matching(
+    dir: &std::os::fd::OwnedFd,
+    matches: impl Fn(&[u8]) -> bool,
+) -> std::io::Result<usize> {
+    let mut n = 0;
+    for ent in rustix::fs::Dir::read_from(dir)? {
+        let ent = ent?;
+        let name = ent.file_name().to_bytes();
+        if ent.file_type() != rustix::fs::FileType::Directory && matches(name) {
+            match rustix::fs::unlinkat(dir, ent.file_name(), rustix::fs::AtFlags::empty()) {
+                Ok(()) => n += 1,
+                Err(rustix::io::Errno::NOENT) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -370,7 +370,7 @@ impl Run<'_> {
         let (batch_tx, batches) = crossbeam_channel::bounded(2 * s.processes + 2);
         let (ev_tx, events) = crossbeam_channel::unbounded();
         let cluster = self.cluster;
-        let jobs = walk::Jobs::new(cluster.size() > 1, cluster.rank() == 0);
+        let jobs = work::Jobs::new(cluster.size() > 1, cluster.rank() == 0);
         let show = !s.quiet && !s.no_progress && s.json_lines.as_deref().is_none_or(|p| p != "-");
         let (peer, link) = cluster
             .spawn_walk(&jobs, (&batch_tx, &batches), show)

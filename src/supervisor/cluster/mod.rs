@@ -10,8 +10,7 @@ mod quarantine;
 use crate::error::{Error, Result};
 use crate::protocol::{Outcome, Task};
 use crate::stats::Summary;
-use crate::supervisor::walk::Jobs;
-use crate::supervisor::work::Batch;
+use crate::supervisor::work::{Batch, Jobs};
 use crossbeam_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,7 +46,7 @@ pub struct DispatchSide {
     /// when it decided (a batch queued since makes the answer stale).
     pub state: Arc<AtomicU64>,
     /// Batches queued into the channel so far (by the walker or the peer,
-    /// counted after each is queued): `walk::Jobs::fed`.
+    /// counted after each is queued): `work::Jobs::fed`.
     pub fed: Arc<AtomicU64>,
     /// This rank's progress, for rank 0's job-wide line.
     pub counts: Arc<Counts>,

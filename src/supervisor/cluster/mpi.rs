@@ -6,8 +6,7 @@
 use super::{PeerSide, Peered};
 use crate::error::{Error, Result};
 use crate::protocol::{PeerJob, PeerMsg};
-use crate::supervisor::walk::Jobs;
-use crate::supervisor::work::Batch;
+use crate::supervisor::work::{Batch, Jobs};
 use crossbeam_channel::{Receiver, Sender};
 use mpi::request::Request;
 use mpi::topology::{Communicator, SimpleCommunicator};

@@ -135,7 +135,7 @@ impl Dispatch<'_> {
             rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::RDONLY,
         );
         if let Ok(dir) = dir {
-            match crate::supervisor::walk::remove_worker_temps(
+            match crate::copy::temp::remove_worker_temps(
                 &dir,
                 self.init.run_id,
                 crate::copy::temp::writer(self.init.rank, u64::from(pid)),

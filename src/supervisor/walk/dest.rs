@@ -3,7 +3,7 @@
 //! reused ones. (The quick check itself is `copy::attrs::up_to_date`.)
 
 use crate::copy::temp;
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::fs::{AtFlags, Mode, OFlags};
 use std::io;
 use std::os::fd::OwnedFd;
 
@@ -60,34 +60,9 @@ pub fn remove_stale_temps(dst: &OwnedFd, src: Option<&OwnedFd>, run_id: u64) -> 
         temp::parse(name).is_some_and(|t| t.run_id != run_id && t.kind != temp::Kind::Run)
             && src.is_none_or(|s| rustix::fs::statat(s, name, AtFlags::SYMLINK_NOFOLLOW).is_err())
     };
-    let n = remove_matching(dst, stale)?;
+    let n = temp::remove_matching(dst, stale)?;
     if n > 0 {
         log::info!("removed {n} stale temporary file(s) from an earlier run");
-    }
-    Ok(n)
-}
-
-/// Remove the temps worker `pid` of this run left in `dir` (it died).
-pub fn remove_worker_temps(dir: &OwnedFd, run_id: u64, writer: u64) -> io::Result<usize> {
-    remove_matching(dir, |name| {
-        temp::parse(name)
-            .is_some_and(|t| t.run_id == run_id && t.kind == temp::Kind::Worker(writer))
-    })
-}
-
-/// Unlink the non-directory entries of `dir` whose names `matches` accepts.
-fn remove_matching(dir: &OwnedFd, matches: impl Fn(&[u8]) -> bool) -> io::Result<usize> {
-    let mut n = 0;
-    for ent in rustix::fs::Dir::read_from(dir)? {
-        let ent = ent?;
-        let name = ent.file_name().to_bytes();
-        if ent.file_type() != FileType::Directory && matches(name) {
-            match rustix::fs::unlinkat(dir, ent.file_name(), AtFlags::empty()) {
-                Ok(()) => n += 1,
-                Err(rustix::io::Errno::NOENT) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
     }
     Ok(n)
 }

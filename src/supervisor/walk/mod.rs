@@ -19,13 +19,10 @@ mod itemize;
 mod large;
 mod links;
 mod list;
-mod share;
 
 use super::work::{io_threads, Batch, DirMeta, Found, Link, WalkEvent, WalkOutput};
+use super::work::{DirJob, Job, Jobs};
 pub use basis::Bases;
-pub use dest::remove_worker_temps;
-use share::Job;
-pub use share::Jobs;
 
 use super::changes::{Action, Change, Kind, Reasons};
 use crate::config::Settings;
@@ -184,14 +181,6 @@ impl<'a> Batcher<'a> {
             w,
         }
     }
-}
-
-/// A directory to read: its path relative to both roots, whether this run
-/// created its destination, and (with `-L`) its ancestors' identities.
-pub(super) struct DirJob {
-    rel: Vec<u8>,
-    dir: DestDir,
-    ancestors: Arc<Vec<(u64, u64)>>,
 }
 
 /// State shared by the walker threads.

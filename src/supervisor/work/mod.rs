@@ -1,8 +1,13 @@
 //! The contract between the walk and everything that consumes it: what a
 //! walker thread hands the dispatcher (`Batch`, `WalkEvent`), the totals it
 //! counts as it goes (`Found`), and what it leaves for the finish
-//! (`WalkOutput`: directory attributes, hard links, extras). Dispatch,
+//! (`WalkOutput`: directory attributes, hard links, extras), and the job
+//! stack the walker threads and other MPI ranks share (`jobs`). Dispatch,
 //! progress, the finish and the MPI ranks import this, not the walker.
+
+mod jobs;
+
+pub use jobs::{DirJob, Job, Jobs};
 
 use crate::copy::attrs::Attrs;
 use crate::protocol::{RelPath, Task, TaskKind};

@@ -4,14 +4,26 @@
 //! travel to the one rank that owns the inode. Without MPI only the walker
 //! threads touch it, and the walk ends when the stack runs dry.
 
-use super::{lock, DirJob};
 use crate::protocol::{DestDir, PeerJob, Task};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+/// A directory to read: its path relative to both roots, whether this run
+/// created its destination, and (with `-L`) its ancestors' identities.
+pub struct DirJob {
+    pub rel: Vec<u8>,
+    pub dir: DestDir,
+    pub ancestors: Arc<Vec<(u64, u64)>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panicking walker thread is reported at join; the data stays usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// What a walker thread does next.
-pub(super) enum Job {
+pub enum Job {
     /// Read a directory.
     Dir(DirJob),
     /// Handle one entry of a directory walked elsewhere: a hard-linked file
@@ -66,7 +78,7 @@ impl Jobs {
         })
     }
 
-    pub(super) fn push(&self, job: Job) {
+    pub(crate) fn push(&self, job: Job) {
         lock(&self.q).jobs.push(job);
         self.wake.notify_one();
     }
@@ -74,7 +86,7 @@ impl Jobs {
     /// The next job, or None when the walk is over (everywhere) or stopped.
     /// `flush` runs before this thread waits, so a partial batch never sits
     /// in a waiting thread.
-    pub(super) fn next(&self, stop: &AtomicBool, mut flush: impl FnMut()) -> Option<Job> {
+    pub(crate) fn next(&self, stop: &AtomicBool, mut flush: impl FnMut()) -> Option<Job> {
         let mut q = lock(&self.q);
         let mut flushed = false;
         loop {
@@ -107,7 +119,7 @@ impl Jobs {
     }
 
     /// A walker thread is through with its job.
-    pub(super) fn done_one(&self) {
+    pub(crate) fn done_one(&self) {
         let mut q = lock(&self.q);
         q.active -= 1;
         if q.jobs.is_empty() && q.active == 0 {
@@ -117,16 +129,16 @@ impl Jobs {
 
     /// Rank 0's walker has queued the root (or read the `--files-from`
     /// list): the hold taken by `new` ends.
-    pub(super) fn started(&self) {
+    pub(crate) fn started(&self) {
         self.done_one();
     }
 
-    pub(super) fn forward(&self, owner: u32, job: PeerJob) {
+    pub(crate) fn forward(&self, owner: u32, job: PeerJob) {
         lock(&self.q).outbox.push((owner, job));
     }
 
     /// A chunk of this rank's large file, for rank `to` to copy.
-    pub(super) fn give_chunk(&self, to: u32, task: Task) {
+    pub(crate) fn give_chunk(&self, to: u32, task: Task) {
         lock(&self.q).chunks.push((to, task));
     }
 
@@ -175,7 +187,7 @@ impl Jobs {
     }
 
     /// The walker has queued everything it will (the end of `Walker::run`).
-    pub(super) fn set_placed(&self) {
+    pub(crate) fn set_placed(&self) {
         self.placed.store(true, Ordering::Release);
     }
 

@@ -178,43 +178,115 @@ impl Paths {
 impl Summary {
     /// Add another rank's counts to these (MPI): counters add up, flags
     /// combine, elapsed is the longest, error details are appended up to
-    /// the cap. Field by field through the JSON form, so a counter added
-    /// later is summed without being listed here.
+    /// the cap; the paths, times and exit code stay this rank's. Every
+    /// field is named (no `..`), so one added later does not compile until
+    /// it is given its rule here.
     pub fn absorb(&mut self, other: Summary) {
-        use serde_json::Value;
-        let keep = ["schema_version", "exit_code", "errors", "errors_truncated"];
-        let (Ok(Value::Object(mut mine)), Ok(Value::Object(theirs))) =
-            (serde_json::to_value(&*self), serde_json::to_value(&other))
-        else {
-            return;
-        };
-        for (k, v) in theirs {
-            if keep.contains(&k.as_str()) {
-                continue;
-            }
-            let merged = match (mine.get(&k), v) {
-                (Some(Value::Number(a)), Value::Number(b)) => match (a.as_u64(), b.as_u64()) {
-                    (Some(a), Some(b)) => Value::from(a + b),
-                    _ => Value::from(a.as_f64().unwrap_or(0.0).max(b.as_f64().unwrap_or(0.0))),
-                },
-                (Some(Value::Bool(a)), Value::Bool(b)) => Value::Bool(*a || b),
-                (Some(a), _) => a.clone(),
-                (None, v) => v,
-            };
-            mine.insert(k, merged);
+        let Summary {
+            schema_version: _,
+            source: _,
+            destination: _,
+            started_at: _,
+            finished_at: _,
+            exit_code: _,
+            files_found,
+            files_copied,
+            files_skipped,
+            files_failed,
+            entries_vanished,
+            dirs_created,
+            dirs_failed,
+            symlinks_copied,
+            hardlinks_created,
+            specials_copied,
+            entries_ignored,
+            bytes_found,
+            bytes_copied,
+            files_cloned,
+            bytes_cloned,
+            bytes_skipped,
+            bytes_linked,
+            bytes_failed,
+            files_linked_from_basis,
+            bytes_linked_from_basis,
+            elapsed_seconds,
+            workers,
+            workers_started,
+            worker_restarts,
+            interrupted,
+            dry_run,
+            entries_excluded,
+            entries_repaired,
+            entries_deleted,
+            delete_limit_reached,
+            deletes_kept,
+            delete_refused,
+            files_verified,
+            files_grown,
+            disk_full,
+            files_not_copied,
+            bytes_not_copied,
+            errors,
+            errors_truncated,
+            signal,
+            verify: _,
+            silent: _,
+        } = other;
+        let sums = [
+            (&mut self.files_found, files_found),
+            (&mut self.files_copied, files_copied),
+            (&mut self.files_skipped, files_skipped),
+            (&mut self.files_failed, files_failed),
+            (&mut self.entries_vanished, entries_vanished),
+            (&mut self.dirs_created, dirs_created),
+            (&mut self.dirs_failed, dirs_failed),
+            (&mut self.symlinks_copied, symlinks_copied),
+            (&mut self.hardlinks_created, hardlinks_created),
+            (&mut self.specials_copied, specials_copied),
+            (&mut self.entries_ignored, entries_ignored),
+            (&mut self.bytes_found, bytes_found),
+            (&mut self.bytes_copied, bytes_copied),
+            (&mut self.files_cloned, files_cloned),
+            (&mut self.bytes_cloned, bytes_cloned),
+            (&mut self.bytes_skipped, bytes_skipped),
+            (&mut self.bytes_linked, bytes_linked),
+            (&mut self.bytes_failed, bytes_failed),
+            (&mut self.files_linked_from_basis, files_linked_from_basis),
+            (&mut self.bytes_linked_from_basis, bytes_linked_from_basis),
+            (&mut self.entries_excluded, entries_excluded),
+            (&mut self.entries_repaired, entries_repaired),
+            (&mut self.entries_deleted, entries_deleted),
+            (&mut self.deletes_kept, deletes_kept),
+            (&mut self.files_verified, files_verified),
+            (&mut self.files_grown, files_grown),
+            (&mut self.files_not_copied, files_not_copied),
+            (&mut self.bytes_not_copied, bytes_not_copied),
+            (&mut self.errors_truncated, errors_truncated),
+        ];
+        for (mine, theirs) in sums {
+            *mine += theirs;
         }
-        let errors = std::mem::take(&mut self.errors);
-        let truncated = self.errors_truncated + other.errors_truncated;
-        let (signal, verify, silent) = (self.signal.or(other.signal), self.verify, self.silent);
-        if let Ok(s) = serde_json::from_value::<Summary>(Value::Object(mine)) {
-            *self = s;
+        for (mine, theirs) in [
+            (&mut self.workers, workers),
+            (&mut self.workers_started, workers_started),
+            (&mut self.worker_restarts, worker_restarts),
+        ] {
+            *mine += theirs;
         }
-        self.errors = errors;
-        self.errors_truncated = truncated;
-        for e in other.errors {
+        for (mine, theirs) in [
+            (&mut self.interrupted, interrupted),
+            (&mut self.dry_run, dry_run),
+            (&mut self.delete_limit_reached, delete_limit_reached),
+            (&mut self.delete_refused, delete_refused),
+            (&mut self.disk_full, disk_full),
+        ] {
+            *mine |= theirs;
+        }
+        self.elapsed_seconds = self.elapsed_seconds.max(elapsed_seconds);
+        self.signal = self.signal.or(signal);
+        for e in errors {
             self.push_error(&e.kind, e.path, e.message);
         }
-        (self.signal, self.verify, self.silent) = (signal, verify, silent);
     }
 
     /// The one way a failure is accounted: logged as an error, counted, and
@@ -408,6 +480,43 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranks_add_up_flags_combine_and_the_longest_time_wins() {
+        let mut a = Summary {
+            source: "/a".into(),
+            files_copied: 2,
+            bytes_linked_from_basis: 5,
+            workers: 4,
+            elapsed_seconds: 1.5,
+            ..Summary::default()
+        };
+        a.push_error("EIO", "/a/x".into(), "bad".into());
+        let mut b = Summary {
+            source: "/b".into(),
+            files_copied: 3,
+            bytes_linked_from_basis: 7,
+            workers: 2,
+            elapsed_seconds: 2.5,
+            disk_full: true,
+            errors_truncated: 4,
+            signal: Some(15),
+            ..Summary::default()
+        };
+        b.push_error("ENOSPC", "/b/y".into(), "full".into());
+        a.absorb(b);
+        assert_eq!(a.source, "/a");
+        assert_eq!(
+            (a.files_copied, a.bytes_linked_from_basis, a.workers),
+            (5, 12, 6)
+        );
+        assert_eq!(a.elapsed_seconds, 2.5);
+        assert!(a.disk_full);
+        assert_eq!(a.signal, Some(15));
+        assert_eq!(a.errors.len(), 2);
+        assert_eq!(a.errors[1].kind, "ENOSPC");
+        assert_eq!(a.errors_truncated, 4);
+    }
 
     #[test]
     fn paths_are_full_and_the_root_is_named() {

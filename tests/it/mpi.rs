@@ -209,6 +209,57 @@ fn a_rerun_under_mpi_copies_nothing_and_delete_mirrors() {
     assert_trees_equal(&env.src, &env.dst);
 }
 
+/// A snapshot under MPI: every rank opens the basis itself and links
+/// what it walks (hard-linked names travel to the rank that owns their
+/// inode, so groups stay groups); only the changed files are copied.
+#[test]
+fn a_snapshot_under_mpi_links_every_unchanged_file() {
+    if !have_mpirun("a_snapshot_under_mpi_links_every_unchanged_file") {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let env = TestEnv::new();
+    rich_tree(&env.src);
+    let base = env.path("base");
+    let mut c = env.cmd();
+    c.arg(&env.src).arg(&base);
+    assert_code(&run(c), 0);
+    let changed = ["links3/first", "big.bin"];
+    for r in changed {
+        let p = env.src.join(r);
+        let mut data = fs::read(&p).unwrap();
+        data.extend_from_slice(b" tonight");
+        fs::write(&p, data).unwrap();
+        set_mtime_ns(&p, 1_900_000_000, 0);
+    }
+    let snap = env.path("snap");
+    let out = run_mpi(&env, 3, &snap, &["--json", "--link-dest=../base"]);
+    assert_code(&out, 0);
+    let v = parse_json(&out);
+    assert_trees_equal(&env.src, &snap);
+    assert_eq!(v["files_copied"], changed.len() as u64, "{v}");
+    let mut linked = 0;
+    for e in walkdir::WalkDir::new(&env.src).min_depth(1) {
+        let e = e.unwrap();
+        if !e.file_type().is_file() {
+            continue;
+        }
+        let rel = e.path().strip_prefix(&env.src).unwrap();
+        let (s, b) = (
+            fs::metadata(snap.join(rel)).unwrap(),
+            fs::metadata(base.join(rel)).unwrap(),
+        );
+        // links3/first's other names are in its group: they follow it.
+        let group_of_changed = fs::metadata(e.path()).unwrap().ino()
+            == fs::metadata(env.src.join("links3/first")).unwrap().ino();
+        let unchanged = !changed.iter().any(|c| rel == Path::new(c)) && !group_of_changed;
+        assert_eq!(s.ino() == b.ino(), unchanged, "{}: {v}", rel.display());
+        linked += u64::from(unchanged);
+    }
+    assert!(v["files_linked_from_basis"].as_u64().unwrap() >= 1, "{v}");
+    assert!(linked > 500, "{linked} files shared with the basis");
+}
+
 #[test]
 fn a_refusal_is_printed_once_with_its_exit_code() {
     if !have_mpirun("a_refusal_is_printed_once_with_its_exit_code") {

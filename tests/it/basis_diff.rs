@@ -40,9 +40,9 @@
 
 use crate::difftest::{env_num, rsync_ran, rsync_version};
 use crate::itemize_diff::{
-    bag, command_line, compare_items, compare_trees, counters, env_flag, items, letters_only,
-    listing, materialize, mutate, parent_of, run, show, snapshot, status_line, summary, unlock,
-    Dims, Finding, Flags, Items, Rng, Seen, Tree,
+    bag, command_line, compare_counters, compare_items, compare_trees, env_flag, items,
+    letters_only, listing, materialize, mutate, parent_of, run, show, snapshot, status_line,
+    unlock, Dims, Finding, Flags, Items, Rng, Seen, Tree,
 };
 use crate::util::{bin, is_root, settled, skip};
 use std::collections::{BTreeMap, BTreeSet};
@@ -173,20 +173,15 @@ impl Case {
         let mut r = Rng::new(seed ^ 0xba51_5000);
         let src_tree = crate::itemize_diff::gen_source(&mut r, dims, root);
         let flags = Flags::gen(&mut r, dims);
-        let opts: Vec<Opt> = [
-            (Opt::Link, "LINK_DEST", 3),
-            (Opt::Compare, "COMPARE_DEST", 2),
-            (Opt::Copy, "COPY_DEST", 2),
-        ]
-        .iter()
-        .filter(|(_, d, _)| dims.on(d))
-        .flat_map(|&(o, _, w)| std::iter::repeat_n(o, w))
-        .collect();
-        let opt = if opts.is_empty() {
-            Opt::Link
-        } else {
-            r.pick(&opts)
-        };
+        let opt = r.weighted(
+            dims,
+            &[
+                (Opt::Link, "LINK_DEST", 3),
+                (Opt::Compare, "COMPARE_DEST", 2),
+                (Opt::Copy, "COPY_DEST", 2),
+            ],
+            Opt::Link,
+        );
         let n = if dims.on("MULTI") { r.range(1, 3) } else { 1 };
         // A type clash in a basis is only another basis entry, whatever
         // --delete says.
@@ -207,20 +202,15 @@ impl Case {
                 (rel, _) => rel,
             })
             .collect();
-        let kinds: Vec<DestKind> = [
-            (DestKind::Missing, "MISSING", 2),
-            (DestKind::Empty, "EMPTY", 1),
-            (DestKind::Mutated, "MUTATED", 4),
-        ]
-        .iter()
-        .filter(|(_, d, _)| dims.on(d))
-        .flat_map(|&(k, _, w)| std::iter::repeat_n(k, w))
-        .collect();
-        let dest_kind = if kinds.is_empty() {
-            DestKind::Mutated
-        } else {
-            r.pick(&kinds)
-        };
+        let dest_kind = r.weighted(
+            dims,
+            &[
+                (DestKind::Missing, "MISSING", 2),
+                (DestKind::Empty, "EMPTY", 1),
+                (DestKind::Mutated, "MUTATED", 4),
+            ],
+            DestKind::Mutated,
+        );
         let dest = match dest_kind {
             DestKind::Missing => None,
             DestKind::Empty => {
@@ -750,24 +740,7 @@ fn run_case(seed: u64, dims: &Dims) -> Option<(Case, Vec<Finding>, String, usize
         }
     }
     if dims.on("COUNTS") {
-        match (summary(&pn.stdout), summary(&pr.stdout)) {
-            (Some(a), Some(b)) => {
-                let (a, b) = (counters(&a), counters(&b));
-                for (k, va) in &a {
-                    let vb = b.get(k).cloned().unwrap_or_else(|| "(absent)".into());
-                    if *va != vb {
-                        findings.push(Finding {
-                            class: format!("--json: dry run's {k} differs from the real run's"),
-                            detail: format!("{k}: dry {va}, real {vb}"),
-                        });
-                    }
-                }
-            }
-            _ => findings.push(Finding {
-                class: "--json: no summary object".into(),
-                detail: String::new(),
-            }),
-        }
+        compare_counters((&pn, &pr), &mut findings);
     }
 
     let (diffs, accepted) = compare_items(

@@ -154,6 +154,26 @@ impl Rng {
     pub(crate) fn pick<T: Clone>(&mut self, v: &[T]) -> T {
         v[self.below(v.len())].clone()
     }
+
+    /// One of `choices` (value, dimension, weight) whose dimension is on,
+    /// by weight; `fallback` (drawing nothing) when none is.
+    pub(crate) fn weighted<T: Copy>(
+        &mut self,
+        dims: &Dims,
+        choices: &[(T, &str, usize)],
+        fallback: T,
+    ) -> T {
+        let all: Vec<T> = choices
+            .iter()
+            .filter(|(_, d, _)| dims.on(d))
+            .flat_map(|&(k, _, w)| std::iter::repeat_n(k, w))
+            .collect();
+        if all.is_empty() {
+            fallback
+        } else {
+            self.pick(&all)
+        }
+    }
 }
 
 /// Whole seconds, so that both tools agree on every time.
@@ -420,21 +440,16 @@ struct Dest {
 }
 
 fn gen_dest(r: &mut Rng, dims: &Dims, src: &Tree, flags: Flags, root: bool) -> Dest {
-    let kinds: Vec<DestKind> = [
-        (DestKind::Missing, "MISSING", 1),
-        (DestKind::Empty, "EMPTY", 1),
-        (DestKind::Exact, "EXACT", 2),
-        (DestKind::Mutated, "MUTATED", 7),
-    ]
-    .iter()
-    .filter(|(_, d, _)| dims.on(d))
-    .flat_map(|&(k, _, w)| std::iter::repeat_n(k, w))
-    .collect();
-    let kind = if kinds.is_empty() {
-        DestKind::Mutated
-    } else {
-        r.pick(&kinds)
-    };
+    let kind = r.weighted(
+        dims,
+        &[
+            (DestKind::Missing, "MISSING", 1),
+            (DestKind::Empty, "EMPTY", 1),
+            (DestKind::Exact, "EXACT", 2),
+            (DestKind::Mutated, "MUTATED", 7),
+        ],
+        DestKind::Mutated,
+    );
     let mut notes = BTreeMap::new();
     let tree = match kind {
         DestKind::Missing => None,
@@ -903,6 +918,27 @@ pub(crate) fn show(recs: Option<&BTreeSet<String>>) -> String {
             .collect::<Vec<_>>()
             .join(" + "),
         _ => "(nothing)".into(),
+    }
+}
+
+/// Every `--json` counter of pcopy's dry run (`pn`) against its real run
+/// (`pr`): a difference is a finding.
+pub(crate) fn compare_counters((pn, pr): (&Output, &Output), findings: &mut Vec<Finding>) {
+    let (Some(a), Some(b)) = (summary(&pn.stdout), summary(&pr.stdout)) else {
+        return findings.push(Finding {
+            class: "--json: no summary object".into(),
+            detail: String::new(),
+        });
+    };
+    let (a, b) = (counters(&a), counters(&b));
+    for (k, va) in &a {
+        let vb = b.get(k).cloned().unwrap_or_else(|| "(absent)".into());
+        if *va != vb {
+            findings.push(Finding {
+                class: format!("--json: dry run's {k} differs from the real run's"),
+                detail: format!("{k}: dry {va}, real {vb}"),
+            });
+        }
     }
 }
 
@@ -1510,24 +1546,7 @@ fn run_case(seed: u64, dims: &Dims) -> Option<(Case, Vec<Finding>, String, usize
             }
         }
         if dims.on("COUNTS") {
-            match (summary(&pn.stdout), summary(&pr.stdout)) {
-                (Some(a), Some(b)) => {
-                    let (a, b) = (counters(&a), counters(&b));
-                    for (k, va) in &a {
-                        let vb = b.get(k).cloned().unwrap_or_else(|| "(absent)".into());
-                        if *va != vb {
-                            findings.push(Finding {
-                                class: format!("--json: dry run's {k} differs from the real run's"),
-                                detail: format!("{k}: dry {va}, real {vb}"),
-                            });
-                        }
-                    }
-                }
-                _ => findings.push(Finding {
-                    class: "--json: no summary object".into(),
-                    detail: String::new(),
-                }),
-            }
+            compare_counters((&pn, &pr), &mut findings);
         }
     }
 

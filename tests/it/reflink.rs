@@ -4,39 +4,8 @@
 
 use crate::util::*;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-/// A loop-mounted filesystem image, unmounted on drop.
-struct LoopFs(PathBuf);
-
-impl LoopFs {
-    fn make(dir: &Path, mkfs: &[&str]) -> Option<LoopFs> {
-        let img = dir.join("fs.img");
-        let mnt = dir.join("mnt");
-        fs::create_dir_all(&mnt).unwrap();
-        fs::File::create(&img).unwrap().set_len(400 << 20).unwrap();
-        let made = Command::new(mkfs[0])
-            .args(&mkfs[1..])
-            .arg(&img)
-            .output()
-            .is_ok_and(|o| o.status.success());
-        let mounted = made
-            && Command::new("mount")
-                .args(["-o", "loop"])
-                .arg(&img)
-                .arg(&mnt)
-                .status()
-                .is_ok_and(|s| s.success());
-        mounted.then_some(LoopFs(mnt))
-    }
-}
-
-impl Drop for LoopFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
 
 /// Whether every extent of `p` is shared (fiemap flag 0x2000).
 fn shared(p: &Path) -> bool {
@@ -64,7 +33,7 @@ fn shared(p: &Path) -> bool {
 
 fn reflink_on(name: &str, mkfs: &[&str]) {
     let env = TestEnv::new();
-    let Some(m) = LoopFs::make(env.dir.path(), mkfs) else {
+    let Some(m) = Mounted::image(env.dir.path(), 400 << 20, mkfs) else {
         skip(name, "mkfs or the loop mount was refused");
         return;
     };
@@ -170,7 +139,11 @@ fn reflink_on_btrfs_shares_extents_and_never_does_not() {
 #[ignore = "needs root to loop-mount an XFS image; .ci/run runs it as root (--ignored)"]
 fn copy_dest_clones_from_the_basis_on_xfs() {
     let env = TestEnv::new();
-    let Some(m) = LoopFs::make(env.dir.path(), &["mkfs.xfs", "-q", "-m", "reflink=1"]) else {
+    let Some(m) = Mounted::image(
+        env.dir.path(),
+        400 << 20,
+        &["mkfs.xfs", "-q", "-m", "reflink=1"],
+    ) else {
         skip("copy_dest_clones", "mkfs or the loop mount was refused");
         return;
     };

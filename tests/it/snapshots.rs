@@ -41,6 +41,18 @@ fn files(root: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// `pcopy --json SRC DST ARGS`, run from the test's directory.
+fn copy_to(
+    env: &TestEnv,
+    src: &Path,
+    dst: &Path,
+    args: &[&str],
+) -> (std::process::Output, serde_json::Value) {
+    let mut a = vec![src.to_str().unwrap(), dst.to_str().unwrap()];
+    a.extend_from_slice(args);
+    pcopy(env.dir.path(), &a)
+}
+
 fn pcopy(dir: &Path, args: &[&str]) -> (std::process::Output, serde_json::Value) {
     let mut c = Command::new(bin());
     c.current_dir(dir).arg("--json").args(args);
@@ -72,15 +84,11 @@ fn three_generations_share_every_unchanged_file() {
     fs::create_dir(&backup).unwrap();
     let all = files(&env.src);
     assert!(all.len() >= 100, "the tree has {} files", all.len());
-    let src = env.src.to_str().unwrap();
     let gen = |n: usize, prev: Option<usize>| {
         let dst = backup.join(format!("g{n}"));
-        let mut args: Vec<String> = vec![src.into(), dst.to_str().unwrap().into()];
-        if let Some(p) = prev {
-            args.push(format!("--link-dest=../g{p}"));
-        }
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (out, v) = pcopy(env.dir.path(), &a);
+        let link = prev.map(|p| format!("--link-dest=../g{p}"));
+        let args: Vec<&str> = link.iter().map(String::as_str).collect();
+        let (out, v) = copy_to(&env, &env.src, &dst, &args);
         assert_code(&out, 0);
         assert_trees_equal(&env.src, &dst);
         v
@@ -130,14 +138,11 @@ fn three_generations_share_every_unchanged_file() {
         "only the changed data is written"
     );
     // A re-run of night 3 changes nothing.
-    let (out, v) = pcopy(
-        env.dir.path(),
-        &[
-            src,
-            g(3, Path::new("")).to_str().unwrap(),
-            "--link-dest=../g2",
-            "-i",
-        ],
+    let (out, v) = copy_to(
+        &env,
+        &env.src,
+        &g(3, Path::new("")),
+        &["--link-dest=../g2", "-i"],
     );
     assert_code(&out, 0);
     assert_eq!(v["files_copied"], 0, "{v}");
@@ -207,24 +212,21 @@ fn rsync_alt_dest_test() {
     // (Made by pcopy: this rsync keeps no nanoseconds on directories and
     // symlinks, which the tree comparison looks at.)
     let chk = env.path("chk");
-    let (out, _) = pcopy(
-        env.dir.path(),
-        &[
-            from.to_str().unwrap(),
-            chk.to_str().unwrap(),
-            "--exclude=/text",
-            "--exclude=etc-ltr-list",
-        ],
+    let (out, _) = copy_to(
+        &env,
+        from,
+        &chk,
+        &["--exclude=/text", "--exclude=etc-ltr-list"],
     );
     assert_code(&out, 0);
 
     let to = env.path("to");
     let (a1, a2) = (alt1.to_str().unwrap(), alt2.to_str().unwrap());
-    let (out, _) = pcopy(
-        env.dir.path(),
+    let (out, _) = copy_to(
+        &env,
+        from,
+        &to,
         &[
-            from.to_str().unwrap(),
-            to.to_str().unwrap(),
             &format!("--compare-dest={a1}"),
             &format!("--compare-dest={a2}"),
         ],
@@ -233,26 +235,21 @@ fn rsync_alt_dest_test() {
     assert_trees_equal(&chk, &to);
 
     fs::remove_dir_all(&to).unwrap();
-    let (out, _) = pcopy(
-        env.dir.path(),
-        &[
-            from.to_str().unwrap(),
-            to.to_str().unwrap(),
-            &format!("--copy-dest={a1}"),
-            &format!("--copy-dest={a2}"),
-        ],
+    let (out, _) = copy_to(
+        &env,
+        from,
+        &to,
+        &[&format!("--copy-dest={a1}"), &format!("--copy-dest={a2}")],
     );
     assert_code(&out, 0);
     assert_trees_equal(from, &to);
 
     fs::remove_dir_all(&to).unwrap();
-    let (out, _) = pcopy(
-        env.dir.path(),
-        &[
-            from.to_str().unwrap(),
-            to.to_str().unwrap(),
-            &format!("--copy-dest={}", alt3.display()),
-        ],
+    let (out, _) = copy_to(
+        &env,
+        from,
+        &to,
+        &[&format!("--copy-dest={}", alt3.display())],
     );
     assert_code(&out, 0);
     assert_trees_equal(from, &to);
@@ -279,10 +276,7 @@ fn rsync_alt_dest_deep_test() {
         }
     }
     let reference = env.path("altref");
-    let (out, _) = pcopy(
-        env.dir.path(),
-        &[env.src.to_str().unwrap(), reference.to_str().unwrap()],
-    );
+    let (out, _) = copy_to(&env, &env.src, &reference, &[]);
     assert_code(&out, 0);
     let changed = PathBuf::from("d1/d2/d3/f3");
     let mut f = fs::OpenOptions::new()
@@ -296,13 +290,11 @@ fn rsync_alt_dest_deep_test() {
     let to = env.path("to");
     let run_to = |opt: &str| {
         let _ = fs::remove_dir_all(&to);
-        let (out, _) = pcopy(
-            env.dir.path(),
-            &[
-                env.src.to_str().unwrap(),
-                to.to_str().unwrap(),
-                &format!("--{opt}={}", reference.display()),
-            ],
+        let (out, _) = copy_to(
+            &env,
+            &env.src,
+            &to,
+            &[&format!("--{opt}={}", reference.display())],
         );
         assert_code(&out, 0);
     };
@@ -349,10 +341,7 @@ fn an_existing_copy_becomes_a_link_and_compare_dest_removes_it() {
     let env = TestEnv::new();
     gen_tree(&env.src, 5, 40);
     let base = env.path("base");
-    let (out, _) = pcopy(
-        env.dir.path(),
-        &[env.src.to_str().unwrap(), base.to_str().unwrap()],
-    );
+    let (out, _) = copy_to(&env, &env.src, &base, &[]);
     assert_code(&out, 0);
     let (out, _) = env.copy_json(&[]);
     assert_code(&out, 0);
@@ -417,10 +406,7 @@ fn a_basis_swapped_for_a_symlink_mid_run_is_not_followed() {
         fs::write(env.src.join(format!("f{i:02}")), format!("data {i}\n")).unwrap();
     }
     let base = env.path("base");
-    let (out, _) = pcopy(
-        env.dir.path(),
-        &[env.src.to_str().unwrap(), base.to_str().unwrap()],
-    );
+    let (out, _) = copy_to(&env, &env.src, &base, &[]);
     assert_code(&out, 0);
     // Something in the basis the source lacks, and a victim directory the
     // swapped symlink will point at.
@@ -482,10 +468,7 @@ fn a_killed_snapshot_run_resumes() {
     let env = TestEnv::new();
     gen_tree(&env.src, 9, 80);
     let base = env.path("base");
-    let (out, _) = pcopy(
-        env.dir.path(),
-        &[env.src.to_str().unwrap(), base.to_str().unwrap()],
-    );
+    let (out, _) = copy_to(&env, &env.src, &base, &[]);
     assert_code(&out, 0);
     let all = files(&env.src);
     let changed: Vec<PathBuf> = all.iter().step_by(9).cloned().collect();
@@ -532,31 +515,14 @@ fn a_killed_snapshot_run_resumes() {
 #[ignore = "needs root to loop-mount an ext4 image; .ci/run runs it as root (--ignored)"]
 fn a_basis_file_at_the_link_limit_is_copied_with_one_warning() {
     let env = TestEnv::new();
-    let img = env.path("ext4.img");
-    let mnt = env.path("mnt");
-    fs::create_dir(&mnt).unwrap();
-    fs::File::create(&img).unwrap().set_len(64 << 20).unwrap();
-    let made = Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-N", "4096"])
-        .arg(&img)
-        .output()
-        .is_ok_and(|o| o.status.success())
-        && Command::new("mount")
-            .args(["-o", "loop"])
-            .arg(&img)
-            .arg(&mnt)
-            .status()
-            .is_ok_and(|s| s.success());
-    if !made {
+    let Some(m) = Mounted::image(
+        env.dir.path(),
+        64 << 20,
+        &["mkfs.ext4", "-q", "-F", "-N", "4096"],
+    ) else {
         return skip("link_limit", "mkfs.ext4 or the loop mount was refused");
-    }
-    struct Umount(PathBuf);
-    impl Drop for Umount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _m = Umount(mnt.clone());
+    };
+    let mnt = m.0.clone();
     let src = mnt.join("src");
     let base = mnt.join("base");
     fs::create_dir_all(src.join("d")).unwrap();
@@ -564,10 +530,7 @@ fn a_basis_file_at_the_link_limit_is_copied_with_one_warning() {
         fs::write(src.join("d").join(n), format!("{n}\n")).unwrap();
         set_mtime_ns(&src.join("d").join(n), 1_700_000_000, 0);
     }
-    let (out, _) = pcopy(
-        env.dir.path(),
-        &[src.to_str().unwrap(), base.to_str().unwrap()],
-    );
+    let (out, _) = copy_to(&env, &src, &base, &[]);
     assert_code(&out, 0);
     // Fill two basis inodes up to ext4's limit.
     let spare = base.join("spare");
@@ -588,14 +551,7 @@ fn a_basis_file_at_the_link_limit_is_copied_with_one_warning() {
     }
     assert!(limit >= 1000, "the link limit: {limit}");
     let snap = mnt.join("snap");
-    let (out, v) = pcopy(
-        env.dir.path(),
-        &[
-            src.to_str().unwrap(),
-            snap.to_str().unwrap(),
-            "--link-dest=../base",
-        ],
-    );
+    let (out, v) = copy_to(&env, &src, &snap, &["--link-dest=../base"]);
     assert_code(&out, 0);
     assert_trees_equal(&src, &snap);
     let err = stderr(&out);
@@ -622,20 +578,10 @@ fn hard_link_groups_stay_groups_when_linked_from_a_basis() {
     fs::hard_link(env.src.join("a"), env.src.join("d/b")).unwrap();
     fs::hard_link(env.src.join("a"), env.src.join("d/c")).unwrap();
     let base = env.path("base");
-    let (out, _) = pcopy(
-        env.dir.path(),
-        &[env.src.to_str().unwrap(), base.to_str().unwrap()],
-    );
+    let (out, _) = copy_to(&env, &env.src, &base, &[]);
     assert_code(&out, 0);
     let snap = env.path("snap");
-    let (out, v) = pcopy(
-        env.dir.path(),
-        &[
-            env.src.to_str().unwrap(),
-            snap.to_str().unwrap(),
-            "--link-dest=../base",
-        ],
-    );
+    let (out, v) = copy_to(&env, &env.src, &snap, &["--link-dest=../base"]);
     assert_code(&out, 0);
     for n in ["a", "d/b", "d/c"] {
         assert_eq!(ino(&snap.join(n)), ino(&base.join("a")), "{n}: {v}");
@@ -648,14 +594,7 @@ fn hard_link_groups_stay_groups_when_linked_from_a_basis() {
     let t = fs::metadata(base.join("a")).unwrap().modified().unwrap();
     filetime::set_file_mtime(base.join("d/c"), t.into()).unwrap();
     let snap2 = env.path("snap2");
-    let (out, v) = pcopy(
-        env.dir.path(),
-        &[
-            env.src.to_str().unwrap(),
-            snap2.to_str().unwrap(),
-            "--link-dest=../base",
-        ],
-    );
+    let (out, v) = copy_to(&env, &env.src, &snap2, &["--link-dest=../base"]);
     assert_code(&out, 0);
     let i = ino(&snap2.join("a"));
     assert_eq!(ino(&snap2.join("d/b")), i, "{v}");
@@ -675,38 +614,15 @@ fn a_destination_full_of_links_stops_with_one_error() {
     for i in 0..300 {
         fs::write(env.src.join(format!("f{i:03}")), format!("{i}\n")).unwrap();
     }
-    let mnt = env.path("mnt");
-    fs::create_dir(&mnt).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=16m,nr_inodes=500", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
+    let Some(m) = Mounted::tmpfs(env.dir.path(), "size=16m,nr_inodes=500") else {
         return skip("links_fill_tmpfs", "mounting a tmpfs was refused");
-    }
-    struct Umount(PathBuf);
-    impl Drop for Umount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _m = Umount(mnt.clone());
+    };
+    let mnt = m.0.clone();
     let base = mnt.join("base");
-    let (out, _) = pcopy(
-        env.dir.path(),
-        &[env.src.to_str().unwrap(), base.to_str().unwrap()],
-    );
+    let (out, _) = copy_to(&env, &env.src, &base, &[]);
     assert_code(&out, 0);
     let snap = mnt.join("snap");
-    let (out, v) = pcopy(
-        env.dir.path(),
-        &[
-            env.src.to_str().unwrap(),
-            snap.to_str().unwrap(),
-            "--link-dest=../base",
-        ],
-    );
+    let (out, v) = copy_to(&env, &env.src, &snap, &["--link-dest=../base"]);
     assert_code(&out, 11);
     assert_eq!(v["disk_full"], true, "{v}");
     assert!(v["files_not_copied"].as_u64().unwrap() > 0, "{v}");

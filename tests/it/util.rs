@@ -417,3 +417,51 @@ pub fn signal(pid: u32, sig: i32) -> bool {
     };
     rustix::process::kill_process(pid, sig).is_ok()
 }
+
+/// A filesystem mounted for a test (root only), unmounted on drop.
+pub struct Mounted(pub PathBuf);
+
+impl Mounted {
+    /// A `size`-byte image `dir/fs.img` made by `mkfs` (program and
+    /// options; the image is the last argument) and loop-mounted at
+    /// `dir/mnt`. None when mkfs or the mount is refused.
+    pub fn image(dir: &Path, size: u64, mkfs: &[&str]) -> Option<Mounted> {
+        let img = dir.join("fs.img");
+        let mnt = dir.join("mnt");
+        fs::create_dir_all(&mnt).expect("mkdir mnt");
+        fs::File::create(&img)
+            .and_then(|f| f.set_len(size))
+            .expect("image file");
+        let made = Command::new(mkfs[0])
+            .args(&mkfs[1..])
+            .arg(&img)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        let mounted = made
+            && Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(&img)
+                .arg(&mnt)
+                .status()
+                .is_ok_and(|s| s.success());
+        mounted.then_some(Mounted(mnt))
+    }
+
+    /// A tmpfs with mount options `opts` at `dir/mnt`.
+    pub fn tmpfs(dir: &Path, opts: &str) -> Option<Mounted> {
+        let mnt = dir.join("mnt");
+        fs::create_dir_all(&mnt).expect("mkdir mnt");
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
+            .arg(&mnt)
+            .status()
+            .is_ok_and(|s| s.success())
+            .then_some(Mounted(mnt))
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}

@@ -25,7 +25,7 @@ impl Walker {
         let target = (ft == FileType::Symlink)
             .then(|| rustix::fs::readlinkat(e.src, e.name, Vec::new()).ok())
             .flatten();
-        let mut r = Reasons {
+        let r = Reasons {
             size: kind == Kind::File && m.st.st_size != st.st_size,
             mtime: (m.st.st_mtime, m.st.st_mtime_nsec) != (st.st_mtime, st.st_mtime_nsec),
             // rsync: `c` on a transferred file under -c (not on a local
@@ -38,11 +38,7 @@ impl Walker {
             },
             ..Reasons::default()
         };
-        if let Some(d) = self.basis_differences(e, st, dir, &m.st) {
-            let a = super::reasons(&d);
-            (r.perms, r.owner, r.group, r.acl, r.xattrs) =
-                (a.perms, a.owner, a.group, a.acl, a.xattrs);
-        }
+        let r = self.reasons_against(dir, e, st, &m.st, r);
         let action = if kind == Kind::File && m.level == Level::Type {
             Action::Updated
         } else {
@@ -70,15 +66,11 @@ impl Walker {
         let Some(Some(dir)) = e.basis.get(m.j) else {
             return None;
         };
-        let mut r = Reasons {
+        let r = Reasons {
             mtime: (m.st.st_mtime, m.st.st_mtime_nsec) != (st.st_mtime, st.st_mtime_nsec),
             ..Reasons::default()
         };
-        if let Some(d) = self.basis_differences(e, st, dir, &m.st) {
-            let a = super::reasons(&d);
-            (r.perms, r.owner, r.group, r.acl, r.xattrs) =
-                (a.perms, a.owner, a.group, a.acl, a.xattrs);
-        }
+        let r = self.reasons_against(dir, e, st, &m.st, r);
         Some(Some(r))
     }
 
@@ -87,13 +79,7 @@ impl Walker {
     /// root) and mtime, else what differs from the first basis root.
     pub(super) fn basis_root_note(&self, src: &Stat) -> Option<Reasons> {
         let b = self.basis.as_ref()?;
-        let against = |d: &Stat| Reasons {
-            mtime: (src.st_mtime, src.st_mtime_nsec) != (d.st_mtime, d.st_mtime_nsec),
-            perms: src.st_mode & 0o7777 != d.st_mode & 0o7777,
-            owner: self.opts.owner && src.st_uid != d.st_uid,
-            group: self.opts.owner && src.st_gid != d.st_gid,
-            ..Reasons::default()
-        };
+        let against = |d: &Stat| self.root_reasons(src, d);
         let roots: Vec<Stat> = b
             .roots
             .iter()
@@ -148,15 +134,11 @@ impl Walker {
             }
         }
         let (dir, bst) = last.filter(|_| matched)?;
-        let mut r = Reasons {
+        let r = Reasons {
             mtime: (bst.st_mtime, bst.st_mtime_nsec) != (st.st_mtime, st.st_mtime_nsec),
             ..Reasons::default()
         };
-        if let Some(d) = self.basis_differences(e, st, dir, &bst) {
-            let a = super::reasons(&d);
-            (r.perms, r.owner, r.group, r.acl, r.xattrs) =
-                (a.perms, a.owner, a.group, a.acl, a.xattrs);
-        }
+        let r = self.reasons_against(dir, e, st, &bst, r);
         Some(Some(r))
     }
 }

@@ -75,14 +75,30 @@ impl Walker {
         dst: &Stat,
         r: Reasons,
     ) -> Reasons {
-        let Some(dst_dir) = e.dst else { return r };
+        match e.dst {
+            Some(dst_dir) => self.reasons_against(dst_dir, e, st, dst, r),
+            None => r,
+        }
+    }
+
+    /// `r` with the attribute differences (`pogax`) between source `st`
+    /// and entry `other` of `e`'s name in directory `dir` (the
+    /// destination's, or a basis directory's) added.
+    pub(super) fn reasons_against(
+        &self,
+        dir: &OwnedFd,
+        e: &Entry,
+        st: &Stat,
+        other: &Stat,
+        r: Reasons,
+    ) -> Reasons {
         let how = crate::copy::repair::How {
             owner: self.opts.owner,
             apply: false,
             follow_src: self.opts.dereference,
         };
-        let dirs = (e.src.as_fd(), dst_dir.as_fd());
-        match crate::copy::repair::repair(dirs, e.name, (st, dst), how) {
+        let dirs = (e.src.as_fd(), dir.as_fd());
+        match crate::copy::repair::repair(dirs, e.name, (st, other), how) {
             Ok(d) => Reasons {
                 content: r.content,
                 size: r.size,
@@ -90,6 +106,18 @@ impl Walker {
                 ..reasons(&d)
             },
             Err(_) => r,
+        }
+    }
+
+    /// rsync's `.d..t.pog..` for a root: mode, owner and group (as root)
+    /// and mtime of source root `s` against directory `d`.
+    pub(super) fn root_reasons(&self, s: &Stat, d: &Stat) -> Reasons {
+        Reasons {
+            mtime: (s.st_mtime, s.st_mtime_nsec) != (d.st_mtime, d.st_mtime_nsec),
+            perms: s.st_mode & 0o7777 != d.st_mode & 0o7777,
+            owner: self.opts.owner && s.st_uid != d.st_uid,
+            group: self.opts.owner && s.st_gid != d.st_gid,
+            ..Reasons::default()
         }
     }
 
@@ -175,13 +203,7 @@ impl Walker {
         let (Ok(s), Ok(d)) = (src, rustix::fs::fstat(dst)) else {
             return;
         };
-        let r = Reasons {
-            mtime: (s.st_mtime, s.st_mtime_nsec) != (d.st_mtime, d.st_mtime_nsec),
-            perms: s.st_mode & 0o7777 != d.st_mode & 0o7777,
-            owner: self.opts.owner && s.st_uid != d.st_uid,
-            group: self.opts.owner && s.st_gid != d.st_gid,
-            ..Reasons::default()
-        };
+        let r = self.root_reasons(&s, &d);
         if r.any() {
             self.changes.record(&Change {
                 rel: b".",

@@ -36,6 +36,9 @@ pub(super) type Groups = HashMap<(u64, u64), (Stat, Vec<Name>)>;
 struct Opened {
     src: OwnedFd,
     dst: Option<OwnedFd>,
+    /// The basis directories' copies of it (none without bases), opened
+    /// once for the leader choice and the name's own decision.
+    basis: super::basis::BasisDirs,
 }
 
 impl Walker {
@@ -65,7 +68,8 @@ impl Walker {
             (DestDir::Created, _) | (_, None) => None,
             (_, Some(root)) => open_beneath(root, parent, OFlags::DIRECTORY | OFlags::RDONLY).ok(),
         };
-        Ok(Opened { src, dst })
+        let basis = self.basis_dirs(parent);
+        Ok(Opened { src, dst, basis })
     }
 
     /// `try_open_dirs`, a failure reported as the name's.
@@ -209,7 +213,7 @@ impl Walker {
             let open: Vec<usize> = (0..names.len()).filter(|&i| !left[i]).collect();
             open.iter()
                 .copied()
-                .find(|&i| regular(&dsts[i]) || self.in_a_basis(&names[i].rel))
+                .find(|&i| regular(&dsts[i]) || self.in_a_basis(&names[i].rel, opened[i].as_ref()))
                 .or_else(|| open.last().copied())
         };
         let lead = if self.basis.is_some() {
@@ -234,14 +238,13 @@ impl Walker {
                 dir: names[lead].dir,
                 ancestors: Arc::new(Vec::new()),
             };
-            let basis = self.basis_dirs(parent);
             let e = Entry {
                 name,
                 rel: names[lead].rel.clone(),
                 src: &lo.src,
                 dst: lo.dst.as_ref(),
                 leader: true,
-                basis: &basis,
+                basis: &lo.basis,
                 outcome: Default::default(),
             };
             if !self.entry(sh, &job, &e, b) {
@@ -278,15 +281,14 @@ impl Walker {
                 continue;
             }
             let Some(o) = &opened[i] else { continue };
-            let (parent, name) = split_rel(&n.rel);
-            let basis = self.basis_dirs(parent);
+            let (_, name) = split_rel(&n.rel);
             let e = Entry {
                 name,
                 rel: n.rel.clone(),
                 src: &o.src,
                 dst: o.dst.as_ref(),
                 leader: false,
-                basis: &basis,
+                basis: &o.basis,
                 outcome: Default::default(),
             };
             // --delete: a directory in the way of the link goes now, as
@@ -378,9 +380,9 @@ impl Walker {
     }
 
     /// Whether a basis directory has a regular file at `rel`.
-    fn in_a_basis(&self, rel: &[u8]) -> bool {
-        let (parent, name) = split_rel(rel);
-        self.basis_dirs(parent).iter().flatten().any(|d| {
+    fn in_a_basis(&self, rel: &[u8], o: Option<&Opened>) -> bool {
+        let (_, name) = split_rel(rel);
+        o.iter().flat_map(|o| o.basis.iter().flatten()).any(|d| {
             rustix::fs::statat(d, name, AtFlags::SYMLINK_NOFOLLOW)
                 .is_ok_and(|b| FileType::from_raw_mode(b.st_mode) == FileType::RegularFile)
         })

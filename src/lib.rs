@@ -6,6 +6,7 @@
 //! each entry atomically (`copy`) and report outcomes (`protocol`).
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod copy;
 pub mod error;

@@ -1,6 +1,7 @@
-//! Every type that crosses a process boundary: supervisor and worker (IPC
-//! messages, the shared-memory words `Position` and `Budget`), and the
-//! messages between MPI ranks (`PeerMsg`).
+//! Every type that crosses the process boundary between supervisor and
+//! worker: IPC messages and the shared-memory words `Position` and
+//! `Budget`. (The messages between MPI ranks are the cluster's own,
+//! `cluster::mpi::msg`.)
 //!
 //! Both sides are the same binary, so the types always match; `PROTOCOL_VERSION`
 //! still guards against a worker executable replaced mid-run. Paths travel as raw
@@ -489,56 +490,4 @@ mod tests {
         assert_eq!(RelPath::from_path(p.as_path()), p);
         assert_eq!(p.display(), "a/\\xff");
     }
-}
-
-// Between MPI ranks (`--mpi`): encoded with bincode, never seen by workers.
-
-/// A walk job handed to another rank: a directory to read, or (`entry`) one
-/// hard-linked entry for the rank that owns its inode.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PeerJob {
-    #[serde(with = "serde_bytes")]
-    pub rel: Vec<u8>,
-    /// This run created the destination directory (of the entry's parent).
-    pub created: bool,
-    pub entry: bool,
-    /// `-L`: the directory's ancestors' (dev, ino), for loop detection.
-    pub ancestors: Vec<(u64, u64)>,
-}
-
-/// Messages of the distributed walk.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum PeerMsg {
-    /// An idle rank asks for work; `hungry`: its workers have nothing
-    /// queued either, so copy tasks are welcome too.
-    Steal { hungry: bool },
-    /// The answer to `Steal` (possibly empty): directories to walk, or,
-    /// when there are none to give and the thief is hungry, copy tasks
-    /// this rank walked but its workers have not started.
-    Work {
-        jobs: Vec<PeerJob>,
-        tasks: Vec<Task>,
-    },
-    /// Hard-linked entries for the rank that owns their inodes.
-    Entries(Vec<PeerJob>),
-    /// Chunks of the sender's large files for the receiver to copy (their
-    /// outcomes go back in `ChunkDone`).
-    Chunks(Vec<Task>),
-    /// Rank 0 asks every rank for its state (termination wave `n`).
-    Probe(u64),
-    /// A rank's state: idle, and how many job-carrying messages it has
-    /// sent and received since the start.
-    Report {
-        wave: u64,
-        idle: bool,
-        sent: u64,
-        received: u64,
-    },
-    /// The outcome of a chunk of the receiver's large file, copied here.
-    ChunkDone { task: Task, outcome: Outcome },
-    /// A rank's progress for rank 0's line (files found, files done,
-    /// bytes copied); carries no work.
-    Progress { found: u64, done: u64, bytes: u64 },
-    /// The phase (walk, then copy) is over everywhere.
-    Done,
 }

@@ -181,6 +181,7 @@ impl Summary {
     /// the cap; the paths, times and exit code stay this rank's. Every
     /// field is named (no `..`), so one added later does not compile until
     /// it is given its rule here.
+    /// Long because every field of `Summary` is named, each with its rule, so a new field does not compile until it has one.
     pub fn absorb(&mut self, other: Summary) {
         let Summary {
             schema_version: _,
@@ -362,6 +363,7 @@ impl Summary {
     }
 
     /// The end-of-run summary for humans (stdout, and the log file).
+    /// Long because it is the text summary's lines in their printed order, one block per line.
     pub fn human(&self) -> String {
         use indicatif::HumanBytes;
         let plural =

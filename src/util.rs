@@ -1,6 +1,14 @@
 //! Byte-path escaping for messages and panic-free line output, shared by
 //! every layer (it imports nothing from the crate, so anything may import it).
 
+/// CPUs this process may run on, asked once: `available_parallelism`
+/// reads the cgroup's files, and the walk, the plan, the hash threads and
+/// the config defaults all want it.
+pub fn cpus() -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// Escape bytes for display: printable UTF-8 passes through; invalid bytes and
 /// control characters become `\xNN` so a message stays one line.
 pub fn escape_bytes(b: &[u8]) -> String {

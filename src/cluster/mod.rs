@@ -1,11 +1,15 @@
-//! The supervisor's one view of the other ranks of an MPI job (`--mpi`).
-//! Without `--mpi` (or without the `mpi` feature) it is a single rank and
-//! every call does nothing; all MPI calls live in `cluster/mpi.rs`.
+//! The supervisor's one view of the other ranks of an MPI job (`--mpi`),
+//! beside the supervisor: it depends on the work contract
+//! (`supervisor::work`) and nothing else of it. Without `--mpi` (or without
+//! the `mpi` feature) it is a single rank and every call does nothing; all
+//! MPI calls live in `cluster/mpi/`, and a build without the feature has
+//! `single.rs`'s value-less stand-in in its place.
 
 #[cfg(feature = "mpi")]
 mod mpi;
-#[cfg(feature = "mpi")]
-mod quarantine;
+#[cfg(not(feature = "mpi"))]
+#[path = "single.rs"]
+mod mpi;
 
 use crate::error::{Error, Result};
 use crate::protocol::{Outcome, Task};
@@ -62,7 +66,6 @@ pub struct Counts {
 }
 
 /// The peer thread's end of that link.
-#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
 pub struct PeerSide {
     pub outcomes_out: Receiver<(u32, Task, Outcome)>,
     pub outcomes_in: Sender<(Task, Outcome)>,
@@ -73,7 +76,6 @@ pub struct PeerSide {
     pub show_progress: bool,
 }
 
-#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
 impl PeerSide {
     /// The dispatcher had nothing to do, and no batch was queued since.
     pub fn dispatcher_idle(&self) -> bool {
@@ -85,7 +87,6 @@ impl PeerSide {
 /// A linked pair around the channel's count of queued batches (`fed`).
 /// Until the dispatcher answers it counts as idle with nothing queued: a
 /// dry run has no dispatcher, and any batch queued makes that stale.
-#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
 pub fn link(fed: Arc<AtomicU64>, show_progress: bool) -> (DispatchSide, PeerSide) {
     let (out_tx, out_rx) = crossbeam_channel::unbounded();
     let (in_tx, in_rx) = crossbeam_channel::unbounded();
@@ -129,7 +130,6 @@ pub enum Verdict {
 
 pub struct Cluster {
     /// MPI, initialised only when there are other ranks to talk to.
-    #[cfg(feature = "mpi")]
     mpi: Option<mpi::Mpi>,
     /// `--mpi` was given (even if this is the only rank).
     asked: bool,
@@ -140,28 +140,9 @@ pub struct Cluster {
     size: u32,
 }
 
-/// How many ranks the launcher started, when it says so (Open MPI's
-/// mpirun, MPICH's hydra, Slurm's srun); `Some(1)` also when no launcher
-/// started this process at all (MPI would make it a world of one).
-#[cfg(feature = "mpi")]
-fn launched_ranks() -> Option<u32> {
-    let var = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u32>().ok());
-    if let Some(n) = var("OMPI_COMM_WORLD_SIZE").or_else(|| var("PMI_SIZE")) {
-        return Some(n);
-    }
-    if var("SLURM_PROCID").is_some() {
-        return var("SLURM_STEP_NUM_TASKS").or_else(|| var("SLURM_NTASKS"));
-    }
-    let launched = ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"]
-        .iter()
-        .any(|k| std::env::var_os(k).is_some());
-    (!launched).then_some(1)
-}
-
 impl Cluster {
     pub fn join(want: bool) -> Result<Self> {
         let single = Cluster {
-            #[cfg(feature = "mpi")]
             mpi: None,
             asked: want,
             agreed: Default::default(),
@@ -171,26 +152,17 @@ impl Cluster {
         if !want {
             return Ok(single);
         }
-        #[cfg(feature = "mpi")]
-        {
-            // One rank has nobody to talk to: MPI's start-up (0.1-0.3 s
-            // measured here) would be its only effect.
-            if launched_ranks() == Some(1) {
-                return Ok(single);
-            }
-            let m = mpi::init()?;
-            Ok(Cluster {
-                asked: true,
-                agreed: Default::default(),
-                rank: m.rank,
-                size: m.size,
-                mpi: Some(m),
-            })
-        }
-        #[cfg(not(feature = "mpi"))]
-        Err(Error::Usage(
-            "--mpi: this pcopy was built without MPI support (cargo build --release --features mpi; see docs/mpi.md)".into(),
-        ))
+        // One rank has nobody to talk to: no MPI then.
+        let Some(m) = mpi::init()? else {
+            return Ok(single);
+        };
+        Ok(Cluster {
+            asked: true,
+            agreed: Default::default(),
+            rank: m.rank(),
+            size: m.size(),
+            mpi: Some(m),
+        })
     }
 
     pub fn rank(&self) -> u32 {
@@ -213,7 +185,6 @@ impl Cluster {
         first: impl FnOnce() -> Result<(R, Verdict)>,
         then: impl FnOnce(&Verdict) -> Result<R>,
     ) -> Result<(R, Verdict)> {
-        #[cfg(feature = "mpi")]
         if let Some(m) = &self.mpi {
             let mine = if self.rank == 0 { Some(first()) } else { None };
             let verdict = match &mine {
@@ -244,13 +215,12 @@ impl Cluster {
                 (Err(e), _) => Err(e),
             };
         }
-        let _ = then;
         first()
     }
 
     /// The walk's peer thread (only with other ranks to talk to).
     /// `batches`: this rank's batch channel, both ends. Also returns the
-    /// dispatcher's end of the link, for `Dispatch::peer`. `show_progress`:
+    /// dispatcher's end of the link, for `dispatch::Links::peer`. `show_progress`:
     /// rank 0 prints a plain progress line for the job every 5 s.
     #[allow(clippy::type_complexity)]
     pub fn spawn_walk(
@@ -259,19 +229,16 @@ impl Cluster {
         batches: (&Sender<Batch>, &Receiver<Batch>),
         show_progress: bool,
     ) -> Option<(std::thread::JoinHandle<Peered>, DispatchSide)> {
-        #[cfg(feature = "mpi")]
         if let Some(m) = self.mpi.as_ref().filter(|_| self.size > 1) {
             let (tx, rx) = batches;
             let (dispatch, peer) = link(Arc::clone(&jobs.fed), show_progress && self.rank == 0);
             let h = m.spawn_walk(Arc::clone(jobs), (tx.clone(), rx.clone()), peer);
             return Some((h, dispatch));
         }
-        let _ = (jobs, batches, show_progress);
         None
     }
 
     pub fn barrier(&self) {
-        #[cfg(feature = "mpi")]
         if let Some(m) = &self.mpi {
             m.barrier();
         }
@@ -279,7 +246,6 @@ impl Cluster {
 
     /// The largest `v` over all ranks.
     pub fn max(&self, v: u64) -> u64 {
-        #[cfg(feature = "mpi")]
         if let Some(m) = &self.mpi {
             return m.max(v);
         }
@@ -288,7 +254,6 @@ impl Cluster {
 
     /// Every rank's `v` at rank 0 (its own first); empty on the others.
     pub fn gather<T: Serialize + serde::de::DeserializeOwned>(&self, v: T) -> Result<Vec<T>> {
-        #[cfg(feature = "mpi")]
         if let Some(m) = &self.mpi {
             return m.gather_t(&v);
         }
@@ -297,7 +262,6 @@ impl Cluster {
 
     /// Rank 0's `v` on every rank.
     pub fn broadcast<T: Serialize + serde::de::DeserializeOwned>(&self, v: T) -> Result<T> {
-        #[cfg(feature = "mpi")]
         if let Some(m) = &self.mpi {
             return m.broadcast_t(&v);
         }
@@ -318,35 +282,30 @@ impl Cluster {
 
     /// Entries quarantined for `destination` by earlier MPI runs.
     pub fn load_quarantine(&self, destination: &std::path::Path) -> Vec<Vec<u8>> {
-        #[cfg(feature = "mpi")]
-        if self.mpi() {
-            return quarantine::state_file(destination)
-                .map_or_else(Vec::new, |f| quarantine::load(&f));
+        if !self.mpi() {
+            return Vec::new();
         }
-        let _ = destination;
-        Vec::new()
+        mpi::quarantine::state_file(destination)
+            .map_or_else(Vec::new, |f| mpi::quarantine::load(&f))
     }
 
     /// Say, at the start, which entries stay quarantined and how to retry.
     pub fn announce_quarantine(&self, destination: &std::path::Path, n: usize) {
-        #[cfg(feature = "mpi")]
-        if n > 0 && self.rank == 0 {
-            if let Some(f) = quarantine::state_file(destination) {
+        if self.mpi() && n > 0 && self.rank == 0 {
+            if let Some(f) = mpi::quarantine::state_file(destination) {
                 log::warn!(
                     "{n} entr(ies) quarantined by an earlier run are skipped; delete {} to retry them",
                     f.display()
                 );
             }
         }
-        let _ = (destination, n);
     }
 
     /// Rank 0: add the entries this job quarantined to the state file.
     pub fn save_quarantine(&self, destination: &std::path::Path, old: &[Vec<u8>], new: &[Vec<u8>]) {
-        #[cfg(feature = "mpi")]
         if self.mpi() && self.rank == 0 && !new.is_empty() {
-            if let Some(f) = quarantine::state_file(destination) {
-                match quarantine::save(&f, old, new) {
+            if let Some(f) = mpi::quarantine::state_file(destination) {
+                match mpi::quarantine::save(&f, old, new) {
                     Ok(()) => log::warn!(
                         "{} entr(ies) quarantined; listed in {} (delete it to retry them)",
                         new.len(),
@@ -356,7 +315,6 @@ impl Cluster {
                 }
             }
         }
-        let _ = (destination, old, new);
     }
 
     /// This rank is stopping with an error (already printed). Unless every
@@ -370,12 +328,10 @@ impl Cluster {
 
     /// End the whole job now (a rank that cannot go on: MPI's rule).
     pub fn abort(&self, code: i32) {
-        #[cfg(feature = "mpi")]
-        if self.mpi.is_some() && self.size > 1 {
+        if let Some(m) = self.mpi.as_ref().filter(|_| self.size > 1) {
             let why = format!("rank {} stops the MPI job (exit code {code})", self.rank);
-            mpi::end_job(&why, code);
+            m.end_job(&why, code);
         }
-        let _ = code;
     }
 }
 

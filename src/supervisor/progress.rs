@@ -91,6 +91,7 @@ pub struct View {
 /// The line for a terminal `width` columns wide: never wider than
 /// `width - 1` (writing the last column makes some terminals wrap), the
 /// fields that matter most kept first when they do not all fit.
+/// Long because it lays out the bar's one line field by field, each with its own unit and width.
 pub fn render(v: &View, width: usize) -> String {
     let room = width.saturating_sub(1);
     let more = if v.walking { "+" } else { "" };

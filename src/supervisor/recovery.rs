@@ -195,6 +195,7 @@ impl Marker {
     /// the run itself does not wait. A power cut before that leaves the
     /// marker for the next run, which is the guarantee; the child holds no
     /// lock, so the next run may start at once.
+    /// Long because everything after fork must be prepared before it and only async-signal-safe calls may follow, so it stays one audited block.
     pub fn finish_detached(self, root: &OwnedFd) -> io::Result<()> {
         use std::os::fd::AsRawFd;
         // Its own open file description: not the one holding the flock.

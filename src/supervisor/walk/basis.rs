@@ -167,6 +167,7 @@ impl Walker {
 
     /// The basis step of the per-entry decision for non-directory `e`
     /// (`dst`: the destination's entry, if any).
+    /// Long because it is rsync's `try_dests_reg` search, step for step, so the two can be compared.
     pub(super) fn basis_decide(
         &self,
         e: &Entry,

@@ -71,6 +71,7 @@ impl Walker {
     /// Whether the destination's data is current (the quick check); if so,
     /// its metadata is compared and repaired (only compared in a dry run),
     /// and a repair is counted.
+    /// Long because it is the quick check's cases in rsync's order (-I, -c, size, mtime, unverified), each returning early.
     pub(super) fn data_current(&self, e: &Entry, st: &Stat) -> bool {
         let Some(dst_dir) = e.dst else {
             return false;

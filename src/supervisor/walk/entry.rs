@@ -40,6 +40,7 @@ impl Walker {
         self.file_entry(sh, job, e, &st, ft, b)
     }
 
+    /// Long because the directory's steps (filter, clash, mkdir, -i, attributes, the job) share one opened parent and one stat.
     pub(super) fn dir_entry(&self, sh: &Shared, job: &DirJob, e: &Entry, st: &Stat) {
         let id = (st.st_dev, st.st_ino);
         if self.opts.dereference && job.ancestors.contains(&id) {
@@ -131,7 +132,7 @@ impl Walker {
     /// A non-directory entry: the one decision for it, in rsync's order
     /// (another rank's inode, a hard-link group, a basis, `-u`, `-c`, the
     /// quick check, a type clash, `--backup-dir`, `-i`, the dry run, a
-    /// batch). Long on purpose: each step returns early, so read top to
+    /// batch). Long because each step returns early, so read top to
     /// bottom it is that order.
     pub(super) fn file_entry(
         &self,

@@ -9,6 +9,7 @@ impl Walker {
     /// that the completely read source directory does not have. Excluded
     /// names are kept unless `--delete-excluded`; this run's temps are
     /// never extras (workers are writing them).
+    /// Long because listing, filtering and protecting the extras is one pass over the destination directory.
     pub(super) fn find_extras(
         &self,
         sh: &Shared,

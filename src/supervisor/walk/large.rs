@@ -10,6 +10,7 @@
 use super::{Batcher, Walker};
 use crate::copy::Stamp;
 use crate::protocol::{DestDir, RelPath, Task, TaskKind, Time};
+use crate::supervisor::work::LargeFile;
 use rustix::fs::{AtFlags, Mode, OFlags};
 use std::io;
 use std::os::fd::AsFd;
@@ -106,6 +107,7 @@ fn clones(w: &Walker, l: &Large) -> bool {
 
 /// Create the shared, pre-sized temp for a large file, register it, and
 /// queue its chunks behind the registration. `Ok(false)` when the dispatcher is gone.
+/// Long because the temp's creation, its registration and its chunks must stay in this order (no chunk before its file is known).
 fn split(w: &Walker, l: &Large, chunk: u64, seq: u64, b: &mut Batcher) -> io::Result<bool> {
     let Some(root) = &w.dst_root else {
         return Err(io::Error::other("no destination"));
@@ -127,16 +129,13 @@ fn split(w: &Walker, l: &Large, chunk: u64, seq: u64, b: &mut Batcher) -> io::Re
     }
     drop(fd);
     let parts = size.div_ceil(chunk);
-    let big = super::super::bigfile::Big {
+    b.register(LargeFile {
+        rel: l.rel.0.clone(),
         temp: temp.0.clone(),
         file: l.file,
         dir: l.dir,
-        parts_left: parts as u32,
-        failed: None,
-        changed: false,
-        copied_bytes: false,
-    };
-    b.register(l.rel.0.clone(), big);
+        parts: parts as u32,
+    });
     let mtime = Time {
         secs: l.file.mtime_secs,
         nanos: l.file.mtime_nanos,

@@ -162,7 +162,7 @@ impl Walker {
 
     /// One group: its leader chosen and decided through the usual
     /// per-entry path, then each other name recorded as a link to it (or
-    /// left, when it already is one). Long on purpose: both halves share
+    /// left, when it already is one). Long because both halves share
     /// the names' opened directories and destination stats.
     fn decide_group(
         &self,

@@ -20,7 +20,7 @@ mod large;
 mod links;
 mod list;
 
-use super::work::{io_threads, Batch, DirMeta, Found, Link, WalkEvent, WalkOutput};
+use super::work::{Batch, DirMeta, Found, Link, WalkEvent, WalkOutput};
 use super::work::{DirJob, Job, Jobs};
 pub use basis::Bases;
 
@@ -78,18 +78,24 @@ pub struct Options {
     pub unverified_since: Option<super::recovery::Moment>,
 }
 
-impl From<&Settings> for Options {
-    fn from(s: &Settings) -> Self {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+impl Options {
+    /// The walk's options: the settings, sized by the plan. `unverified_since`:
+    /// what an unclean earlier run left unverified (`recovery`).
+    pub fn new(
+        s: &Settings,
+        plan: &super::plan::Plan,
+        unverified_since: Option<super::recovery::Moment>,
+    ) -> Self {
+        // One worker gains nothing from splitting, unless other ranks'
+        // workers write chunks too; --verify hashes whole files.
+        let split = (plan.workers > 1 || plan.ranks > 1) && !s.verify;
         Options {
             dry_run: s.dry_run,
             ignore_times: s.ignore_times,
             dereference: s.dereference,
-            // One worker gains nothing from splitting; --verify hashes
-            // whole files.
-            chunk_bytes: (s.processes > 1 && !s.verify).then_some(s.chunk_bytes),
-            parallel: s.processes.min(cpus),
-            threads: io_threads(),
+            chunk_bytes: split.then_some(s.chunk_bytes),
+            parallel: plan.workers.min(plan.cpus),
+            threads: plan.walk_threads,
             batch_files: s.batch_files,
             batch_bytes: s.batch_bytes,
             owner: rustix::process::geteuid().is_root(),
@@ -100,7 +106,7 @@ impl From<&Settings> for Options {
             checksum: s.checksum,
             files_from: s.files_from.clone(),
             may_clone: s.reflink != crate::cli::ReflinkArg::Never,
-            unverified_since: None,
+            unverified_since,
         }
     }
 }
@@ -160,12 +166,12 @@ impl<'a> Batcher<'a> {
         true
     }
     /// A large file, registered ahead of its chunks (pushed next).
-    fn register(&mut self, rel: Vec<u8>, big: super::bigfile::Big) {
-        self.batch.big.push((rel, big));
+    fn register(&mut self, large: crate::supervisor::work::LargeFile) {
+        self.batch.large.push(large);
     }
     fn flush(&mut self) -> bool {
         self.bytes = 0;
-        if self.batch.tasks.is_empty() && self.batch.big.is_empty() {
+        if self.batch.tasks.is_empty() && self.batch.large.is_empty() {
             return true;
         }
         let sent = self.w.batches.send(std::mem::take(&mut self.batch)).is_ok();
@@ -209,6 +215,7 @@ fn owner_of(dev: u64, ino: u64, ranks: u32) -> u32 {
 }
 
 impl Walker {
+    /// Long because it starts, feeds and joins the walker threads and places the large files, in that order.
     pub fn run(self) -> WalkOutput {
         crate::failpoint::hit("walk::start", b"");
         let src_root = &self.src_root;
@@ -304,6 +311,7 @@ impl Walker {
 
     /// Read one directory and handle its entries. `false` when the
     /// dispatcher is gone.
+    /// Long because one getdents loop handles every entry kind with the directory's descriptor held once.
     fn read_dir(&self, sh: &Shared, src_root: &OwnedFd, job: &DirJob, b: &mut Batcher) -> bool {
         let src = match crate::copy::open_src_dir(src_root, &job.rel, self.opts.dereference) {
             Ok(fd) => fd,
@@ -407,9 +415,9 @@ impl Walker {
         }
         self.jobs.forward(
             owner,
-            crate::protocol::PeerJob {
+            crate::supervisor::work::PeerJob {
                 rel: e.rel.clone(),
-                created: job.dir == DestDir::Created,
+                dir: job.dir,
                 entry: true,
                 ancestors: Vec::new(),
             },

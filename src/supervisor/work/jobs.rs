@@ -4,7 +4,8 @@
 //! travel to the one rank that owns the inode. Without MPI only the walker
 //! threads touch it, and the walk ends when the stack runs dry.
 
-use crate::protocol::{DestDir, PeerJob, Task};
+use crate::protocol::{DestDir, Task};
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -212,13 +213,13 @@ impl Job {
         match self {
             Job::Dir(d) => PeerJob {
                 rel: d.rel,
-                created: d.dir == DestDir::Created,
+                dir: d.dir,
                 entry: false,
                 ancestors: (*d.ancestors).clone(),
             },
             Job::Entry { rel, dir } => PeerJob {
                 rel,
-                created: dir == DestDir::Created,
+                dir,
                 entry: true,
                 ancestors: Vec::new(),
             },
@@ -226,11 +227,7 @@ impl Job {
     }
 
     fn from_peer(p: PeerJob) -> Self {
-        let dir = if p.created {
-            DestDir::Created
-        } else {
-            DestDir::Existing
-        };
+        let dir = p.dir;
         if p.entry {
             Job::Entry { rel: p.rel, dir }
         } else {
@@ -239,6 +236,54 @@ impl Job {
                 dir,
                 ancestors: Arc::new(p.ancestors),
             })
+        }
+    }
+}
+
+/// A walk job handed to another rank (MPI): a directory to read, or
+/// (`entry`) one hard-linked entry for the rank that owns its inode.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerJob {
+    #[serde(with = "serde_bytes")]
+    pub rel: Vec<u8>,
+    /// What this run knows of the destination directory (of the entry's
+    /// parent): created by it, existing, or unverified after an unclean
+    /// end (which another rank must copy again too).
+    pub dir: DestDir,
+    pub entry: bool,
+    /// `-L`: the directory's ancestors' (dev, ino), for loop detection.
+    pub ancestors: Vec<(u64, u64)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A job handed to another rank keeps everything the walk knew of its
+    /// destination directory, "unverified after an unclean end" included
+    /// (a bool `created` once turned that into `Existing`, so another rank
+    /// quick-checked what must be copied again).
+    #[test]
+    fn a_job_crosses_ranks_with_its_destination_fact() {
+        for dir in [DestDir::Created, DestDir::Existing, DestDir::Unverified] {
+            let job = Job::Dir(DirJob {
+                rel: b"a/\xff".to_vec(),
+                dir,
+                ancestors: Arc::new(vec![(1, 2)]),
+            });
+            let Job::Dir(back) = Job::from_peer(job.into_peer()) else {
+                panic!("a directory came back as an entry");
+            };
+            assert_eq!((back.rel, back.dir), (b"a/\xff".to_vec(), dir));
+            assert_eq!(*back.ancestors, vec![(1, 2)]);
+            let entry = Job::Entry {
+                rel: b"f".to_vec(),
+                dir,
+            };
+            let Job::Entry { dir: back, .. } = Job::from_peer(entry.into_peer()) else {
+                panic!("an entry came back as a directory");
+            };
+            assert_eq!(back, dir);
         }
     }
 }

@@ -7,10 +7,11 @@
 
 mod jobs;
 
-pub use jobs::{DirJob, Job, Jobs};
+pub use jobs::{DirJob, Job, Jobs, PeerJob};
 
 use crate::copy::attrs::Attrs;
-use crate::protocol::{RelPath, Task, TaskKind};
+use crate::copy::Stamp;
+use crate::protocol::{DestDir, RelPath, Task, TaskKind};
 use crate::stats::Failed;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -34,8 +35,7 @@ impl DirMeta {
 /// behind a 0.5 ms FUSE delay, 2,000 files, -j 16: 2.26 s with 2 threads,
 /// 1.06 s with 8); on tmpfs 8 threads cost nothing measurable.
 pub fn io_threads() -> usize {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (cpus * 4).clamp(4, 16)
+    (crate::util::cpus() * 4).clamp(4, 16)
 }
 
 /// What the walker hands back when it is done.
@@ -168,8 +168,25 @@ impl WalkEvent {
 #[derive(Default)]
 pub struct Batch {
     pub tasks: Vec<Task>,
-    pub big: Vec<(Vec<u8>, super::bigfile::Big)>,
+    pub large: Vec<LargeFile>,
     /// Under MPI: the rank whose walk made these tasks, when it is not
     /// this one (its large files' chunks are counted in there).
     pub from: Option<u32>,
+}
+
+/// A large file the walk split into chunks: what the dispatcher needs to
+/// count its chunks in and place it. The walk describes it; the
+/// dispatcher's chunk registry keeps its own state about it.
+pub struct LargeFile {
+    pub rel: Vec<u8>,
+    /// The shared, pre-sized temp every chunk writes into (a name in the
+    /// destination directory).
+    pub temp: Vec<u8>,
+    /// The source version the walk saw.
+    pub file: Stamp,
+    /// Whether this run created its destination directory (kept for the
+    /// whole-file retry when the source changes mid-copy).
+    pub dir: DestDir,
+    /// How many chunks it was cut into.
+    pub parts: u32,
 }

@@ -1,0 +1,254 @@
+//! The ledger: the one fold of the walk's events, the workers' outcomes and
+//! the pool's counts into the run's `Summary`, with the log line each one
+//! owes. Whatever a task came to is counted here and nowhere else.
+
+use super::chunks::Placed;
+use crate::protocol::{ErrorKind, Outcome, Task, TaskKind};
+use crate::stats::{Failed, Paths, Summary};
+use crate::supervisor::work::{Found, WalkEvent};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+pub struct Ledger {
+    pub summary: Summary,
+    /// The walk's shared counters; also where "destination full" is raised.
+    pub found: Arc<Found>,
+    pub paths: Paths,
+}
+
+impl Ledger {
+    pub fn new(found: Arc<Found>, paths: Paths) -> Self {
+        Ledger {
+            summary: Summary::default(),
+            found,
+            paths,
+        }
+    }
+
+    fn source(&self, t: &Task) -> String {
+        self.paths.source(&t.rel.0)
+    }
+
+    fn destination(&self, t: &Task) -> String {
+        self.paths.destination(&t.rel.0)
+    }
+
+    /// Fold the walk's events in.
+    pub fn walk_event(&mut self, ev: WalkEvent) {
+        match ev {
+            WalkEvent::NoSpace { path, msg } => self.no_space(path, msg),
+            ev => ev.apply(&mut self.summary),
+        }
+    }
+
+    /// The pool's counts: workers started and deaths survived. The pool
+    /// only grows (lazy starts never lower the figure).
+    pub fn pool(&mut self, slots: usize, started: u32, deaths: u32) {
+        let sm = &mut self.summary;
+        sm.workers = sm.workers.max(slots as u32);
+        sm.workers_started = started;
+        sm.worker_restarts = deaths;
+    }
+
+    /// The destination is full: say so once, stop dispatching data, and let
+    /// the walk go on only counting what is left.
+    pub fn no_space(&mut self, path: String, msg: String) {
+        if !self.summary.disk_full {
+            self.summary.disk_full = true;
+            self.found.no_space.store(true, Ordering::Relaxed);
+            log::error!("{path}: {msg}; destination full: no more data is dispatched");
+            self.summary
+                .push_error("disk_full", path, format!("{msg} (destination full)"));
+        }
+    }
+
+    /// A task not copied because the destination is full.
+    pub fn count_unsent(&mut self, t: &Task) {
+        let sm = &mut self.summary;
+        match t.kind {
+            TaskKind::File { size } => {
+                sm.files_not_copied += 1;
+                sm.bytes_not_copied += size;
+            }
+            TaskKind::Chunk { offset, len, .. } => {
+                sm.files_not_copied += u64::from(offset == 0);
+                sm.bytes_not_copied += len;
+            }
+            _ => sm.files_not_copied += 1,
+        }
+    }
+
+    /// What a whole-entry task (not a chunk) came to.
+    pub fn outcome(&mut self, t: &Task, o: Outcome) {
+        match o {
+            Outcome::Copied {
+                bytes,
+                verified,
+                cloned,
+                grew,
+            } => self.copied(t, bytes, verified, cloned, grew),
+            Outcome::Skipped { bytes, repaired } => {
+                let sm = &mut self.summary;
+                sm.files_skipped += 1;
+                sm.entries_repaired += u64::from(repaired);
+                sm.bytes_skipped += bytes;
+                log::trace!("up to date {}", t.rel.display());
+            }
+            Outcome::Ignored { msg } => {
+                self.summary.entries_ignored += 1;
+                log::warn!("{}: {msg}", t.rel.display());
+            }
+            Outcome::Failed {
+                kind: ErrorKind::NoSpace,
+                msg,
+                ..
+            } => {
+                self.no_space(self.destination(t), msg);
+                self.count_unsent(t);
+            }
+            Outcome::Failed {
+                kind: ErrorKind::NotFound,
+                msg,
+                dst: false,
+                ..
+            } => {
+                if let TaskKind::File { size } = t.kind {
+                    self.summary.bytes_failed += size;
+                }
+                let path = self.source(t);
+                self.summary.fail(Failed::Vanished, path, msg);
+            }
+            Outcome::Failed {
+                msg,
+                dst,
+                kind,
+                errno,
+            } => {
+                if let TaskKind::File { size } = t.kind {
+                    self.summary.bytes_failed += size;
+                }
+                let path = if dst {
+                    self.destination(t)
+                } else {
+                    self.source(t)
+                };
+                let word = crate::util::errno_name(errno).unwrap_or(kind_word(kind));
+                self.summary.fail_kind(Failed::File, word, path, msg);
+            }
+        }
+    }
+
+    fn copied(&mut self, t: &Task, bytes: u64, verified: bool, cloned: bool, grew: bool) {
+        let sm = &mut self.summary;
+        sm.files_verified += u64::from(verified);
+        if grew {
+            sm.files_grown += 1;
+            log::warn!(
+                "{}: still growing: copied the first {bytes} bytes, as first read \
+                 (unchanged after the copy); the next run copies the rest",
+                self.paths.source(&t.rel.0)
+            );
+        }
+        // The size the copy found, not the walk's: a file that grew (or
+        // shrank) in between still adds up in bytes_found.
+        if let TaskKind::File { size } = t.kind {
+            if bytes >= size {
+                self.found.bytes.fetch_add(bytes - size, Ordering::Relaxed);
+            } else {
+                let less = |b: u64| Some(b.saturating_sub(size - bytes));
+                let _ = self
+                    .found
+                    .bytes
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, less);
+            }
+        }
+        if cloned {
+            sm.files_cloned += 1;
+            sm.bytes_cloned += bytes;
+            log::debug!("cloned {}", t.rel.display());
+        } else {
+            sm.count_placed(&t.kind, bytes);
+            log::debug!("copied {}", t.rel.display());
+        }
+    }
+
+    /// A chunk's own share: its bytes, and a full destination. The file it
+    /// belongs to is counted once, when placed (`placed`).
+    pub fn chunk(&mut self, t: &Task, o: &Outcome) {
+        match o {
+            Outcome::Failed {
+                kind: ErrorKind::NoSpace,
+                msg,
+                ..
+            } => self.no_space(self.destination(t), msg.clone()),
+            Outcome::Copied {
+                bytes,
+                cloned: true,
+                ..
+            } => self.summary.bytes_cloned += bytes,
+            Outcome::Copied { bytes, .. } => self.summary.bytes_copied += bytes,
+            _ => {}
+        }
+    }
+
+    /// A chunked file whose chunks are all in (`file_size` bytes): placed,
+    /// failed, or (`Changed`) to be copied again whole, which the caller
+    /// queues.
+    pub fn placed(&mut self, t: &Task, file_size: u64, placed: Placed, copied_bytes: bool) {
+        let sm = &mut self.summary;
+        match placed {
+            Placed::Done if !copied_bytes => {
+                sm.files_cloned += 1;
+                log::debug!("cloned {} (in chunks)", t.rel.display());
+            }
+            Placed::Done => {
+                sm.files_copied += 1;
+                log::debug!("copied {} (in chunks)", t.rel.display());
+            }
+            Placed::Changed => log::warn!(
+                "{}: changed during a chunked copy; copying it again whole",
+                self.source(t)
+            ),
+            Placed::Failed(_) if sm.disk_full => {
+                sm.files_not_copied += 1;
+                sm.bytes_not_copied += file_size;
+            }
+            Placed::Failed(msg) => {
+                let path = self.source(t);
+                self.summary.bytes_failed += file_size;
+                self.summary.fail(Failed::File, path, msg);
+            }
+        }
+    }
+
+    /// A large file the run ended without placing: the source's path and
+    /// why, unless that was expected (interrupted, or the destination full).
+    pub fn unplaced(&mut self, rel: &[u8], msg: String) {
+        let path = self.paths.source(rel);
+        self.summary.fail(Failed::File, path, msg);
+    }
+
+    /// Files done so far (copied, up to date, failed or cloned) and bytes
+    /// written, for the MPI job's progress line.
+    pub fn done(&self) -> (u64, u64) {
+        let sm = &self.summary;
+        (
+            sm.files_copied + sm.files_skipped + sm.files_failed + sm.files_cloned,
+            sm.bytes_copied + sm.bytes_cloned,
+        )
+    }
+}
+
+/// The JSON `kind` of an outcome without an errno.
+fn kind_word(k: ErrorKind) -> &'static str {
+    match k {
+        ErrorKind::NotFound => "vanished",
+        ErrorKind::PermissionDenied => "permission_denied",
+        ErrorKind::Changed => "changed",
+        ErrorKind::TypeClash => "type_clash",
+        ErrorKind::NoSpace => "disk_full",
+        ErrorKind::Unsupported => "unsupported",
+        ErrorKind::VerifyMismatch => "verify_mismatch",
+        ErrorKind::Other => "other",
+    }
+}

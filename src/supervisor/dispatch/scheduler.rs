@@ -1,0 +1,142 @@
+//! The scheduler: where the next batch comes from. Tasks to retry (after a
+//! worker died, or a chunked file changed) go before the walk's, and a
+//! task that crashed a worker goes alone, so blame stays exact; after
+//! `MAX_CRASHES` crashes it is quarantined.
+
+use crate::protocol::Task;
+use crate::supervisor::work::Batch;
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+/// A task during which this many workers died is quarantined.
+pub const MAX_CRASHES: u32 = 3;
+
+pub struct Scheduler {
+    batches: Receiver<Batch>,
+    /// A batch taken off `batches` while waiting for the first one with no
+    /// worker started (there is nothing to select on then).
+    held: Option<Batch>,
+    retry: VecDeque<Task>,
+    /// Workers that died on each entry (by source-relative name).
+    crashes: HashMap<Vec<u8>, u32>,
+    /// The walk closed its channel: no batch will come.
+    pub walker_done: bool,
+    next_id: u64,
+    batch_files: usize,
+}
+
+impl Scheduler {
+    pub fn new(batches: Receiver<Batch>, batch_files: usize) -> Self {
+        Scheduler {
+            batches,
+            held: None,
+            retry: VecDeque::new(),
+            crashes: HashMap::new(),
+            walker_done: false,
+            next_id: 0,
+            batch_files,
+        }
+    }
+
+    /// Whether no batch is waiting, queued or held.
+    pub fn no_batch(&self) -> bool {
+        self.held.is_none() && self.batches.is_empty()
+    }
+
+    /// Whether anything is left to send.
+    pub fn pending(&self) -> bool {
+        !self.no_batch() || !self.retry.is_empty()
+    }
+
+    /// Nothing left to send, and none will come.
+    pub fn exhausted(&self) -> bool {
+        self.walker_done && self.retry.is_empty() && self.no_batch()
+    }
+
+    /// With no worker started there is nothing to select on: wait up to
+    /// `timeout` for the walk's first batch.
+    pub fn wait(&mut self, timeout: Duration) {
+        match self.batches.recv_timeout(timeout) {
+            Ok(b) => self.held = Some(b),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => self.walker_done = true,
+        }
+    }
+
+    /// The next batch: retried tasks first (one alone when it crashed a
+    /// worker, so blame stays exact), then the walk's.
+    pub fn next(&mut self) -> Option<Batch> {
+        if let Some(t) = self.retry.pop_front() {
+            let mut tasks = vec![t];
+            if !self.crashes.contains_key(&tasks[0].rel.0) {
+                while tasks.len() < self.batch_files {
+                    match self.retry.front() {
+                        Some(n) if !self.crashes.contains_key(&n.rel.0) => {
+                            tasks.extend(self.retry.pop_front())
+                        }
+                        _ => break,
+                    }
+                }
+            }
+            return Some(Batch {
+                tasks,
+                ..Batch::default()
+            });
+        }
+        let next = match self.held.take() {
+            Some(b) => Ok(b),
+            None => self.batches.try_recv(),
+        };
+        match next {
+            Ok(b) => Some(b),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => {
+                self.walker_done = true;
+                None
+            }
+        }
+    }
+
+    /// A fresh batch id.
+    pub fn batch_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id - 1
+    }
+
+    /// Send these again, after what is already queued.
+    pub fn retry(&mut self, tasks: impl IntoIterator<Item = Task>) {
+        self.retry.extend(tasks);
+    }
+
+    /// Send these first (taken, then found no worker to go to).
+    pub fn put_back(&mut self, tasks: Vec<Task>) {
+        for t in tasks.into_iter().rev() {
+            self.retry.push_front(t);
+        }
+    }
+
+    /// A worker died on `t`: retry it alone, or, at `MAX_CRASHES`, give it
+    /// back as quarantined.
+    pub fn blame(&mut self, t: Task) -> Option<Task> {
+        let n = self.crashes.entry(t.rel.0.clone()).or_insert(0);
+        *n += 1;
+        if *n >= MAX_CRASHES {
+            return Some(t);
+        }
+        self.retry.push_back(t);
+        None
+    }
+
+    /// Entries quarantined in this run (they crashed `MAX_CRASHES` workers).
+    pub fn quarantined(&self) -> Vec<Vec<u8>> {
+        let mut q: Vec<Vec<u8>> = self
+            .crashes
+            .iter()
+            .filter(|(_, &n)| n >= MAX_CRASHES)
+            .map(|(rel, _)| rel.clone())
+            .collect();
+        q.sort();
+        q
+    }
+}

@@ -54,15 +54,6 @@ pub fn init_supervisor(
     run_id: u64,
     rank: Option<u32>,
 ) -> Result<()> {
-    // The time comes from `Stamped` (fixed width, UTC, milliseconds), with
-    // the run id and pid, so lines of runs sharing one log file can be told
-    // apart; the level is padded to a fixed width too.
-    let cfg = ConfigBuilder::new()
-        .set_time_level(LevelFilter::Off)
-        .set_target_level(LevelFilter::Off)
-        .set_thread_level(LevelFilter::Off)
-        .set_level_padding(simplelog::LevelPadding::Right)
-        .build();
     let mut loggers: Vec<Box<dyn SharedLogger>> = vec![TermLogger::new(
         console_level(s),
         ConfigBuilder::new()
@@ -76,29 +67,7 @@ pub fn init_supervisor(
         color_choice(),
     )];
     if let Some(path) = &s.log_file {
-        // Say it is about the log file, not the copy.
-        let about = |p: &std::path::Path, e: std::io::Error| Error::Io {
-            path: format!(
-                "log file {}",
-                crate::util::escape_bytes(p.as_os_str().as_encoded_bytes())
-            ),
-            source: e,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| about(dir, e))?;
-        }
-        let f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| about(path, e))?;
-        let rank = rank.map_or(String::new(), |r| format!("rank {r} "));
-        let prefix = format!("run {:016x} {rank}pid {} ", run_id, std::process::id());
-        loggers.push(WriteLogger::new(
-            file_level(s),
-            cfg,
-            Stamped::new(f, prefix),
-        ));
+        loggers.push(file_logger(path, s, run_id, rank)?);
     }
     let max = loggers
         .iter()
@@ -117,6 +86,48 @@ pub fn init_supervisor(
     }
     log::set_max_level(max);
     Ok(())
+}
+
+/// The log file's logger, the file opened for append (its directory
+/// created if missing).
+fn file_logger(
+    path: &std::path::Path,
+    s: &Settings,
+    run_id: u64,
+    rank: Option<u32>,
+) -> Result<Box<dyn SharedLogger>> {
+    // Say it is about the log file, not the copy.
+    let about = |p: &std::path::Path, e: std::io::Error| Error::Io {
+        path: format!(
+            "log file {}",
+            crate::util::escape_bytes(p.as_os_str().as_encoded_bytes())
+        ),
+        source: e,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| about(dir, e))?;
+    }
+    let f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| about(path, e))?;
+    let rank = rank.map_or(String::new(), |r| format!("rank {r} "));
+    let prefix = format!("run {:016x} {rank}pid {} ", run_id, std::process::id());
+    // The time comes from `Stamped` (fixed width, UTC, milliseconds), with
+    // the run id and pid, so lines of runs sharing one log file can be told
+    // apart; the level is padded to a fixed width too.
+    let cfg = ConfigBuilder::new()
+        .set_time_level(LevelFilter::Off)
+        .set_target_level(LevelFilter::Off)
+        .set_thread_level(LevelFilter::Off)
+        .set_level_padding(simplelog::LevelPadding::Right)
+        .build();
+    Ok(WriteLogger::new(
+        file_level(s),
+        cfg,
+        Stamped::new(f, prefix),
+    ))
 }
 
 /// The log file's writer: starts every line with `<RFC 3339 time> run <id>

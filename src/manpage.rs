@@ -197,6 +197,59 @@ fn items<K: AsRef<str>, V: AsRef<str>>(out: &mut Vec<u8>, list: &[(K, V)]) {
     }
 }
 
+/// The CONFIGURATION section's text, before the key list.
+const CONFIGURATION: &[&str] = &[
+    "With no paths on the command line pcopy reads ./config.json; --config FILE names \
+     another. Relative paths inside are taken from the file's directory. Precedence: \
+     built-in default < config file < environment variable (PCOPY_CHUNK_BYTES, \
+     PCOPY_WORKER_EXE) < command-line flag. Unknown keys are an error. The keys:",
+];
+
+/// The FILTER RULES section: what rules select, then what `--delete` spares.
+const FILTER_RULES: &[&str] = &[
+    "Rules select exactly what rsync's --include/--exclude select (rsync's wildmatch \
+     and anchoring). * and ? do not match /, ** does, [...] classes, no {a,b} braces. \
+     A pattern without / or ** matches the name at any depth; one with an inner / \
+     matches the last as many path elements at any depth; ** may match after any /; \
+     a leading / anchors at the source root; a trailing / restricts it to directories; \
+     dir/*** is dir and everything below. Rules are checked in the order given and \
+     the first match wins; an argument or pattern-file line may start with + or - \
+     (include, exclude), and ! alone clears the rules before it; merge files and rule \
+     modifiers are refused. The config file's include list comes before its exclude \
+     list, then the flags in command-line order. An excluded directory is not \
+     descended into.",
+    "With --delete an excluded destination entry is protected (unless \
+     --delete-excluded) and keeps the directory holding it; with -x nothing on \
+     another filesystem than the destination root is deleted; an empty source root is \
+     refused (exit 26, --allow-empty-source); --max-delete counts every deletion, type \
+     clashes included; --max-delete-percent deletes nothing above its share (exit 26); \
+     --backup-dir keeps what is deleted or replaced.",
+];
+
+/// The JSON OUTPUT section's text, before the field list.
+const JSON_OUTPUT: &[&str] = &[
+    "--json prints one object on stdout at the end; a run that cannot start prints \
+     {schema_version, exit_code, error: {kind, message}} instead. Each error is \
+     {path, kind, message}; kind is the errno name (EACCES) or a word (vanished, \
+     changed, type_clash, verify_mismatch, disk_full, other). The fields:",
+];
+
+/// The FILES section.
+const FILES: &[&str] = &["./config.json: the settings used when no paths are given. \
+     .pcopy-tmp.*: temporary names in the destination while a file is written; a \
+     later run removes those an interrupted run left. The log file (--log-file): one \
+     line per event, each with a UTC time, the run id and the pid."];
+
+/// The EXAMPLES section, one paragraph each.
+const EXAMPLES: &[&str] = &[
+    "pcopy /data/src /backup/dst \u{2014} copy the contents of /data/src into \
+     /backup/dst (with or without a trailing slash: like rsync src/ dst/, unlike \
+     cp -a, which would create dst/src).",
+    "pcopy -n -i --delete src dst \u{2014} list what a mirror would change, \
+     writing nothing.",
+    "pcopy --json --log-file copy.log src dst | jq .exit_code",
+];
+
 /// The whole page, in roff.
 pub fn render(cmd: clap::Command) -> Vec<u8> {
     let man = clap_mangen::Man::new(cmd);
@@ -210,77 +263,19 @@ pub fn render(cmd: clap::Command) -> Vec<u8> {
     );
     let _ = man.render_description_section(&mut out);
     let _ = man.render_options_section(&mut out);
-    section(
-        &mut out,
-        "CONFIGURATION",
-        &[
-            "With no paths on the command line pcopy reads ./config.json; --config FILE names \
-             another. Relative paths inside are taken from the file's directory. Precedence: \
-             built-in default < config file < environment variable (PCOPY_CHUNK_BYTES, \
-             PCOPY_WORKER_EXE) < command-line flag. Unknown keys are an error. The keys:",
-        ],
-    );
+    section(&mut out, "CONFIGURATION", CONFIGURATION);
     items(&mut out, CONFIG_KEYS);
-    section(
-        &mut out,
-        "FILTER RULES",
-        &[
-            "Rules select exactly what rsync's --include/--exclude select (rsync's wildmatch \
-             and anchoring). * and ? do not match /, ** does, [...] classes, no {a,b} braces. \
-             A pattern without / or ** matches the name at any depth; one with an inner / \
-             matches the last as many path elements at any depth; ** may match after any /; \
-             a leading / anchors at the source root; a trailing / restricts it to directories; \
-             dir/*** is dir and everything below. Rules are checked in the order given and \
-             the first match wins; an argument or pattern-file line may start with + or - \
-             (include, exclude), and ! alone clears the rules before it; merge files and rule \
-             modifiers are refused. The config file's include list comes before its exclude \
-             list, then the flags in command-line order. An excluded directory is not \
-             descended into.",
-            "With --delete an excluded destination entry is protected (unless \
-             --delete-excluded) and keeps the directory holding it; with -x nothing on \
-             another filesystem than the destination root is deleted; an empty source root is \
-             refused (exit 26, --allow-empty-source); --max-delete counts every deletion, type \
-             clashes included; --max-delete-percent deletes nothing above its share (exit 26); \
-             --backup-dir keeps what is deleted or replaced.",
-        ],
-    );
+    section(&mut out, "FILTER RULES", FILTER_RULES);
     let _ = writeln!(out, ".SH \"EXIT STATUS\"");
     let codes: Vec<(String, String)> = ExitStatus::TABLE
         .iter()
         .map(|(c, m)| (c.to_string(), m.replace('`', "")))
         .collect();
     items(&mut out, &codes);
-    section(
-        &mut out,
-        "JSON OUTPUT",
-        &[
-            "--json prints one object on stdout at the end; a run that cannot start prints \
-             {schema_version, exit_code, error: {kind, message}} instead. Each error is \
-             {path, kind, message}; kind is the errno name (EACCES) or a word (vanished, \
-             changed, type_clash, verify_mismatch, disk_full, other). The fields:",
-        ],
-    );
+    section(&mut out, "JSON OUTPUT", JSON_OUTPUT);
     items(&mut out, JSON_FIELDS);
-    section(
-        &mut out,
-        "FILES",
-        &["./config.json: the settings used when no paths are given. \
-             .pcopy-tmp.*: temporary names in the destination while a file is written; a \
-             later run removes those an interrupted run left. The log file (--log-file): one \
-             line per event, each with a UTC time, the run id and the pid."],
-    );
-    section(
-        &mut out,
-        "EXAMPLES",
-        &[
-            "pcopy /data/src /backup/dst \u{2014} copy the contents of /data/src into \
-             /backup/dst (with or without a trailing slash: like rsync src/ dst/, unlike \
-             cp -a, which would create dst/src).",
-            "pcopy -n -i --delete src dst \u{2014} list what a mirror would change, \
-             writing nothing.",
-            "pcopy --json --log-file copy.log src dst | jq .exit_code",
-        ],
-    );
+    section(&mut out, "FILES", FILES);
+    section(&mut out, "EXAMPLES", EXAMPLES);
     section(&mut out, "SEE ALSO", &["rsync(1), cp(1)"]);
     let _ = man.render_version_section(&mut out);
     out

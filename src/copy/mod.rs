@@ -5,11 +5,22 @@
 //!
 //! Invariant: a final name only ever appears through `renameat` of a fully
 //! written temporary that already carries its metadata.
+//!
+//! This file holds the `Copier` and the per-entry `Plan`; the job types are
+//! in `job`, path confinement in `paths`, and each kind of entry in its own
+//! file: regular files (`file`, filled by `fill`, placed and finished by
+//! `place`), large files' chunks (`chunk`), and the rest (`special`).
 
 pub mod attrs;
+mod chunk;
 pub mod data;
+mod dircache;
 mod error;
 mod file;
+mod fill;
+mod job;
+mod paths;
+mod place;
 pub mod repair;
 mod special;
 pub mod temp;
@@ -18,287 +29,16 @@ pub mod xattrs;
 
 pub use attrs::Stamp;
 pub use error::{CopyError, Op};
+pub use job::{quick_check, DestDir, FromBasis, Job, Options, Placed, Span, What};
+pub use paths::{join_rel, open_beneath, open_src_dir, split_rel, valid_rel};
 
-use attrs::Attrs;
-use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Stat};
+use dircache::DirCache;
+use rustix::fs::{OFlags, Stat};
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 /// Attempts at copying a file that keeps changing under us.
 const CHANGE_RETRIES: usize = 3;
-
-/// Open `rel` beneath `root`, refusing any symlink on the way and any
-/// escape (`..`, absolute paths). An empty `rel` opens the root itself.
-///
-/// Paths longer than PATH_MAX are resolved in segments of at most
-/// `SEGMENT` bytes, each beneath the directory the previous one opened, so
-/// tree depth is limited by nothing but the filesystem.
-pub fn open_beneath(root: impl AsFd, rel: &[u8], flags: OFlags) -> io::Result<OwnedFd> {
-    let mut dir: Option<OwnedFd> = None;
-    let mut rest = rel;
-    while rest.len() > SEGMENT {
-        let cut = rest[..SEGMENT]
-            .iter()
-            .rposition(|&b| b == b'/')
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENAMETOOLONG))?;
-        let base = dir.as_ref().map_or(root.as_fd(), |d| d.as_fd());
-        let next = open_segment(base, &rest[..cut], OFlags::DIRECTORY | OFlags::RDONLY)?;
-        dir = Some(next);
-        rest = &rest[cut + 1..];
-    }
-    let base = dir.as_ref().map_or(root.as_fd(), |d| d.as_fd());
-    open_segment(base, rest, flags)
-}
-
-/// Longest relative path handed to one `openat2` call (PATH_MAX is 4096).
-const SEGMENT: usize = 4000;
-
-fn open_segment(base: BorrowedFd, rel: &[u8], flags: OFlags) -> io::Result<OwnedFd> {
-    let rel: &[u8] = if rel.is_empty() { b"." } else { rel };
-    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
-    Ok(rustix::fs::openat2(
-        base,
-        rel,
-        flags | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-        Mode::empty(),
-        resolve,
-    )?)
-}
-
-/// Open source directory `rel`. Without `follow` it is resolved beneath the
-/// root with no symlinks; with `follow` (`--dereference`) the user asked for
-/// source symlinks to be followed, wherever they point.
-pub fn open_src_dir(root: impl AsFd, rel: &[u8], follow: bool) -> io::Result<OwnedFd> {
-    if !follow {
-        return open_beneath(root, rel, OFlags::DIRECTORY | OFlags::RDONLY);
-    }
-    let rel: &[u8] = if rel.is_empty() { b"." } else { rel };
-    let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
-    Ok(rustix::fs::openat(root, rel, flags, Mode::empty())?)
-}
-
-/// Split `a/b/c` into (`a/b`, `c`); a bare name has an empty parent.
-pub fn split_rel(rel: &[u8]) -> (&[u8], &[u8]) {
-    match rel.iter().rposition(|&b| b == b'/') {
-        Some(i) => (&rel[..i], &rel[i + 1..]),
-        None => (&[], rel),
-    }
-}
-
-/// `a/b` and `c` as `a/b/c`; an empty parent gives the bare name.
-pub fn join_rel(parent: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut r = Vec::with_capacity(parent.len() + 1 + name.len());
-    if !parent.is_empty() {
-        r.extend_from_slice(parent);
-        r.push(b'/');
-    }
-    r.extend_from_slice(name);
-    r
-}
-
-/// Whether a task path is acceptable: relative, no empty, `.` or `..`
-/// components, no NUL. The supervisor is trusted, but the check is cheap.
-pub fn valid_rel(rel: &[u8]) -> bool {
-    !rel.is_empty()
-        && !rel.contains(&0)
-        && rel
-            .split(|&b| b == b'/')
-            .all(|c| !c.is_empty() && c != b"." && c != b"..")
-}
-
-/// A directory descriptor cached by its relative path: consecutive tasks
-/// usually share a parent (walk order), so this saves an openat2 per file.
-#[derive(Default)]
-struct DirCache {
-    rel: Vec<u8>,
-    fd: Option<OwnedFd>,
-    /// Follow symlinks (source side with --dereference only).
-    follow: bool,
-    /// Owner and group a new inode gets in this directory (computed once
-    /// per directory, only when ownership is preserved).
-    new_owner: Option<(u32, u32)>,
-    /// The directory's own stat (computed once per directory).
-    stat: Option<Stat>,
-    /// Whether the directory has a default ACL (new inodes inherit an ACL
-    /// and have their mode masked); computed once per directory.
-    default_acl: Option<bool>,
-}
-
-impl DirCache {
-    fn get(&mut self, root: &OwnedFd, rel: &[u8]) -> io::Result<&OwnedFd> {
-        if self.fd.is_none() || self.rel != rel {
-            self.fd = None;
-            self.new_owner = None;
-            self.stat = None;
-            self.default_acl = None;
-            let fd = if self.follow {
-                open_src_dir(root, rel, true)?
-            } else {
-                open_beneath(root, rel, OFlags::DIRECTORY | OFlags::RDONLY)?
-            };
-            self.rel = rel.to_vec();
-            self.fd = Some(fd);
-        }
-        self.fd
-            .as_ref()
-            .ok_or_else(|| io::Error::other("directory cache empty"))
-    }
-
-    /// The cached directory's stat.
-    fn stat(&mut self) -> io::Result<Stat> {
-        if let Some(st) = self.stat {
-            return Ok(st);
-        }
-        let fd = self
-            .fd
-            .as_ref()
-            .ok_or_else(|| io::Error::other("directory cache empty"))?;
-        let st = rustix::fs::fstat(fd)?;
-        self.stat = Some(st);
-        Ok(st)
-    }
-
-    fn new_owner(&mut self, (uid, gid): (u32, u32)) -> io::Result<(u32, u32)> {
-        if let Some(o) = self.new_owner {
-            return Ok(o);
-        }
-        let st = self.stat()?;
-        let o = if st.st_mode & libc::S_ISGID != 0 {
-            (uid, st.st_gid)
-        } else {
-            (uid, gid)
-        };
-        self.new_owner = Some(o);
-        Ok(o)
-    }
-}
-
-impl DirCache {
-    /// Whether the cached directory has a default ACL.
-    fn default_acl(&mut self) -> bool {
-        if let Some(d) = self.default_acl {
-            return d;
-        }
-        // A one-byte buffer: ERANGE means "present" (rustix reports a
-        // size-0 query as Ok(0) whatever the size).
-        let d = self.fd.as_ref().is_some_and(|fd| {
-            let mut probe = [0u8; 1];
-            match rustix::fs::fgetxattr(fd, "system.posix_acl_default", &mut probe[..]) {
-                Ok(n) => n > 0,
-                Err(e) => e == rustix::io::Errno::RANGE,
-            }
-        });
-        self.default_acl = Some(d);
-        d
-    }
-}
-
-/// Whether this run created the directory an entry goes into: a fact the
-/// walker knows. Every policy that depends on it is derived in `Plan`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DestDir {
-    Created,
-    Existing,
-    /// Existing, with an entry an unclean earlier run may have left with
-    /// lost data: no quick check, a named temp (the name exists).
-    Unverified,
-}
-
-/// Whether to compare with what the destination has before copying (the
-/// quick check): never with `--ignore-times`, and not in a directory this run
-/// created (only a crashed attempt at the very same entry can have left
-/// something there, and copying again is right then too). The walker and
-/// the copier both ask here.
-pub fn quick_check(dir: DestDir, ignore_times: bool) -> bool {
-    dir == DestDir::Existing && !ignore_times
-}
-
-/// What to preserve and how carefully; the same for every entry of a run.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Options {
-    /// Unique per run; part of every temporary file name.
-    pub run_id: u64,
-    /// Copy even when size and mtime match (`--ignore-times`).
-    pub ignore_times: bool,
-    /// Preserve uid/gid (only attempted when running as root).
-    pub preserve_owner: bool,
-    /// fsync each file before placing it.
-    pub fsync: bool,
-    /// Follow symlinks in the source (`-L`).
-    pub dereference: bool,
-    /// Re-read source and copy and compare BLAKE3 hashes before placing.
-    pub verify: bool,
-    /// `-c`: a destination file is current when its content (BLAKE3)
-    /// equals the source's, whatever its mtime.
-    pub checksum: bool,
-    /// `--reflink`: clone where possible, always, or never.
-    pub reflink: data::Reflink,
-    /// This process's MPI rank (0 without MPI): part of every temp name.
-    pub rank: u32,
-}
-
-/// One entry to place: its path relative to both roots, what it is, and
-/// whether its destination directory is new.
-#[derive(Clone, Copy, Debug)]
-pub struct Job<'a> {
-    pub rel: &'a [u8],
-    pub what: What<'a>,
-    pub dir: DestDir,
-}
-
-#[derive(Clone, Copy, Debug)]
-pub enum What<'a> {
-    /// A regular file; its data may come from a basis entry.
-    File {
-        basis: Option<FromBasis>,
-    },
-    Symlink,
-    /// A FIFO or device node.
-    Special,
-    /// Bytes of a large file, written into the shared temp `temp` (a name
-    /// in the entry's destination directory) that the supervisor owns.
-    Chunk {
-        temp: &'a [u8],
-        span: Span,
-    },
-}
-
-/// A basis directory's entry the walk found holding a file's data
-/// (`--copy-dest`): which basis, and its size and mtime then. Read instead
-/// of the source only while it still has them; the copy still gets the
-/// source's attributes and is checked against the source.
-#[derive(Clone, Copy, Debug)]
-pub struct FromBasis {
-    pub index: usize,
-    pub file: Stamp,
-}
-
-/// A chunk's byte range and the source version the walk saw.
-#[derive(Clone, Copy, Debug)]
-pub struct Span {
-    pub offset: u64,
-    pub len: u64,
-    pub file: Stamp,
-}
-
-/// What placing an entry did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Placed {
-    /// Placed at its final name; `bytes` of data written; `verified` when
-    /// `--verify` read both back and they matched.
-    Copied {
-        bytes: u64,
-        verified: bool,
-        /// The data was cloned (`--reflink`): extents shared, no bytes moved.
-        cloned: bool,
-        /// The source kept growing by appends: `bytes` is the prefix it had
-        /// when first read, checked unchanged after the copy.
-        grew: bool,
-    },
-    /// The destination already had its data (quick check); `repaired` when
-    /// its metadata differed and was fixed in place.
-    UpToDate { bytes: u64, repaired: bool },
-}
 
 /// The choices for one entry, derived in this one place from the facts
 /// (`DestDir`, the options, the source's and the directory's owners).
@@ -387,10 +127,7 @@ impl Copier {
             clone_refused: Vec::new(),
             clone_ok: Vec::new(),
             tmpfile_ok: true,
-            src_dir: DirCache {
-                follow: opts.dereference,
-                ..DirCache::default()
-            },
+            src_dir: DirCache::following(opts.dereference),
             xattr_buf: Vec::new(),
             dst_dir: DirCache::default(),
             placed_in: Default::default(),
@@ -448,65 +185,6 @@ impl Copier {
         }
         Ok(())
     }
-
-    fn copy_symlink(&mut self, rel: &[u8], dir: DestDir) -> Result<Placed, CopyError> {
-        let (parent, name) = split_rel(rel);
-        let r = (|| -> io::Result<Placed> {
-            let sdir = self.src_dir.get(&self.src_root, parent)?;
-            let st = rustix::fs::statat(sdir, name, AtFlags::SYMLINK_NOFOLLOW)?;
-            let target = rustix::fs::readlinkat(sdir, name, Vec::new())?;
-            self.dst_dir.get(&self.dst_root, parent)?;
-            let plan = self.plan(dir, &st)?;
-            let ddir = self.dst_dir.get(&self.dst_root, parent)?.try_clone()?;
-            if plan.quick_check {
-                if let Ok(dst) = rustix::fs::statat(&ddir, name, AtFlags::SYMLINK_NOFOLLOW) {
-                    if rustix::fs::FileType::from_raw_mode(dst.st_mode)
-                        == rustix::fs::FileType::Symlink
-                        && attrs::same_size_and_mtime(&st, &dst)
-                        && rustix::fs::readlinkat(&ddir, name, Vec::new())? == target
-                    {
-                        let sdir = self.src_dir.get(&self.src_root, parent)?;
-                        let repaired =
-                            repair_in_place((sdir, &ddir), name, (&st, &dst), self.owner)?;
-                        return Ok(Placed::UpToDate { bytes: 0, repaired });
-                    }
-                }
-            }
-            let tmp = self.temp_name();
-            rustix::fs::symlinkat(&*target, &ddir, &tmp[..])?;
-            let sdir = self.src_dir.get(&self.src_root, parent)?;
-            // Root's `trusted.*` on the link itself; best effort, as for files.
-            if let Err(e) = repair::copy_node_xattrs((sdir.as_fd(), ddir.as_fd()), name, &tmp) {
-                log::warn!(
-                    "{}: extended attributes not copied: {e}",
-                    crate::util::escape_bytes(rel)
-                );
-            }
-            special::finish(&ddir, &tmp, name, &Attrs::from_stat(&st), plan.chown, true)?;
-            Ok(Placed::Copied {
-                grew: false,
-                bytes: 0,
-                verified: false,
-                cloned: false,
-            })
-        })();
-        r.map_err(CopyError::at(Op::Symlink))
-    }
-
-    fn copy_special(&mut self, rel: &[u8], dir: DestDir) -> Result<Placed, CopyError> {
-        let (parent, name) = split_rel(rel);
-        let tmp = self.temp_name();
-        let (sdir, ddir, st, plan) = (|| -> io::Result<_> {
-            let sdir = self.src_dir.get(&self.src_root, parent)?.try_clone()?;
-            let st = rustix::fs::statat(&sdir, name, AtFlags::SYMLINK_NOFOLLOW)?;
-            self.dst_dir.get(&self.dst_root, parent)?;
-            let plan = self.plan(dir, &st)?;
-            let ddir = self.dst_dir.get(&self.dst_root, parent)?.try_clone()?;
-            Ok((sdir, ddir, st, plan))
-        })()
-        .map_err(CopyError::at(Op::Special))?;
-        special::make_node((&sdir, &ddir), &tmp, name, &st, (&plan, self.owner))
-    }
 }
 
 /// The data of `name` is current: fix its metadata if it differs (see
@@ -540,12 +218,6 @@ fn close_checked(fd: impl Into<OwnedFd>) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splits_parent_and_name() {
-        assert_eq!(split_rel(b"a/b/c"), (&b"a/b"[..], &b"c"[..]));
-        assert_eq!(split_rel(b"c"), (&b""[..], &b"c"[..]));
-    }
 
     fn dir_fd(p: &std::path::Path) -> OwnedFd {
         OwnedFd::from(std::fs::File::open(p).unwrap())
@@ -582,26 +254,6 @@ mod tests {
     }
 
     #[test]
-    fn new_inodes_in_a_setgid_directory_get_its_group() {
-        let t = tempfile::tempdir().unwrap();
-        let ids = (
-            rustix::process::geteuid().as_raw(),
-            rustix::process::getegid().as_raw(),
-        );
-        let mut cache = DirCache::default();
-        let root = dir_fd(t.path());
-        cache.get(&root, b"").unwrap();
-        let dir_gid = rustix::fs::fstat(&root).unwrap().st_gid;
-        // Not setgid: our own group, whatever the directory's.
-        assert_eq!(cache.new_owner((ids.0, 4242)).unwrap(), (ids.0, 4242));
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o2775)).unwrap();
-        let mut cache = DirCache::default();
-        cache.get(&root, b"").unwrap();
-        assert_eq!(cache.new_owner((ids.0, 4242)).unwrap(), (ids.0, dir_gid));
-    }
-
-    #[test]
     fn chown_is_planned_only_when_a_new_inode_would_differ() {
         let t = tempfile::tempdir().unwrap();
         let mut st = rustix::fs::stat(t.path()).unwrap();
@@ -617,22 +269,5 @@ mod tests {
         assert!(p.quick_check && !p.unnamed);
         let p = Plan::new(DestDir::Created, &opts, None, false, &st);
         assert!(!p.quick_check && p.unnamed);
-    }
-
-    #[test]
-    fn rejects_escaping_task_paths() {
-        assert!(valid_rel(b"a/b"));
-        assert!(valid_rel(b"\xff\n-x"));
-        for bad in [
-            &b"../x"[..],
-            b"/etc",
-            b"a/../b",
-            b"a//b",
-            b"a\0b",
-            b"",
-            b".",
-        ] {
-            assert!(!valid_rel(bad), "{:?}", bad);
-        }
     }
 }

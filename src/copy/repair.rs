@@ -87,6 +87,21 @@ pub fn repair(
     if !apply || !d.any() {
         return Ok(d);
     }
+    fix(dst_dir, name, (src, dst), d, (&src_x, &dst_x))?;
+    Ok(d)
+}
+
+/// Repair what `d` says differs, in the order that keeps each step's
+/// result: owner, then extended attributes, then mode. Through an
+/// `O_PATH|O_NOFOLLOW` descriptor checked to be the inode `dst` describes.
+fn fix(
+    dst_dir: BorrowedFd,
+    name: &[u8],
+    (src, dst): (&Stat, &Stat),
+    d: Differences,
+    (src_x, dst_x): (&Xattrs, &Xattrs),
+) -> io::Result<()> {
+    let link = FileType::from_raw_mode(src.st_mode) == FileType::Symlink;
     let fd = rustix::fs::openat(
         dst_dir,
         name,
@@ -114,16 +129,16 @@ pub fn repair(
     if (d.acl || d.xattrs) && link {
         // Through the name, not following it: the magic /proc link of an
         // O_PATH symlink descriptor is no way to reach the symlink itself.
-        src_x.apply_over(&dst_x, &at(dst_dir, name), false)?;
+        src_x.apply_over(dst_x, &at(dst_dir, name), false)?;
     } else if d.acl || d.xattrs {
-        src_x.apply_over(&dst_x, &me, true)?;
+        src_x.apply_over(dst_x, &me, true)?;
     }
     // After xattrs (an ACL rewrites mode bits) and after chown (which clears
     // setuid bits).
     if !link && d.any() {
         rustix::fs::chmod(&me[..], Mode::from_raw_mode(src.st_mode & 0o7777))?;
     }
-    Ok(d)
+    Ok(())
 }
 
 /// `listxattrat(2)` (Linux 6.13) was refused with ENOSYS once: use /proc.

@@ -1,11 +1,73 @@
-//! Entries without data: the final steps for symlinks, and FIFOs and device
-//! nodes recreated with mknod (never opened, so a FIFO cannot hang a worker).
+//! Entries without data: symlinks (target read and recreated), and FIFOs
+//! and device nodes recreated with mknod (never opened, so a FIFO cannot
+//! hang a worker). Each goes in through a named temp and `finish`.
 
-use super::attrs::Attrs;
-use super::{CopyError, Op, Placed, Plan};
+use super::attrs::{self, Attrs};
+use super::{repair, repair_in_place, split_rel, Copier, CopyError, DestDir, Op, Placed, Plan};
 use rustix::fs::{AtFlags, FileType, Mode, Stat};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+
+impl Copier {
+    pub(super) fn copy_symlink(&mut self, rel: &[u8], dir: DestDir) -> Result<Placed, CopyError> {
+        let (parent, name) = split_rel(rel);
+        let r = (|| -> io::Result<Placed> {
+            let sdir = self.src_dir.get(&self.src_root, parent)?;
+            let st = rustix::fs::statat(sdir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+            let target = rustix::fs::readlinkat(sdir, name, Vec::new())?;
+            self.dst_dir.get(&self.dst_root, parent)?;
+            let plan = self.plan(dir, &st)?;
+            let ddir = self.dst_dir.get(&self.dst_root, parent)?.try_clone()?;
+            if plan.quick_check {
+                if let Ok(dst) = rustix::fs::statat(&ddir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                    if rustix::fs::FileType::from_raw_mode(dst.st_mode)
+                        == rustix::fs::FileType::Symlink
+                        && attrs::same_size_and_mtime(&st, &dst)
+                        && rustix::fs::readlinkat(&ddir, name, Vec::new())? == target
+                    {
+                        let sdir = self.src_dir.get(&self.src_root, parent)?;
+                        let repaired =
+                            repair_in_place((sdir, &ddir), name, (&st, &dst), self.owner)?;
+                        return Ok(Placed::UpToDate { bytes: 0, repaired });
+                    }
+                }
+            }
+            let tmp = self.temp_name();
+            rustix::fs::symlinkat(&*target, &ddir, &tmp[..])?;
+            let sdir = self.src_dir.get(&self.src_root, parent)?;
+            // Root's `trusted.*` on the link itself; best effort, as for files.
+            if let Err(e) = repair::copy_node_xattrs((sdir.as_fd(), ddir.as_fd()), name, &tmp) {
+                log::warn!(
+                    "{}: extended attributes not copied: {e}",
+                    crate::util::escape_bytes(rel)
+                );
+            }
+            finish(&ddir, &tmp, name, &Attrs::from_stat(&st), plan.chown, true)?;
+            Ok(Placed::Copied {
+                grew: false,
+                bytes: 0,
+                verified: false,
+                cloned: false,
+            })
+        })();
+        r.map_err(CopyError::at(Op::Symlink))
+    }
+
+    pub(super) fn copy_special(&mut self, rel: &[u8], dir: DestDir) -> Result<Placed, CopyError> {
+        let (parent, name) = split_rel(rel);
+        let tmp = self.temp_name();
+        let (sdir, ddir, st, plan) = (|| -> io::Result<_> {
+            let sdir = self.src_dir.get(&self.src_root, parent)?.try_clone()?;
+            let st = rustix::fs::statat(&sdir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+            self.dst_dir.get(&self.dst_root, parent)?;
+            let plan = self.plan(dir, &st)?;
+            let ddir = self.dst_dir.get(&self.dst_root, parent)?.try_clone()?;
+            Ok((sdir, ddir, st, plan))
+        })()
+        .map_err(CopyError::at(Op::Special))?;
+        make_node((&sdir, &ddir), &tmp, name, &st, (&plan, self.owner))
+    }
+}
 
 /// Set metadata on the temp entry `tmp` and rename it to `name`; on failure
 /// remove the temp so nothing is left behind.

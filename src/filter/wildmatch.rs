@@ -41,6 +41,7 @@ fn class_has(name: &[u8], c: u8) -> Option<bool> {
 }
 
 /// Match pattern `p` against `t` (rsync's `dowild`, one text string).
+/// Long because it is a port of rsync's wildmatch.c `dowild`, kept line-for-line comparable.
 fn dowild(p: &[u8], t: &[u8]) -> M {
     let (mut pi, mut ti) = (0usize, 0usize);
     while pi < p.len() {

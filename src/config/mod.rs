@@ -1,143 +1,21 @@
-//! config.json loading and the single place where precedence is decided:
+//! A run's settings, and the single place where precedence is decided:
 //! built-in defaults < config file < command line, where a flag documented
 //! with an environment variable (`PCOPY_CHUNK_BYTES`, `PCOPY_WORKER_EXE`)
-//! reads it when the flag itself is absent (clap's `env`).
+//! reads it when the flag itself is absent (clap's `env`). config.json's
+//! format and loading are `file`; the lists and pattern files a run reads
+//! are `lists`.
 
-use crate::cli::{Cli, ReflinkArg, RuleArg};
+mod file;
+mod lists;
+
+pub use file::{parse_bytes, parse_rate, FileConfig, Rate};
+
+use crate::cli::{Cli, ReflinkArg};
 use crate::error::{Error, Result};
-use crate::filter::{Parsed, Rule};
-use serde::{Deserialize, Serialize};
-use std::io::Read;
+use crate::filter::Rule;
+use lists::{filters, read_list};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// The config file's keys (all optional; unknown keys are rejected by name).
-#[derive(Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct FileConfig {
-    pub source: Option<PathBuf>,
-    pub destination: Option<PathBuf>,
-    pub processes: Option<usize>,
-    pub log_file: Option<PathBuf>,
-    pub ignore_times: Option<bool>,
-    pub fsync: Option<bool>,
-    pub dereference: Option<bool>,
-    pub exclude: Option<Vec<String>>,
-    pub include: Option<Vec<String>>,
-    pub verify: Option<bool>,
-    pub stall_timeout: Option<f64>,
-    pub mkpath: Option<bool>,
-    pub one_file_system: Option<bool>,
-    pub update: Option<bool>,
-    pub checksum: Option<bool>,
-    pub reflink: Option<ReflinkArg>,
-    pub bwlimit: Option<Rate>,
-    pub files_from: Option<PathBuf>,
-    pub from0: Option<bool>,
-    pub exclude_from: Option<Vec<PathBuf>>,
-    pub include_from: Option<Vec<PathBuf>>,
-    pub delete: Option<bool>,
-    pub delete_excluded: Option<bool>,
-    pub max_delete: Option<u64>,
-    pub max_delete_percent: Option<f64>,
-    pub allow_empty_source: Option<bool>,
-    pub backup_dir: Option<PathBuf>,
-    pub suffix: Option<String>,
-    /// Basis directories (`--link-dest` ...): lists of paths, relative
-    /// ones taken against the destination, as on the command line.
-    pub link_dest: Option<Vec<PathBuf>>,
-    pub compare_dest: Option<Vec<PathBuf>>,
-    pub copy_dest: Option<Vec<PathBuf>>,
-}
-
-impl FileConfig {
-    pub fn from_reader(r: impl Read) -> std::result::Result<Self, serde_json::Error> {
-        serde_json::from_reader(r)
-    }
-
-    /// Load `path`; relative paths inside resolve against the file's directory.
-    pub fn load(path: &Path) -> Result<Self> {
-        let shown = path.display().to_string();
-        let f = std::fs::File::open(path).map_err(|e| Error::Config {
-            path: shown.clone(),
-            msg: e.to_string(),
-        })?;
-        let mut cfg = Self::from_reader(std::io::BufReader::new(f)).map_err(|e| Error::Config {
-            path: shown,
-            msg: e.to_string(),
-        })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        for p in [
-            &mut cfg.source,
-            &mut cfg.destination,
-            &mut cfg.log_file,
-            &mut cfg.files_from,
-        ] {
-            if let Some(v) = p.as_mut() {
-                if v.is_relative() {
-                    *v = base.join(&*v);
-                }
-            }
-        }
-        for list in [&mut cfg.exclude_from, &mut cfg.include_from] {
-            for v in list.iter_mut().flatten() {
-                if v.is_relative() {
-                    *v = base.join(&*v);
-                }
-            }
-        }
-        Ok(cfg)
-    }
-}
-
-/// A `bwlimit` value in config.json: rsync's string form (`"40M"`) or a
-/// number of KiB per second, as on rsync's command line.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(untagged)]
-pub enum Rate {
-    Text(String),
-    KiB(f64),
-}
-
-/// Parse a rate in rsync's `--bwlimit` units into bytes per second: a
-/// number with an optional suffix, `K`/`M`/`G`/`T` (or `KiB`...) powers of
-/// 1024, `KB`/`MB`/`GB`/`TB` powers of 1000, `B` bytes; no suffix = KiB.
-pub fn parse_rate(s: &str) -> std::result::Result<u64, String> {
-    parse_size(s, 1024.0).map_err(|e| format!("bad rate {s:?}: {e}"))
-}
-
-/// A size in the same units as `parse_rate` (`--chunk-bytes 1M`), but a
-/// bare number is bytes.
-pub fn parse_bytes(s: &str) -> std::result::Result<u64, String> {
-    parse_size(s, 1.0).map_err(|e| format!("bad size {s:?}: {e}"))
-}
-
-/// A number with rsync's size suffixes; `bare` multiplies a number
-/// without one.
-fn parse_size(s: &str, bare: f64) -> std::result::Result<u64, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| "expected a number with an optional K, M or G".to_string())?;
-    let mult: f64 = match unit.to_ascii_uppercase().as_str() {
-        "" => bare,
-        "K" | "KIB" => 1024.0,
-        "B" => 1.0,
-        "M" | "MIB" => 1024.0 * 1024.0,
-        "G" | "GIB" => 1024.0 * 1024.0 * 1024.0,
-        "T" | "TIB" => 1024f64.powi(4),
-        "KB" => 1e3,
-        "MB" => 1e6,
-        "GB" => 1e9,
-        "TB" => 1e12,
-        _ => return Err(format!("unknown unit {unit:?}")),
-    };
-    Ok((n * mult) as u64)
-}
 
 /// Smallest `--chunk-bytes` (one page: smaller chunks only add overhead).
 const MIN_CHUNK: u64 = 4096;
@@ -271,63 +149,31 @@ impl Settings {
         Self::merge(cli, file)
     }
 
-    fn merge(cli: &Cli, file: FileConfig) -> Result<Self> {
+    /// `file` under `cli`, every value checked (the checks that take more
+    /// than a line are the functions after `impl Settings`).
+    /// Long because the `Settings` literal gives each field its precedence rule on one line.
+    fn merge(cli: &Cli, mut file: FileConfig) -> Result<Self> {
         let usage = |msg: &str| Error::Usage(msg.into());
         let filters = filters(cli, &file)?;
         let basis = basis(cli, &file)?;
-        let source = (cli.source.clone().or(file.source))
+        let source = (cli.source.clone().or(file.source.take()))
             .ok_or_else(|| usage("no source given (argument 1 or config key \"source\")"))?;
-        let destination = (cli.destination.clone().or(file.destination)).ok_or_else(|| {
-            usage("no destination given (argument 2 or config key \"destination\")")
-        })?;
+        let destination =
+            (cli.destination.clone().or(file.destination.take())).ok_or_else(|| {
+                usage("no destination given (argument 2 or config key \"destination\")")
+            })?;
         let given = cli.processes.or(file.processes);
         let processes = processes(given)?;
         // Growth only happens while workers sleep on I/O, so it is bounded
         // by what a latency-bound destination can use, not by CPUs.
         let max_processes = given.unwrap_or(16.max(processes));
-        let bwlimit = match (&cli.bwlimit, &file.bwlimit) {
-            (Some(t), _) | (None, Some(Rate::Text(t))) => parse_rate(t).map_err(Error::Usage)?,
-            (None, Some(Rate::KiB(k))) if *k >= 0.0 && k.is_finite() => (k * 1024.0) as u64,
-            (None, Some(Rate::KiB(k))) => {
-                return Err(Error::Usage(format!(
-                    "bwlimit must be a number of KiB/s of at least 0 (0: no limit), got {k}"
-                )))
-            }
-            (None, None) => 0,
-        };
-        let files_from = match cli.files_from.as_ref().or(file.files_from.as_ref()) {
-            Some(p) => Some(std::sync::Arc::new(read_list(
-                p,
-                cli.from0 || file.from0.unwrap_or(false),
-            )?)),
-            None => None,
-        };
-        if files_from.is_some()
-            && (cli.delete || file.delete.unwrap_or(false) || cli.delete_excluded)
-        {
-            return Err(Error::Usage(
-                "--delete cannot be combined with --files-from (which entries would be extra?)"
-                    .into(),
-            ));
-        }
+        let bwlimit = bwlimit(cli, &file)?;
+        let files_from = files_from(cli, &file)?;
         // rsync: --delete-excluded implies --delete.
         let delete_excluded = cli.delete_excluded || file.delete_excluded.unwrap_or(false);
-        let stall = cli.stall_timeout.or(file.stall_timeout).unwrap_or(60.0);
-        if !(stall.is_finite() && stall > 0.0) {
-            return Err(Error::Usage(format!(
-                "stall timeout must be > 0, got {stall}"
-            )));
-        }
-        let chunk_bytes = match cli.chunk_bytes.as_deref().map(parse_bytes).transpose() {
-            Err(e) => return Err(Error::Usage(e)),
-            Ok(Some(n)) if n < MIN_CHUNK => {
-                return Err(Error::Usage(format!(
-                    "chunk size must be at least {MIN_CHUNK} bytes, got {n}"
-                )))
-            }
-            Ok(Some(n)) => n,
-            Ok(None) => 128 << 20,
-        };
+        let stall = stall_timeout(cli, &file)?;
+        let chunk_bytes = chunk_bytes(cli)?;
+        let max_delete_percent = max_delete_percent(cli, &file)?;
         Ok(Settings {
             basis,
             source,
@@ -356,14 +202,7 @@ impl Settings {
             delete: cli.delete || file.delete.unwrap_or(false) || delete_excluded,
             delete_excluded,
             max_delete: cli.max_delete.or(file.max_delete),
-            max_delete_percent: match cli.max_delete_percent.or(file.max_delete_percent) {
-                Some(p) if !(0.0..=100.0).contains(&p) => {
-                    return Err(Error::Usage(format!(
-                        "--max-delete-percent must be between 0 and 100, got {p}"
-                    )))
-                }
-                p => p,
-            },
+            max_delete_percent,
             allow_empty_source: cli.allow_empty_source || file.allow_empty_source.unwrap_or(false),
             backup_dir: cli.backup_dir.clone().or_else(|| file.backup_dir.clone()),
             suffix: cli
@@ -382,6 +221,71 @@ impl Settings {
             worker_exe: cli.worker_exe.clone(),
             mpi: cli.mpi,
         })
+    }
+}
+
+/// `--bwlimit` or `bwlimit` in bytes per second (0: no limit).
+fn bwlimit(cli: &Cli, file: &FileConfig) -> Result<u64> {
+    Ok(match (&cli.bwlimit, &file.bwlimit) {
+        (Some(t), _) | (None, Some(Rate::Text(t))) => parse_rate(t).map_err(Error::Usage)?,
+        (None, Some(Rate::KiB(k))) if *k >= 0.0 && k.is_finite() => (k * 1024.0) as u64,
+        (None, Some(Rate::KiB(k))) => {
+            return Err(Error::Usage(format!(
+                "bwlimit must be a number of KiB/s of at least 0 (0: no limit), got {k}"
+            )))
+        }
+        (None, None) => 0,
+    })
+}
+
+/// The `--files-from` list, read now; refused with `--delete`, which would
+/// have no whole directory to compare.
+fn files_from(cli: &Cli, file: &FileConfig) -> Result<Option<std::sync::Arc<Vec<Vec<u8>>>>> {
+    let files_from = match cli.files_from.as_ref().or(file.files_from.as_ref()) {
+        Some(p) => Some(std::sync::Arc::new(read_list(
+            p,
+            cli.from0 || file.from0.unwrap_or(false),
+        )?)),
+        None => None,
+    };
+    if files_from.is_some() && (cli.delete || file.delete.unwrap_or(false) || cli.delete_excluded) {
+        return Err(Error::Usage(
+            "--delete cannot be combined with --files-from (which entries would be extra?)".into(),
+        ));
+    }
+    Ok(files_from)
+}
+
+/// `--stall-timeout` or `stall_timeout` in seconds (default 60, over 0).
+fn stall_timeout(cli: &Cli, file: &FileConfig) -> Result<f64> {
+    let stall = cli.stall_timeout.or(file.stall_timeout).unwrap_or(60.0);
+    if !(stall.is_finite() && stall > 0.0) {
+        return Err(Error::Usage(format!(
+            "stall timeout must be > 0, got {stall}"
+        )));
+    }
+    Ok(stall)
+}
+
+/// `--chunk-bytes` (default 128 MiB, at least `MIN_CHUNK`).
+fn chunk_bytes(cli: &Cli) -> Result<u64> {
+    match cli.chunk_bytes.as_deref().map(parse_bytes).transpose() {
+        Err(e) => Err(Error::Usage(e)),
+        Ok(Some(n)) if n < MIN_CHUNK => Err(Error::Usage(format!(
+            "chunk size must be at least {MIN_CHUNK} bytes, got {n}"
+        ))),
+        Ok(Some(n)) => Ok(n),
+        Ok(None) => Ok(128 << 20),
+    }
+}
+
+/// `--max-delete-percent` or `max_delete_percent`, between 0 and 100.
+fn max_delete_percent(cli: &Cli, file: &FileConfig) -> Result<Option<f64>> {
+    match cli.max_delete_percent.or(file.max_delete_percent) {
+        Some(p) if !(0.0..=100.0).contains(&p) => Err(Error::Usage(format!(
+            "--max-delete-percent must be between 0 and 100, got {p}"
+        ))),
+        p => Ok(p),
     }
 }
 
@@ -456,104 +360,6 @@ fn basis(cli: &Cli, file: &FileConfig) -> Result<Option<Basis>> {
     }
 }
 
-/// The filter rules in the order they apply (see `Settings::filters`).
-/// Each argument and pattern-file line is read as rsync reads it (`+ `/`- `
-/// prefixes, `!` clears what came before).
-fn filters(cli: &Cli, file: &FileConfig) -> Result<Vec<Rule>> {
-    let mut rules = Vec::new();
-    let add = |text: &str, include: bool, rules: &mut Vec<Rule>| -> Result<()> {
-        match crate::filter::parse(text, include).map_err(Error::Usage)? {
-            Parsed::Rule(r) => rules.push(r),
-            Parsed::Clear => rules.clear(),
-        }
-        Ok(())
-    };
-    let from = |path: &Path, include: bool, rules: &mut Vec<Rule>| -> Result<()> {
-        for (n, line) in read_patterns(path)? {
-            add(&line, include, rules).map_err(|e| Error::Config {
-                path: format!("{}, line {n}", path.display()),
-                msg: e.to_string(),
-            })?;
-        }
-        Ok(())
-    };
-    for p in file.include.iter().flatten() {
-        add(p, true, &mut rules)?;
-    }
-    for p in file.include_from.iter().flatten() {
-        from(p, true, &mut rules)?;
-    }
-    for p in file.exclude.iter().flatten() {
-        add(p, false, &mut rules)?;
-    }
-    for p in file.exclude_from.iter().flatten() {
-        from(p, false, &mut rules)?;
-    }
-    for r in &cli.rules {
-        match r {
-            RuleArg::Include(p) => add(p, true, &mut rules)?,
-            RuleArg::Exclude(p) => add(p, false, &mut rules)?,
-            RuleArg::IncludeFrom(p) => from(p, true, &mut rules)?,
-            RuleArg::ExcludeFrom(p) => from(p, false, &mut rules)?,
-        }
-    }
-    Ok(rules)
-}
-
-/// The `--files-from` list: paths separated by newlines (or NULs), empty
-/// entries and comments skipped; `-` is standard input.
-fn read_list(path: &Path, nul: bool) -> Result<Vec<Vec<u8>>> {
-    let err = |e: std::io::Error| Error::Config {
-        path: path.display().to_string(),
-        msg: e.to_string(),
-    };
-    let mut data = Vec::new();
-    if path.as_os_str() == "-" {
-        std::io::stdin().read_to_end(&mut data).map_err(err)?;
-    } else {
-        data = std::fs::read(path).map_err(err)?;
-    }
-    // rsync's read_line for a local list: a line ends at NUL (--from0) or
-    // at CR or LF; empty lines and lines starting with `#` or `;` are
-    // comments.
-    Ok(data
-        .split(|&c| {
-            if nul {
-                c == 0
-            } else {
-                c == b'\n' || c == b'\r'
-            }
-        })
-        .filter(|l| !l.is_empty() && !l.starts_with(b"#") && !l.starts_with(b";"))
-        .map(<[u8]>::to_vec)
-        .collect())
-}
-
-/// Patterns from a file with their line numbers, one per line (CR LF
-/// ends a line too); empty lines and lines starting with `#` or `;` are
-/// skipped (rsync's rule for `--exclude-from`); `-` is standard input.
-fn read_patterns(path: &Path) -> Result<Vec<(usize, String)>> {
-    let err = |msg: String| Error::Config {
-        path: path.display().to_string(),
-        msg,
-    };
-    let mut data = Vec::new();
-    if path.as_os_str() == "-" {
-        std::io::stdin().read_to_end(&mut data)
-    } else {
-        std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut data))
-    }
-    .map_err(|e| err(e.to_string()))?;
-    let text = String::from_utf8(data).map_err(|_| err("patterns must be UTF-8 text".into()))?;
-    Ok(text
-        .lines()
-        .enumerate()
-        .map(|(n, l)| (n + 1, l.strip_suffix('\r').unwrap_or(l)))
-        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';'))
-        .map(|(n, l)| (n, l.to_string()))
-        .collect())
-}
-
 /// Worker count: given (1 to 1024), or the CPU count but at least 4: a
 /// worker blocked on I/O or copying one large file leaves a CPU idle
 /// otherwise (xcp chooses 4 for the same reason).
@@ -605,22 +411,6 @@ mod tests {
     }
 
     #[test]
-    fn parses_the_original_keys() {
-        let c = FileConfig::from_reader(
-            &br#"{"source":"a","destination":"b","processes":3,"log_file":"l"}"#[..],
-        )
-        .unwrap();
-        assert_eq!(c.processes, Some(3));
-        assert_eq!(c.source, Some(PathBuf::from("a")));
-    }
-
-    #[test]
-    fn unknown_key_is_named() {
-        let e = FileConfig::from_reader(&br#"{"sourc":"a"}"#[..]).unwrap_err();
-        assert!(e.to_string().contains("sourc"), "{e}");
-    }
-
-    #[test]
     fn cli_overrides_file() {
         let file = FileConfig {
             source: Some("fs".into()),
@@ -642,17 +432,6 @@ mod tests {
         };
         let e = Settings::merge(&cli(&["--chunk-bytes", "100"]), file).unwrap_err();
         assert!(e.to_string().contains("chunk size"), "{e}");
-    }
-
-    #[test]
-    fn rates_use_rsyncs_units() {
-        assert_eq!(parse_rate("40M").unwrap(), 40 << 20);
-        assert_eq!(parse_rate("40MB").unwrap(), 40_000_000);
-        assert_eq!(parse_rate("100").unwrap(), 100 << 10, "no suffix: KiB");
-        assert_eq!(parse_rate("1.5G").unwrap(), 3 << 29);
-        assert_eq!(parse_rate("512B").unwrap(), 512);
-        assert_eq!(parse_rate("0").unwrap(), 0);
-        assert!(parse_rate("fast").is_err() && parse_rate("3X").is_err());
     }
 
     #[test]

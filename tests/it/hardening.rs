@@ -74,7 +74,7 @@ impl FakeSupervisor {
             bases: Vec::new(),
             run_id,
             ignore_times: false,
-            preserve_owner: false,
+            preserve: pcopy::protocol::Preserve::default(),
             fsync: false,
             dereference: false,
             verify: false,
@@ -536,8 +536,11 @@ mod paused_job {
 
     /// The whole job is frozen three times for 2.5 s (as a cgroup freezer,
     /// `docker pause` or a suspended VM would), the supervisor thawing
-    /// 300 ms before its workers. With a 1 s stall timeout, no healthy worker
-    /// may be killed and nothing quarantined.
+    /// 300 ms before its workers. With a 2 s stall timeout, no healthy worker
+    /// may be killed and nothing quarantined. The margins: a build without
+    /// the pause rule sees 2.5 s of silence > 2 s and kills; with it, the
+    /// test thread may oversleep its 300 ms by 1.7 s before a kill would be
+    /// right (it was 0.7 s with a 1 s timeout, thin on a loaded machine).
     #[test]
     fn a_paused_job_is_not_taken_for_hung_workers() {
         let env = TestEnv::new();
@@ -545,7 +548,7 @@ mod paused_job {
             fs::write(env.src.join(format!("f{i:03}")), format!("c{i}")).unwrap();
         }
         let mut c = env.cmd();
-        c.args(["--json", "-j", "2", "--stall-timeout", "1"])
+        c.args(["--json", "-j", "2", "--stall-timeout", "2"])
             .arg(&env.src)
             .arg(&env.dst)
             .env("FAILPOINTS", "worker::before_task=sleep(40)")

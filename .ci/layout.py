@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
 """The code's shape, checked (issue 22): no file under src/ over MAX_FILE
-lines, and no function over MAX_FN lines without a one-line reason in its
-doc comment (a line with "Long because"). Test functions are exempt.
-Functions are measured by indentation: from the `fn` line to the closing
-brace at the same indentation, as rustfmt lays them out."""
+lines; no function over MAX_FN lines without a one-line reason in its
+doc comment (a line with "Long because"), test functions exempt; and no
+import circle between the crate's top-level modules or between the
+supervisor's. Functions are measured by indentation: from the `fn` line
+to the closing brace at the same indentation, as rustfmt lays them out.
+Imports are every `crate::a` path (and, inside the supervisor, every
+`crate::supervisor::a` or `super::a` reaching a sibling), test modules
+left out."""
+import collections
 import os
 import re
 import sys
@@ -37,8 +42,54 @@ def functions(lines):
         i += 1
 
 
+def non_test(text):
+    i = text.find('#[cfg(test)]\nmod tests')
+    return text if i < 0 else text[:i]
+
+
+def import_graph(base, prefix):
+    """Module -> the sibling modules it names, for the modules under base."""
+    deps = collections.defaultdict(set)
+    for root, _, files in os.walk(base):
+        for f in files:
+            if not f.endswith('.rs'):
+                continue
+            path = os.path.join(root, f)
+            rel = os.path.relpath(path, base)
+            top = rel.split('/')[0].removesuffix('.rs')
+            if top in ('lib', 'main', 'mod'):
+                continue
+            text = non_test(open(path, encoding='utf-8').read())
+            names = re.findall(prefix + r'([a-z_]+)', text)
+            ups = 'super::' * rel.count('/') + 'super::'
+            if base != 'src':
+                names += re.findall(r'(?<![:\w])' + ups + r'([a-z_]+)', text)
+            deps[top].update(n for n in names if n != top and n != 'super')
+    return deps
+
+
+def circles(deps):
+    found = set()
+
+    def walk(node, path):
+        for nxt in deps.get(node, ()):
+            if nxt in path:
+                cycle = path[path.index(nxt):]
+                k = cycle.index(min(cycle))
+                found.add(tuple(cycle[k:] + cycle[:k]))
+            elif len(path) < 12:
+                walk(nxt, path + [nxt])
+
+    for n in list(deps):
+        walk(n, [n])
+    return sorted(found)
+
+
 def main():
     bad = []
+    for base, prefix in (('src', r'crate::'), ('src/supervisor', r'crate::supervisor::')):
+        for c in circles(import_graph(base, prefix)):
+            bad.append(f'{base}: import circle ' + ' -> '.join(c + (c[0],)))
     for root, _, files in os.walk('src'):
         for f in sorted(files):
             if not f.endswith('.rs'):

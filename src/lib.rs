@@ -6,7 +6,8 @@
 //! each entry atomically (`copy`) and report outcomes (`protocol`).
 
 pub mod cli;
-pub mod cluster;
+mod cluster;
+pub use cluster::Cluster;
 pub mod config;
 pub mod copy;
 pub mod error;
@@ -19,4 +20,5 @@ pub mod report;
 mod stats;
 pub mod supervisor;
 mod util;
+mod work;
 pub mod worker;

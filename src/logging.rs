@@ -1,17 +1,19 @@
 //! Logging. Only the supervisor writes the log file (simplelog's records are
 //! written with several `write!` calls, so two processes would interleave
-//! mid-line); workers install `Forwarder`, which sends records over IPC.
+//! mid-line); workers forward their records over IPC (`worker/forward.rs`).
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::protocol::FromWorker;
-use ipc_channel::ipc::IpcSender;
-use log::{LevelFilter, Log, Metadata, Record};
+use log::LevelFilter;
 use simplelog::{
     ColorChoice, CombinedLogger, ConfigBuilder, SharedLogger, TermLogger, TerminalMode, WriteLogger,
 };
 use std::fs::OpenOptions;
 use std::io::Write;
+
+/// The log target of the change lines (`-i` in the log file): the log
+/// file's, not the console's.
+pub const CHANGES: &str = "pcopy::change";
 
 /// Console level: errors only with -q, warnings by default, more with -v.
 fn console_level(s: &Settings) -> LevelFilter {
@@ -61,7 +63,7 @@ pub fn init_supervisor(
             .set_target_level(LevelFilter::Off)
             .set_thread_level(LevelFilter::Off)
             // Each change is for the log file (-i prints it on stdout).
-            .add_filter_ignore_str(crate::supervisor::changes::LOG_TARGET)
+            .add_filter_ignore_str(CHANGES)
             .build(),
         TerminalMode::Stderr,
         color_choice(),
@@ -175,33 +177,5 @@ impl<W: Write> Write for Stamped<W> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
-    }
-}
-
-/// Worker-side logger: forwards each record to the supervisor.
-pub struct Forwarder {
-    pub tx: IpcSender<FromWorker>,
-}
-
-impl Log for Forwarder {
-    fn enabled(&self, m: &Metadata) -> bool {
-        m.level() <= log::max_level()
-    }
-    fn log(&self, r: &Record) {
-        if self.enabled(r.metadata()) {
-            let _ = self.tx.send(FromWorker::Log {
-                level: r.level(),
-                msg: r.args().to_string(),
-            });
-        }
-    }
-    fn flush(&self) {}
-}
-
-/// Install the forwarder with the level the supervisor chose, so filtered
-/// records are never serialized.
-pub fn init_worker(tx: IpcSender<FromWorker>, level: LevelFilter) {
-    if log::set_boxed_logger(Box::new(Forwarder { tx })).is_ok() {
-        log::set_max_level(level);
     }
 }

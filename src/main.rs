@@ -1,9 +1,9 @@
 //! Entry point: pick the mode first, then hand off. Nothing else lives here.
 
 use pcopy::cli::{self, Mode};
-use pcopy::cluster::Cluster;
 use pcopy::config::Settings;
 use pcopy::error::ExitStatus;
+use pcopy::Cluster;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

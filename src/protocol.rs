@@ -99,25 +99,11 @@ pub struct FromBasis {
     pub mtime: Time,
 }
 
-/// `--reflink`: whether copies may share extents with their source.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Reflink {
-    #[default]
-    Auto,
-    Always,
-    Never,
-}
-
-/// Whether this run created a task's destination directory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DestDir {
-    Created,
-    Existing,
-    /// Existing, but an earlier run that did not end cleanly may have left
-    /// this entry with the source's size and times and lost data (a power
-    /// cut; `supervisor::recovery`): copied again, never quick-checked.
-    Unverified,
-}
+// The copier's own vocabulary crosses the wire as it is: one `DestDir` and
+// one `Reflink` for the walk, the worker and the copier, with no mapping
+// between look-alike enums (plain values: copy/ still knows nothing of IPC).
+pub use crate::copy::data::Reflink;
+pub use crate::copy::{DestDir, Preserve};
 
 /// The run's root directories, as descriptors a worker inherits at spawn
 /// (their numbers in the worker), with the (device, inode) the supervisor
@@ -143,8 +129,8 @@ pub struct WorkerInit {
     pub run_id: u64,
     /// Copy even when size and mtime match (`--ignore-times`).
     pub ignore_times: bool,
-    /// Preserve uid/gid (only attempted when running as root).
-    pub preserve_owner: bool,
+    /// Ownership kept, as the supervisor decided it for the run.
+    pub preserve: Preserve,
     /// fsync each file before renaming it into place.
     pub fsync: bool,
     /// Follow symlinks in the source (`-L`).

@@ -335,21 +335,6 @@ impl Summary {
         }
     }
 
-    /// Count one entry placed (or, in a dry run, that would be placed).
-    pub fn count_placed(&mut self, kind: &crate::protocol::TaskKind, bytes: u64) {
-        use crate::protocol::TaskKind;
-        match kind {
-            TaskKind::File { .. } => {
-                self.files_copied += 1;
-                self.bytes_copied += bytes;
-            }
-            TaskKind::Symlink => self.symlinks_copied += 1,
-            TaskKind::Fifo | TaskKind::Device => self.specials_copied += 1,
-            // Chunks count their bytes, and the file once when it is placed.
-            TaskKind::Chunk { .. } => {}
-        }
-    }
-
     pub fn any_failed(&self) -> bool {
         self.files_failed > 0 || self.dirs_failed > 0
     }

@@ -1,6 +1,12 @@
 //! Byte-path escaping for messages and panic-free line output, shared by
 //! every layer (it imports nothing from the crate, so anything may import it).
 
+/// The filesystem is full, or the user's quota is: the one test for "the
+/// destination is full" (the walk's mkdir and links, the worker's copies).
+pub fn is_no_space(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
 /// CPUs this process may run on, asked once: `available_parallelism`
 /// reads the cgroup's files, and the walk, the plan, the hash threads and
 /// the config defaults all want it.

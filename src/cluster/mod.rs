@@ -14,10 +14,10 @@ mod mpi;
 use crate::error::{Error, Result};
 use crate::protocol::{Outcome, Task};
 use crate::stats::Summary;
-use crate::supervisor::work::{Batch, Jobs};
+use crate::work::{Batch, Jobs};
 use crossbeam_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 /// What one rank did for the others during the walk (logged, and summed
@@ -63,52 +63,6 @@ pub struct Counts {
     pub found: AtomicU64,
     pub done: AtomicU64,
     pub bytes: AtomicU64,
-}
-
-/// The peer thread's end of that link.
-pub struct PeerSide {
-    pub outcomes_out: Receiver<(u32, Task, Outcome)>,
-    pub outcomes_in: Sender<(Task, Outcome)>,
-    pub state: Arc<AtomicU64>,
-    pub fed: Arc<AtomicU64>,
-    pub counts: Arc<Counts>,
-    /// Rank 0 prints the job's progress line on stderr.
-    pub show_progress: bool,
-}
-
-impl PeerSide {
-    /// The dispatcher had nothing to do, and no batch was queued since.
-    pub fn dispatcher_idle(&self) -> bool {
-        let s = self.state.load(Ordering::Acquire);
-        s & 1 == 1 && s >> 1 == self.fed.load(Ordering::Acquire)
-    }
-}
-
-/// A linked pair around the channel's count of queued batches (`fed`).
-/// Until the dispatcher answers it counts as idle with nothing queued: a
-/// dry run has no dispatcher, and any batch queued makes that stale.
-pub fn link(fed: Arc<AtomicU64>, show_progress: bool) -> (DispatchSide, PeerSide) {
-    let (out_tx, out_rx) = crossbeam_channel::unbounded();
-    let (in_tx, in_rx) = crossbeam_channel::unbounded();
-    let state = Arc::new(AtomicU64::new(1));
-    let counts = Arc::new(Counts::default());
-    (
-        DispatchSide {
-            outcomes_out: out_tx,
-            outcomes_in: in_rx,
-            state: Arc::clone(&state),
-            fed: Arc::clone(&fed),
-            counts: Arc::clone(&counts),
-        },
-        PeerSide {
-            outcomes_out: out_rx,
-            outcomes_in: in_tx,
-            state,
-            fed,
-            counts,
-            show_progress,
-        },
-    )
 }
 
 /// Rank 0's verdict at start, sent to every rank.
@@ -231,8 +185,8 @@ impl Cluster {
     ) -> Option<(std::thread::JoinHandle<Peered>, DispatchSide)> {
         if let Some(m) = self.mpi.as_ref().filter(|_| self.size > 1) {
             let (tx, rx) = batches;
-            let (dispatch, peer) = link(Arc::clone(&jobs.fed), show_progress && self.rank == 0);
-            let h = m.spawn_walk(Arc::clone(jobs), (tx.clone(), rx.clone()), peer);
+            let show = show_progress && self.rank == 0;
+            let (h, dispatch) = m.spawn_walk(Arc::clone(jobs), (tx.clone(), rx.clone()), show);
             return Some((h, dispatch));
         }
         None

@@ -2,9 +2,9 @@
 //! no values. `Cluster` holds `Option<Mpi>`, always `None` here, so its
 //! MPI branches compile in every build, need no `cfg`, and are never taken.
 
-use super::{PeerSide, Peered};
+use super::{DispatchSide, Peered};
 use crate::error::{Error, Result};
-use crate::supervisor::work::{Batch, Jobs};
+use crate::work::{Batch, Jobs};
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::Arc;
 
@@ -43,8 +43,8 @@ impl Mpi {
         &self,
         _: Arc<Jobs>,
         _: (Sender<Batch>, Receiver<Batch>),
-        _: PeerSide,
-    ) -> std::thread::JoinHandle<Peered> {
+        _: bool,
+    ) -> (std::thread::JoinHandle<Peered>, DispatchSide) {
         match *self {}
     }
 }

@@ -17,7 +17,7 @@ const CHUNK: usize = 8 << 20;
 pub type Tick<'a> = &'a mut dyn FnMut(u64) -> bool;
 
 /// `--reflink`: whether copies may share extents with their source.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Reflink {
     /// Clone where the filesystem can, else copy.
     #[default]

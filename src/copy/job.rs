@@ -8,7 +8,7 @@ use super::{data, Stamp};
 
 /// Whether this run created the directory an entry goes into: a fact the
 /// walker knows. Every policy that depends on it is derived in `Plan`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DestDir {
     Created,
     Existing,
@@ -26,6 +26,25 @@ pub fn quick_check(dir: DestDir, ignore_times: bool) -> bool {
     dir == DestDir::Existing && !ignore_times
 }
 
+/// What a run keeps of each entry's ownership, decided once for the run
+/// (`Preserve::for_this_process`) and carried to the walk's comparison,
+/// the copier and the directory pass, so all three agree (uutils cp's
+/// `Attributes`). Data, mode, times, ACLs and xattrs are always kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Preserve {
+    /// uid and gid: only root can give a file away, so only root keeps
+    /// them (as rsync -a does).
+    pub owner: bool,
+}
+
+impl Preserve {
+    pub fn for_this_process() -> Self {
+        Preserve {
+            owner: super::attrs::is_root(),
+        }
+    }
+}
+
 /// What to preserve and how carefully; the same for every entry of a run.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Options {
@@ -33,8 +52,8 @@ pub struct Options {
     pub run_id: u64,
     /// Copy even when size and mtime match (`--ignore-times`).
     pub ignore_times: bool,
-    /// Preserve uid/gid (only attempted when running as root).
-    pub preserve_owner: bool,
+    /// Ownership kept (decided once for the run, by the supervisor).
+    pub preserve: Preserve,
     /// fsync each file before placing it.
     pub fsync: bool,
     /// Follow symlinks in the source (`-L`).

@@ -11,9 +11,9 @@
 //! file: regular files (`file`, filled by `fill`, placed and finished by
 //! `place`), large files' chunks (`chunk`), and the rest (`special`).
 
-pub mod attrs;
+pub(crate) mod attrs;
 mod chunk;
-pub mod data;
+pub(crate) mod data;
 mod dircache;
 mod error;
 mod file;
@@ -21,15 +21,15 @@ mod fill;
 mod job;
 mod paths;
 mod place;
-pub mod repair;
+pub(crate) mod repair;
 mod special;
 pub mod temp;
-pub mod verify;
-pub mod xattrs;
+pub(crate) mod verify;
+pub(crate) mod xattrs;
 
 pub use attrs::Stamp;
 pub use error::{CopyError, Op};
-pub use job::{quick_check, DestDir, FromBasis, Job, Options, Placed, Span, What};
+pub use job::{quick_check, DestDir, FromBasis, Job, Options, Placed, Preserve, Span, What};
 pub use paths::{join_rel, open_beneath, open_src_dir, split_rel, valid_rel};
 
 use dircache::DirCache;
@@ -116,7 +116,7 @@ impl Copier {
             src_root,
             dst_root,
             bases: Vec::new(),
-            owner: opts.preserve_owner && attrs::is_root(),
+            owner: opts.preserve.owner,
             opts,
             pid: temp::writer(opts.rank, u64::from(std::process::id())),
             ids: (

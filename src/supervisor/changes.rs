@@ -207,9 +207,6 @@ impl Change<'_> {
     }
 }
 
-/// The log target of the change lines (the log file's, not the console's).
-pub const LOG_TARGET: &str = "pcopy::change";
-
 /// Where changes go.
 #[derive(Default)]
 pub struct Changes {
@@ -261,7 +258,7 @@ impl Changes {
             }
             if self.log {
                 // Info: in the log file by default, on the console with -v.
-                log::info!(target: LOG_TARGET, "{line}");
+                log::info!(target: crate::logging::CHANGES, "{line}");
             }
         }
         if let Some(j) = &self.json {

@@ -24,30 +24,23 @@ use crate::copy::join_rel;
 use crate::copy::{open_beneath, split_rel};
 use crate::filter::Filter;
 use crate::stats::{Failed, Paths, Summary};
+use crate::work::Extra;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// An entry of the destination the source has no counterpart for.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct Extra {
-    #[serde(with = "serde_bytes")]
-    pub rel: Vec<u8>,
-    pub dir: bool,
-}
-
 /// Deletions left before `--max-delete` stops them (None: no limit);
 /// shared by the walker threads (type clashes) and the deletion pass.
-struct Budget {
+struct Allowance {
     left: Option<AtomicU64>,
     /// The limit stopped a deletion.
     reached: AtomicBool,
 }
 
-impl Budget {
-    /// Take one deletion from the budget; false when it is spent.
+impl Allowance {
+    /// Take one deletion from the allowance; false when it is spent.
     fn take(&self) -> bool {
         let Some(left) = &self.left else {
             return true;
@@ -85,7 +78,7 @@ pub struct Deleter {
     delete_excluded: bool,
     /// `-x`: the destination root's device bounds what is removed.
     root_dev: Option<u64>,
-    budget: Budget,
+    allowance: Allowance,
     backup: Option<Backup>,
     paths: Paths,
     deleted: AtomicU64,
@@ -118,7 +111,7 @@ impl Deleter {
             filter,
             delete_excluded: r.delete_excluded,
             root_dev: r.one_file_system,
-            budget: Budget {
+            allowance: Allowance {
                 left: r.max_delete.map(AtomicU64::new),
                 reached: AtomicBool::new(false),
             },
@@ -328,7 +321,7 @@ impl Deleter {
         is_dir: bool,
         replaced: bool,
     ) -> io::Result<Gone> {
-        if !replaced && !self.budget.take() {
+        if !replaced && !self.allowance.take() {
             self.kept.fetch_add(1, Ordering::Relaxed);
             return Ok(Gone::Kept);
         }
@@ -405,7 +398,7 @@ impl Deleter {
         let kept = self.kept.load(Ordering::Relaxed);
         sm.entries_deleted += self.deleted.load(Ordering::Relaxed);
         sm.deletes_kept += kept;
-        if self.budget.reached.load(Ordering::Relaxed) {
+        if self.allowance.reached.load(Ordering::Relaxed) {
             sm.delete_limit_reached = true;
             log::error!(
                 "--max-delete limit reached after {} deletions ({kept} kept)",

@@ -3,10 +3,11 @@
 //! entries changes a directory's mtime, and a read-only directory would stop
 //! its own children from being written).
 
-use super::work::{DirMeta, Link};
-use crate::copy::attrs::{is_root, Attrs};
+use crate::copy::attrs::Attrs;
+use crate::copy::Preserve;
 use crate::copy::{open_beneath, split_rel, temp};
 use crate::stats::{Failed, Paths, Summary};
+use crate::work::{DirMeta, Link};
 use rustix::fs::{AtFlags, OFlags};
 use std::fs::File;
 use std::io;
@@ -111,18 +112,26 @@ fn dir_xattrs(src_root: &OwnedFd, rel: &[u8], dst: &File, follow: bool, buf: &mu
     }
 }
 
+/// How directories get their attributes: through symlinks in the source
+/// (`-L`) or not, and what of ownership the run keeps.
+#[derive(Clone, Copy)]
+pub struct DirRules {
+    pub follow: bool,
+    pub preserve: Preserve,
+}
+
 /// Apply directory attributes children-first (`dirs` is deepest first), then
 /// the root's own.
 pub fn dir_attrs(
     root: &OwnedFd,
     dirs: &[DirMeta],
     src_root: &OwnedFd,
-    follow: bool,
+    rules: DirRules,
     paths: &Paths,
     sm: &mut Summary,
 ) {
-    some_dirs(root, dirs.iter(), src_root, follow, paths, sm);
-    root_attrs(root, src_root, follow, paths, sm);
+    some_dirs(root, dirs.iter(), src_root, rules, paths, sm);
+    root_attrs(root, src_root, rules, paths, sm);
 }
 
 fn dir_failed(sm: &mut Summary, paths: &Paths, rel: &[u8], e: io::Error) {
@@ -146,12 +155,12 @@ pub fn some_dirs<'a>(
     root: &OwnedFd,
     dirs: impl Iterator<Item = &'a DirMeta>,
     src_root: &OwnedFd,
-    follow: bool,
+    rules: DirRules,
     paths: &Paths,
     sm: &mut Summary,
 ) {
     let dirs: Vec<&DirMeta> = dirs.collect();
-    let threads = super::work::io_threads();
+    let threads = crate::work::io_threads();
     let mut failures = Vec::new();
     for level in dirs.chunk_by(|a, b| a.depth() == b.depth()) {
         // A thread costs about what 3 directories do on tmpfs.
@@ -161,15 +170,15 @@ pub fn some_dirs<'a>(
             let first = parts.next();
             let mut others = Vec::new();
             for part in parts {
-                let run = move || apply(root, part, src_root, follow);
+                let run = move || apply(root, part, src_root, rules);
                 // A thread the system refuses (thread limit): this share
                 // is done here, in order.
                 match std::thread::Builder::new().spawn_scoped(s, run) {
                     Ok(t) => others.push((part, t)),
-                    Err(_) => failures.extend(apply(root, part, src_root, follow)),
+                    Err(_) => failures.extend(apply(root, part, src_root, rules)),
                 }
             }
-            failures.extend(first.map_or_else(Vec::new, |p| apply(root, p, src_root, follow)));
+            failures.extend(first.map_or_else(Vec::new, |p| apply(root, p, src_root, rules)));
             for (part, t) in others {
                 match t.join() {
                     Ok(f) => failures.extend(f),
@@ -193,15 +202,15 @@ fn apply<'a>(
     root: &OwnedFd,
     dirs: &[&'a DirMeta],
     src_root: &OwnedFd,
-    follow: bool,
+    rules: DirRules,
 ) -> Vec<(&'a [u8], io::Error)> {
-    let owner = is_root();
+    let owner = rules.preserve.owner;
     let mut buf = Vec::new();
     let mut failed = Vec::new();
     for d in dirs {
         let r = dir(root, &d.rel).and_then(|fd| {
             let fd = File::from(fd);
-            dir_xattrs(src_root, &d.rel, &fd, follow, &mut buf);
+            dir_xattrs(src_root, &d.rel, &fd, rules.follow, &mut buf);
             d.attrs.apply_fd(&fd, owner)
         });
         if let Err(e) = r {
@@ -216,18 +225,18 @@ fn apply<'a>(
 pub fn root_attrs(
     root: &OwnedFd,
     src_root: &OwnedFd,
-    follow: bool,
+    rules: DirRules,
     paths: &Paths,
     sm: &mut Summary,
 ) {
     let mut failed = |rel: &[u8], e: io::Error| dir_failed(sm, paths, rel, e);
-    let owner = is_root();
+    let owner = rules.preserve.owner;
     let mut buf = Vec::new();
     let root = match root.try_clone() {
         Ok(fd) => File::from(fd),
         Err(e) => return failed(b"", e),
     };
-    dir_xattrs(src_root, b"", &root, follow, &mut buf);
+    dir_xattrs(src_root, b"", &root, rules.follow, &mut buf);
     let r = rustix::fs::fstat(src_root)
         .map_err(io::Error::from)
         .and_then(|st| Attrs::from_stat(&st).apply_fd(&root, owner));

@@ -12,9 +12,14 @@ use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 /// Descriptors the supervisor holds regardless of workers: stdio, roots and
 /// their dups, the log file, the IPC receiver set, the lock, the signal
 /// pipe (15, counted in /proc/self/fd at the first spawn, walkers' aside),
-/// and one worker's spawn in progress (`dispatch::SPAWN_PEAK`: handshake
-/// socket, exec pipe, channel pair, memfd and its dups).
-const BASE: u64 = 15 + crate::supervisor::dispatch::SPAWN_PEAK as u64;
+/// and one worker's spawn in progress (`SPAWN_PEAK`: handshake socket,
+/// exec pipe, channel pair, memfd and its dups).
+const BASE: u64 = 15 + SPAWN_PEAK as u64;
+/// Descriptors a spawn holds at once in the supervisor beyond what the
+/// worker keeps (measured with strace: the one-shot server's socket, the
+/// exec-error pipe, the accepted channel pair, the memfd of its position
+/// word and the dups made to share it and the I/O budget), with margin.
+pub const SPAWN_PEAK: usize = 10;
 /// Per walker thread: the source and destination directories it holds,
 /// and as many kept free for it while a worker starts (the spawn checks
 /// that room before it begins, `walker_fds`).

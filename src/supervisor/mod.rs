@@ -4,7 +4,7 @@
 
 mod backup;
 
-pub mod changes;
+mod changes;
 
 mod delete;
 mod dispatch;
@@ -14,11 +14,10 @@ mod limits;
 mod phases;
 mod plan;
 mod prepare;
-pub mod progress;
+mod progress;
 mod recovery;
 mod signals;
-pub mod walk;
-pub mod work;
+mod walk;
 
 use crate::cli::ReflinkArg;
 use crate::cluster::{self, Cluster, Verdict};
@@ -52,7 +51,7 @@ fn dup(fd: &OwnedFd, what: &std::path::Path) -> Result<OwnedFd> {
 }
 
 /// What a worker is told, from the settings.
-fn worker_init(s: &Settings, run_id: u64, (rank, ranks): (u32, u32)) -> WorkerInit {
+fn worker_init(s: &Settings, plan: &plan::Plan, run_id: u64, rank: u32) -> WorkerInit {
     WorkerInit {
         worker: 0,
         // Filled in by `Dispatch::new` from the descriptors it holds.
@@ -60,20 +59,20 @@ fn worker_init(s: &Settings, run_id: u64, (rank, ranks): (u32, u32)) -> WorkerIn
         bases: Vec::new(),
         run_id,
         ignore_times: s.ignore_times,
-        preserve_owner: true,
+        preserve: plan.preserve,
         fsync: s.fsync,
         dereference: s.dereference,
         verify: s.verify,
         checksum: s.checksum,
         reflink: match s.reflink {
-            ReflinkArg::Auto => crate::protocol::Reflink::Auto,
-            ReflinkArg::Always => crate::protocol::Reflink::Always,
-            ReflinkArg::Never => crate::protocol::Reflink::Never,
+            ReflinkArg::Auto => crate::copy::data::Reflink::Auto,
+            ReflinkArg::Always => crate::copy::data::Reflink::Always,
+            ReflinkArg::Never => crate::copy::data::Reflink::Never,
         },
         // `--bwlimit` is for the whole job: each rank draws its share.
         bwlimit: match s.bwlimit {
             0 => 0,
-            b => (b / u64::from(ranks.max(1))).max(1),
+            b => (b / u64::from(plan.ranks.max(1))).max(1),
         },
         log_level: crate::logging::file_level(s).max(log::max_level()),
         rank,
@@ -86,7 +85,7 @@ struct Run<'a> {
     roots: &'a prepare::Roots,
     paths: Paths,
     run_id: u64,
-    found: Arc<work::Found>,
+    found: Arc<crate::work::Found>,
     stop: &'a signals::Signals,
     /// `-i` and `--json-lines`.
     changes: Arc<changes::Changes>,
@@ -107,16 +106,18 @@ struct Run<'a> {
 
 /// The walker thread, its two channels, and (MPI) the peer thread.
 struct Walking {
-    thread: std::thread::JoinHandle<work::WalkOutput>,
+    thread: std::thread::JoinHandle<crate::work::WalkOutput>,
     peer: Option<std::thread::JoinHandle<cluster::Peered>>,
     /// The dispatcher's end of the peer link (MPI, several ranks).
     link: Option<cluster::DispatchSide>,
-    batches: Receiver<work::Batch>,
-    events: Receiver<work::WalkEvent>,
+    batches: Receiver<crate::work::Batch>,
+    events: Receiver<crate::work::WalkEvent>,
 }
 
 /// Wait for the walker thread.
-fn join(thread: std::thread::JoinHandle<work::WalkOutput>) -> Result<work::WalkOutput> {
+fn join(
+    thread: std::thread::JoinHandle<crate::work::WalkOutput>,
+) -> Result<crate::work::WalkOutput> {
     thread
         .join()
         .map_err(|_| Error::Fatal("walker thread panicked".into()))
@@ -170,7 +171,7 @@ pub fn run(settings: Settings, cluster: &Cluster) -> Result<Summary> {
         roots: &roots,
         paths,
         run_id,
-        found: Arc::new(work::Found::default()),
+        found: Arc::new(crate::work::Found::default()),
         stop: &stop,
         started,
         plan,

@@ -15,7 +15,7 @@ impl Run<'_> {
         let (batch_tx, batches) = crossbeam_channel::bounded(2 * self.plan.workers + 2);
         let (ev_tx, events) = crossbeam_channel::unbounded();
         let cluster = self.cluster;
-        let jobs = work::Jobs::new(cluster.size() > 1, cluster.rank() == 0);
+        let jobs = crate::work::Jobs::new(cluster.size() > 1, cluster.rank() == 0);
         let show = !s.quiet && !s.no_progress && s.json_lines.as_deref().is_none_or(|p| p != "-");
         let (peer, link) = cluster
             .spawn_walk(&jobs, (&batch_tx, &batches), show)
@@ -71,7 +71,7 @@ impl Run<'_> {
                 std::env::current_exe().map_err(|e| Error::Fatal(format!("current_exe: {e}")))?
             }
         };
-        let mut init = worker_init(s, self.run_id, (self.cluster.rank(), self.cluster.size()));
+        let mut init = worker_init(s, &self.plan, self.run_id, self.cluster.rank());
         init.bases = self.bases.as_ref().map_or_else(Vec::new, |b| b.inherited());
         let d = dispatch::Dispatch::new(
             dispatch::Options::new(s, &self.plan),
@@ -208,21 +208,25 @@ impl Run<'_> {
     /// Directory attributes, deepest first, the root last. Under MPI every
     /// rank applies its own directories level by level, all ranks finishing
     /// a level before any starts the next one up; rank 0 does the root.
-    fn dir_attrs(&self, dst_fd: &OwnedFd, dirs: &[work::DirMeta], summary: &mut Summary) {
-        let (s, src) = (self.settings, &self.roots.src_fd);
+    fn dir_attrs(&self, dst_fd: &OwnedFd, dirs: &[crate::work::DirMeta], summary: &mut Summary) {
+        let src = &self.roots.src_fd;
+        let rules = finish::DirRules {
+            follow: self.settings.dereference,
+            preserve: self.plan.preserve,
+        };
         if !self.cluster.mpi() {
-            finish::dir_attrs(dst_fd, dirs, src, s.dereference, &self.paths, summary);
+            finish::dir_attrs(dst_fd, dirs, src, rules, &self.paths, summary);
             return;
         }
-        let depth = |d: &work::DirMeta| d.depth() as u64 + 1;
+        let depth = |d: &crate::work::DirMeta| d.depth() as u64 + 1;
         let deepest = self.cluster.max(dirs.iter().map(depth).max().unwrap_or(0));
         for level in (1..=deepest).rev() {
             let here = dirs.iter().filter(|d| depth(d) == level);
-            finish::some_dirs(dst_fd, here, src, s.dereference, &self.paths, summary);
+            finish::some_dirs(dst_fd, here, src, rules, &self.paths, summary);
             self.cluster.barrier();
         }
         if self.cluster.rank() == 0 {
-            finish::root_attrs(dst_fd, src, s.dereference, &self.paths, summary);
+            finish::root_attrs(dst_fd, src, rules, &self.paths, summary);
         }
     }
 
@@ -233,7 +237,7 @@ impl Run<'_> {
         drop(walking.batches);
         // Ends when the walker thread, the only sender, is done.
         for ev in walking.events.iter() {
-            ev.apply(&mut summary);
+            dispatch::fold_walk_event(&mut summary, ev);
         }
         let walked = join(walking.thread)?;
         self.peer_done(walking.peer);
@@ -255,14 +259,14 @@ impl Run<'_> {
     fn delete(
         &self,
         dst_fd: &OwnedFd,
-        extras: Vec<delete::Extra>,
+        extras: Vec<crate::work::Extra>,
         summary: &mut Summary,
     ) -> Result<()> {
         let s = self.settings;
         if !s.delete {
             return Ok(());
         }
-        let extras: Vec<delete::Extra> =
+        let extras: Vec<crate::work::Extra> =
             self.cluster.gather(extras)?.into_iter().flatten().collect();
         if let Some(pct) = s.max_delete_percent {
             let (would, inside) = self.deleter.count(dst_fd, &extras);

@@ -23,6 +23,9 @@ pub struct Plan {
     pub ranks: u32,
     /// Why the worker count was lowered, for the log once it is up.
     pub shrunk: Option<String>,
+    /// What of ownership the walk compares and the copies and directories
+    /// keep: one decision for all three.
+    pub preserve: crate::copy::Preserve,
 }
 
 impl Plan {
@@ -33,10 +36,11 @@ impl Plan {
         let mut plan = Plan {
             workers: s.processes,
             max_workers: s.max_processes.max(s.processes),
-            walk_threads: super::work::io_threads(),
+            walk_threads: crate::work::io_threads(),
             cpus,
             ranks,
             shrunk: None,
+            preserve: crate::copy::Preserve::for_this_process(),
         };
         if s.dry_run {
             return Ok(plan);

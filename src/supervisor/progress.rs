@@ -8,9 +8,9 @@
 //! nothing rather than "0 B/s, ETA 0s". In the log file, a plain line every
 //! 10 s so long runs leave a trace.
 
-use super::work::Found;
 use crate::config::Settings;
 use crate::stats::Summary;
+use crate::work::Found;
 use indicatif::{HumanBytes, HumanDuration};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::VecDeque;

@@ -52,7 +52,16 @@ pub struct WalkOutput {
     pub relinks: u64,
     /// `--delete`: destination entries without a source counterpart, in
     /// directories whose source was read completely.
-    pub extras: Vec<super::delete::Extra>,
+    pub extras: Vec<Extra>,
+}
+
+/// An entry of the destination the source has no counterpart for
+/// (`--delete`; under MPI gathered to rank 0, which deletes).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Extra {
+    #[serde(with = "serde_bytes")]
+    pub rel: Vec<u8>,
+    pub dir: bool,
 }
 
 /// A name to make a hard link to its group's leader at the end.
@@ -129,36 +138,6 @@ pub struct Found {
 impl Found {
     pub fn no_space(&self) -> bool {
         self.no_space.load(Ordering::Relaxed)
-    }
-}
-
-impl WalkEvent {
-    /// Fold this event into the run's counters (and log failures).
-    pub fn apply(self, sm: &mut crate::stats::Summary) {
-        match self {
-            WalkEvent::DirCreated => sm.dirs_created += 1,
-            WalkEvent::Failed {
-                path,
-                msg,
-                what,
-                kind,
-            } => sm.fail_kind(what, kind, path, msg),
-            WalkEvent::Ignored { path, msg } => {
-                log::warn!("{path}: {msg}");
-                sm.entries_ignored += 1;
-            }
-            WalkEvent::Excluded => sm.entries_excluded += 1,
-            WalkEvent::NoSpace { .. } => {}
-            WalkEvent::Dry {
-                up_to_date: true,
-                bytes,
-                ..
-            } => {
-                sm.files_skipped += 1;
-                sm.bytes_skipped += bytes;
-            }
-            WalkEvent::Dry { kind, bytes, .. } => sm.count_placed(&kind, bytes),
-        }
     }
 }
 

@@ -179,7 +179,7 @@ fn fuzzed_messages_never_panic_nor_write_outside_the_destination() {
         bases: Vec::new(),
         run_id: RUN_ID,
         ignore_times: false,
-        preserve_owner: false,
+        preserve: crate::protocol::Preserve::default(),
         fsync: false,
         dereference: false,
         verify: false,

@@ -2,6 +2,7 @@
 //! in order, reporting outcomes in task order, until `Shutdown` or until the
 //! supervisor disappears (IPC end-of-file, or PR_SET_PDEATHSIG).
 
+mod forward;
 #[cfg(test)]
 mod fuzz;
 mod translate;
@@ -69,7 +70,7 @@ fn serve(token: String) -> Result<(), String> {
         Err(IpcError::Disconnected) => return Ok(()), // supervisor gone before Init
         Err(e) => return Err(fatal(format!("undecodable Init message: {e}"))),
     };
-    crate::logging::init_worker(up.clone(), init.log_level);
+    forward::init_worker(up.clone(), init.log_level);
     let (src, dst) = validate::adopt_roots(&init.roots).map_err(|e| fatal(e.to_string()))?;
     let run_id = init.run_id;
     let bwlimit = init.bwlimit;

@@ -3,7 +3,7 @@
 //! copy `Options`. `copy/` knows nothing of IPC; this file is why.
 
 use crate::copy::{self, Copier, CopyError, Job, Placed, Span, Stamp, What};
-use crate::protocol::{DestDir, ErrorKind, Outcome, Reflink, Task, TaskKind, WorkerInit};
+use crate::protocol::{ErrorKind, Outcome, Task, TaskKind, WorkerInit};
 use std::io;
 
 impl From<&WorkerInit> for copy::Options {
@@ -11,27 +11,13 @@ impl From<&WorkerInit> for copy::Options {
         copy::Options {
             run_id: i.run_id,
             ignore_times: i.ignore_times,
-            preserve_owner: i.preserve_owner,
+            preserve: i.preserve,
             fsync: i.fsync,
             dereference: i.dereference,
             verify: i.verify,
             checksum: i.checksum,
-            reflink: match i.reflink {
-                Reflink::Auto => copy::data::Reflink::Auto,
-                Reflink::Always => copy::data::Reflink::Always,
-                Reflink::Never => copy::data::Reflink::Never,
-            },
+            reflink: i.reflink,
             rank: i.rank,
-        }
-    }
-}
-
-impl From<DestDir> for copy::DestDir {
-    fn from(d: DestDir) -> Self {
-        match d {
-            DestDir::Created => copy::DestDir::Created,
-            DestDir::Existing => copy::DestDir::Existing,
-            DestDir::Unverified => copy::DestDir::Unverified,
         }
     }
 }
@@ -73,7 +59,7 @@ pub fn job(t: &Task) -> Job<'_> {
     Job {
         rel: &t.rel.0,
         what,
-        dir: t.dir.into(),
+        dir: t.dir,
     }
 }
 
@@ -118,8 +104,10 @@ pub fn kind(e: &CopyError) -> ErrorKind {
 
 /// Map an OS error to the protocol's plain error kind.
 fn classify(e: &io::Error) -> ErrorKind {
+    if crate::util::is_no_space(e) {
+        return ErrorKind::NoSpace;
+    }
     match e.raw_os_error() {
-        Some(libc::ENOSPC) | Some(libc::EDQUOT) => ErrorKind::NoSpace,
         Some(libc::EISDIR) | Some(libc::ENOTDIR) | Some(libc::ENOTEMPTY) | Some(libc::ELOOP) => {
             ErrorKind::TypeClash
         }

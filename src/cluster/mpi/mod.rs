@@ -7,13 +7,15 @@ mod msg;
 pub mod quarantine;
 mod walk;
 
-use super::{PeerSide, Peered};
+use super::{Counts, DispatchSide, Peered};
 use crate::error::{Error, Result};
-use crate::supervisor::work::{Batch, Jobs};
+use crate::protocol::{Outcome, Task};
+use crate::work::{Batch, Jobs};
 use crossbeam_channel::{Receiver, Sender};
 use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::*;
 use mpi::Threading;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Messages of the walk.
@@ -186,9 +188,57 @@ impl Mpi {
         &self,
         jobs: Arc<Jobs>,
         batches: (Sender<Batch>, Receiver<Batch>),
-        link: PeerSide,
-    ) -> std::thread::JoinHandle<Peered> {
+        show_progress: bool,
+    ) -> (std::thread::JoinHandle<Peered>, DispatchSide) {
         let (rank, size) = (self.rank, self.size);
-        std::thread::spawn(move || walk::Walk::new(rank, size, jobs, batches, link).run())
+        let (dispatch, link) = link(Arc::clone(&jobs.fed), show_progress);
+        let h = std::thread::spawn(move || walk::Walk::new(rank, size, jobs, batches, link).run());
+        (h, dispatch)
     }
+}
+
+/// The peer thread's end of that link.
+pub struct PeerSide {
+    pub outcomes_out: Receiver<(u32, Task, Outcome)>,
+    pub outcomes_in: Sender<(Task, Outcome)>,
+    pub state: Arc<AtomicU64>,
+    pub fed: Arc<AtomicU64>,
+    pub counts: Arc<Counts>,
+    /// Rank 0 prints the job's progress line on stderr.
+    pub show_progress: bool,
+}
+
+impl PeerSide {
+    /// The dispatcher had nothing to do, and no batch was queued since.
+    pub fn dispatcher_idle(&self) -> bool {
+        let s = self.state.load(Ordering::Acquire);
+        s & 1 == 1 && s >> 1 == self.fed.load(Ordering::Acquire)
+    }
+}
+
+/// A linked pair around the channel's count of queued batches (`fed`).
+/// Until the dispatcher answers it counts as idle with nothing queued: a
+/// dry run has no dispatcher, and any batch queued makes that stale.
+pub fn link(fed: Arc<AtomicU64>, show_progress: bool) -> (DispatchSide, PeerSide) {
+    let (out_tx, out_rx) = crossbeam_channel::unbounded();
+    let (in_tx, in_rx) = crossbeam_channel::unbounded();
+    let state = Arc::new(AtomicU64::new(1));
+    let counts = Arc::new(Counts::default());
+    (
+        DispatchSide {
+            outcomes_out: out_tx,
+            outcomes_in: in_rx,
+            state: Arc::clone(&state),
+            fed: Arc::clone(&fed),
+            counts: Arc::clone(&counts),
+        },
+        PeerSide {
+            outcomes_out: out_rx,
+            outcomes_in: in_tx,
+            state,
+            fed,
+            counts,
+            show_progress,
+        },
+    )
 }

@@ -4,7 +4,7 @@
 use crate::protocol::{Outcome, Task};
 use serde::{Deserialize, Serialize};
 
-pub use crate::supervisor::work::PeerJob;
+pub use crate::work::PeerJob;
 
 /// Messages of the distributed walk.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

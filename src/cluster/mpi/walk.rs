@@ -5,9 +5,10 @@
 //! waves of probes.
 
 use super::msg::{PeerJob, PeerMsg};
+use super::PeerSide;
 use super::{decode, encode, end_job, TAG_WALK};
-use crate::cluster::{PeerSide, Peered};
-use crate::supervisor::work::{Batch, Jobs};
+use crate::cluster::Peered;
+use crate::work::{Batch, Jobs};
 use crossbeam_channel::{Receiver, Sender};
 use mpi::request::Request;
 use mpi::topology::{Communicator, SimpleCommunicator};

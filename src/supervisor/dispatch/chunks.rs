@@ -16,7 +16,7 @@
 
 use crate::copy::{Copier, CopyError, Stamp};
 use crate::protocol::{DestDir, ErrorKind, Outcome, Task, TaskKind};
-use crate::supervisor::work::LargeFile;
+use crate::work::LargeFile;
 use std::collections::HashMap;
 
 /// One large file in flight: the walk's description and what its chunks
@@ -39,8 +39,9 @@ struct Big {
 }
 
 /// What finishing a file whose chunks are all in came to.
-pub enum Placed {
-    Done,
+pub enum Finished {
+    /// Renamed into place.
+    Placed,
     /// The source changed since the walk: copy it again as a whole file.
     Changed,
     Failed(String),
@@ -129,19 +130,19 @@ impl Registry {
 
 /// All chunks of `rel` are in: place it, or say why not. The temp is gone
 /// afterwards unless the file was placed.
-fn finish(copier: &mut Copier, rel: &[u8], big: &Big) -> Placed {
+fn finish(copier: &mut Copier, rel: &[u8], big: &Big) -> Finished {
     if let Some(msg) = &big.failed {
         copier.discard(rel, &big.temp);
-        return Placed::Failed(msg.clone());
+        return Finished::Failed(msg.clone());
     }
     if big.changed {
         copier.discard(rel, &big.temp);
-        return Placed::Changed;
+        return Finished::Changed;
     }
     match copier.place_chunked(rel, &big.temp, big.file) {
-        Ok(()) => Placed::Done,
-        Err(CopyError::Changed(_)) => Placed::Changed,
-        Err(e) => Placed::Failed(e.to_string()),
+        Ok(()) => Finished::Placed,
+        Err(CopyError::Changed(_)) => Finished::Changed,
+        Err(e) => Finished::Failed(e.to_string()),
     }
 }
 
@@ -154,7 +155,7 @@ pub enum Settled {
     /// data was copied (not cloned), and, when it changed, the whole-file
     /// task that copies it again.
     File {
-        placed: Placed,
+        placed: Finished,
         copied_bytes: bool,
         again: Option<Task>,
     },
@@ -230,7 +231,7 @@ impl Chunks {
             }
         };
         let placed = finish(&mut self.finisher, &t.rel.0, &big);
-        let again = matches!(placed, Placed::Changed).then(|| Task {
+        let again = matches!(placed, Finished::Changed).then(|| Task {
             rel: t.rel.clone(),
             kind: TaskKind::File { size: file_size },
             dir: big.dir,

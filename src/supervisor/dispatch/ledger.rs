@@ -2,10 +2,10 @@
 //! the pool's counts into the run's `Summary`, with the log line each one
 //! owes. Whatever a task came to is counted here and nowhere else.
 
-use super::chunks::Placed;
+use super::chunks::Finished;
 use crate::protocol::{ErrorKind, Outcome, Task, TaskKind};
 use crate::stats::{Failed, Paths, Summary};
-use crate::supervisor::work::{Found, WalkEvent};
+use crate::work::{Found, WalkEvent};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -37,7 +37,7 @@ impl Ledger {
     pub fn walk_event(&mut self, ev: WalkEvent) {
         match ev {
             WalkEvent::NoSpace { path, msg } => self.no_space(path, msg),
-            ev => ev.apply(&mut self.summary),
+            ev => fold_walk_event(&mut self.summary, ev),
         }
     }
 
@@ -167,13 +167,13 @@ impl Ledger {
             sm.bytes_cloned += bytes;
             log::debug!("cloned {}", t.rel.display());
         } else {
-            sm.count_placed(&t.kind, bytes);
+            count_placed(sm, &t.kind, bytes);
             log::debug!("copied {}", t.rel.display());
         }
     }
 
     /// A chunk's own share: its bytes, and a full destination. The file it
-    /// belongs to is counted once, when placed (`placed`).
+    /// belongs to is counted once, when finished (`finished`).
     pub fn chunk(&mut self, t: &Task, o: &Outcome) {
         match o {
             Outcome::Failed {
@@ -194,26 +194,26 @@ impl Ledger {
     /// A chunked file whose chunks are all in (`file_size` bytes): placed,
     /// failed, or (`Changed`) to be copied again whole, which the caller
     /// queues.
-    pub fn placed(&mut self, t: &Task, file_size: u64, placed: Placed, copied_bytes: bool) {
+    pub fn finished(&mut self, t: &Task, file_size: u64, placed: Finished, copied_bytes: bool) {
         let sm = &mut self.summary;
         match placed {
-            Placed::Done if !copied_bytes => {
+            Finished::Placed if !copied_bytes => {
                 sm.files_cloned += 1;
                 log::debug!("cloned {} (in chunks)", t.rel.display());
             }
-            Placed::Done => {
+            Finished::Placed => {
                 sm.files_copied += 1;
                 log::debug!("copied {} (in chunks)", t.rel.display());
             }
-            Placed::Changed => log::warn!(
+            Finished::Changed => log::warn!(
                 "{}: changed during a chunked copy; copying it again whole",
                 self.source(t)
             ),
-            Placed::Failed(_) if sm.disk_full => {
+            Finished::Failed(_) if sm.disk_full => {
                 sm.files_not_copied += 1;
                 sm.bytes_not_copied += file_size;
             }
-            Placed::Failed(msg) => {
+            Finished::Failed(msg) => {
                 let path = self.source(t);
                 self.summary.bytes_failed += file_size;
                 self.summary.fail(Failed::File, path, msg);
@@ -236,6 +236,50 @@ impl Ledger {
             sm.files_copied + sm.files_skipped + sm.files_failed + sm.files_cloned,
             sm.bytes_copied + sm.bytes_cloned,
         )
+    }
+}
+
+/// Fold a walk event into the run's counters (and log failures); a full
+/// destination is the ledger's (`Ledger::walk_event`). Also the dry run's
+/// whole accounting, which has no dispatcher.
+pub fn fold_walk_event(sm: &mut Summary, ev: WalkEvent) {
+    match ev {
+        WalkEvent::DirCreated => sm.dirs_created += 1,
+        WalkEvent::Failed {
+            path,
+            msg,
+            what,
+            kind,
+        } => sm.fail_kind(what, kind, path, msg),
+        WalkEvent::Ignored { path, msg } => {
+            log::warn!("{path}: {msg}");
+            sm.entries_ignored += 1;
+        }
+        WalkEvent::Excluded => sm.entries_excluded += 1,
+        WalkEvent::NoSpace { .. } => {}
+        WalkEvent::Dry {
+            up_to_date: true,
+            bytes,
+            ..
+        } => {
+            sm.files_skipped += 1;
+            sm.bytes_skipped += bytes;
+        }
+        WalkEvent::Dry { kind, bytes, .. } => count_placed(sm, &kind, bytes),
+    }
+}
+
+/// Count one entry placed (or, in a dry run, that would be placed).
+fn count_placed(sm: &mut Summary, kind: &TaskKind, bytes: u64) {
+    match kind {
+        TaskKind::File { .. } => {
+            sm.files_copied += 1;
+            sm.bytes_copied += bytes;
+        }
+        TaskKind::Symlink => sm.symlinks_copied += 1,
+        TaskKind::Fifo | TaskKind::Device => sm.specials_copied += 1,
+        // Chunks count their bytes, and the file once when it is placed.
+        TaskKind::Chunk { .. } => {}
     }
 }
 

@@ -16,14 +16,14 @@ mod recovery;
 mod scheduler;
 mod spawn;
 
-pub use spawn::SPAWN_PEAK;
+pub use ledger::fold_walk_event;
 
-use super::work::{Batch, Found, WalkEvent};
 use crate::config::Settings;
 use crate::copy::Copier;
 use crate::error::{Error, Result};
 use crate::protocol::{FromWorker, Outcome, RootFds, Task, TaskKind, WorkerInit};
 use crate::stats::{Paths, Summary};
+use crate::work::{Batch, Found, WalkEvent};
 use crossbeam_channel::Receiver;
 use pool::{Heard, Pool, WINDOW};
 use scheduler::Scheduler;
@@ -347,7 +347,7 @@ impl<'a> Dispatch<'a> {
             again,
         } = self.chunks.settle(t, o)
         {
-            self.ledger.placed(t, file_size, placed, copied_bytes);
+            self.ledger.finished(t, file_size, placed, copied_bytes);
             self.scheduler.retry(again);
         }
     }

@@ -4,7 +4,7 @@
 //! `MAX_CRASHES` crashes it is quarantined.
 
 use crate::protocol::Task;
-use crate::supervisor::work::Batch;
+use crate::work::Batch;
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;

@@ -33,12 +33,6 @@ pub enum NotStarted {
     Failed(String),
 }
 
-/// Descriptors a spawn holds at once in the supervisor beyond what the
-/// worker keeps (measured with strace: the one-shot server's socket, the
-/// exec-error pipe, the accepted channel pair, the memfd of its position
-/// word and the dups made to share it and the I/O budget), with margin.
-pub const SPAWN_PEAK: usize = 10;
-
 /// Whether `n` more descriptors can be opened right now (they are opened
 /// and closed again). ipc-channel does not report a failed `dup` or
 /// `memfd_create`: it maps the -1 and asserts, so the room is checked
@@ -65,7 +59,7 @@ pub fn spawn(
     budget: &Budget,
     spare: usize,
 ) -> Result<(Spawned, IpcReceiver<FromWorker>), NotStarted> {
-    if !room_for(SPAWN_PEAK + spare) {
+    if !room_for(crate::supervisor::limits::SPAWN_PEAK + spare) {
         return Err(NotStarted::NoDescriptors);
     }
     // A walker thread may still take the last descriptors between the

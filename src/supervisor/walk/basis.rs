@@ -415,7 +415,7 @@ impl Walker {
         m: Match,
         err: &std::io::Error,
     ) -> Decision {
-        if super::is_no_space(err) {
+        if crate::util::is_no_space(err) {
             // A full destination (on tmpfs a link takes an inode): one
             // event for the run, as for a directory; nothing more is made.
             if !self.found.no_space.swap(true, Ordering::Relaxed) {

@@ -71,7 +71,7 @@ impl Walker {
             let Some(parent) = e.dst else { return };
             match dest::make_dir(parent, e.name) {
                 Ok((_, created)) => created,
-                Err(err) if is_no_space(&err) => {
+                Err(err) if crate::util::is_no_space(&err) => {
                     self.found.no_space.store(true, Ordering::Relaxed);
                     let _ = self.events.send(WalkEvent::NoSpace {
                         path: self.paths.destination(&e.rel),

@@ -66,7 +66,7 @@ impl Walker {
             if keep {
                 continue;
             }
-            extras.push(crate::supervisor::delete::Extra {
+            extras.push(crate::work::Extra {
                 rel: xrel,
                 dir: is_dir,
             });

@@ -10,7 +10,7 @@
 use super::{Batcher, Walker};
 use crate::copy::Stamp;
 use crate::protocol::{DestDir, RelPath, Task, TaskKind, Time};
-use crate::supervisor::work::LargeFile;
+use crate::work::LargeFile;
 use rustix::fs::{AtFlags, Mode, OFlags};
 use std::io;
 use std::os::fd::AsFd;

@@ -20,8 +20,8 @@ mod large;
 mod links;
 mod list;
 
-use super::work::{Batch, DirMeta, Found, Link, WalkEvent, WalkOutput};
-use super::work::{DirJob, Job, Jobs};
+use crate::work::{Batch, DirMeta, Found, Link, WalkEvent, WalkOutput};
+use crate::work::{DirJob, Job, Jobs};
 pub use basis::Bases;
 
 use super::changes::{Action, Change, Kind, Reasons};
@@ -61,8 +61,6 @@ pub struct Options {
     /// `--delete`: list the destination's extras, and replace an entry of
     /// another type in the way of a source entry.
     pub delete: bool,
-    /// `--delete-excluded`: excluded names are extras too.
-    pub delete_excluded: bool,
     /// `-x`: do not descend into directories on another filesystem.
     pub one_file_system: bool,
     /// `-u`: a file newer at the destination is left alone.
@@ -98,9 +96,8 @@ impl Options {
             threads: plan.walk_threads,
             batch_files: s.batch_files,
             batch_bytes: s.batch_bytes,
-            owner: rustix::process::geteuid().is_root(),
+            owner: plan.preserve.owner,
             delete: s.delete,
-            delete_excluded: s.delete_excluded,
             one_file_system: s.one_file_system,
             update: s.update,
             checksum: s.checksum,
@@ -166,7 +163,7 @@ impl<'a> Batcher<'a> {
         true
     }
     /// A large file, registered ahead of its chunks (pushed next).
-    fn register(&mut self, large: crate::supervisor::work::LargeFile) {
+    fn register(&mut self, large: crate::work::LargeFile) {
         self.batch.large.push(large);
     }
     fn flush(&mut self) -> bool {
@@ -415,7 +412,7 @@ impl Walker {
         }
         self.jobs.forward(
             owner,
-            crate::supervisor::work::PeerJob {
+            crate::work::PeerJob {
                 rel: e.rel.clone(),
                 dir: job.dir,
                 entry: true,
@@ -483,9 +480,4 @@ pub(super) fn reasons(d: &crate::copy::repair::Differences) -> Reasons {
         xattrs: d.xattrs,
         ..Reasons::default()
     }
-}
-
-/// The destination is full (or over quota): one event for the whole run.
-pub fn is_no_space(e: &std::io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
 }

@@ -15,6 +15,7 @@ mod failpoint;
 mod filter;
 mod logging;
 mod manpage;
+mod progress;
 pub mod protocol;
 pub mod report;
 mod stats;

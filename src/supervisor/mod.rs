@@ -14,7 +14,6 @@ mod limits;
 mod phases;
 mod plan;
 mod prepare;
-mod progress;
 mod recovery;
 mod signals;
 mod walk;
@@ -138,7 +137,11 @@ pub fn run(settings: Settings, cluster: &Cluster) -> Result<Summary> {
         quarantined,
         unverified_since,
     } = begin(&settings, cluster)?;
-    let bar = progress::Bar::new(&settings);
+    let bar = crate::progress::Bar::new(&settings);
+    if bar.shown() {
+        // A second Ctrl-C exits at once: it must not leave a frame behind.
+        signals::erase_line_on_exit();
+    }
     let rank = cluster.mpi().then_some(cluster.rank());
     crate::logging::init_supervisor(&settings, bar.multi(), run_id, rank)?;
     if cluster.mpi() {

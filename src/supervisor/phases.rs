@@ -61,7 +61,7 @@ impl Run<'_> {
         &self,
         dst_fd: &OwnedFd,
         walking: Walking,
-        bar: progress::Bar,
+        bar: crate::progress::Bar,
         marker: Option<recovery::Marker>,
     ) -> Result<Summary> {
         let (s, roots) = (self.settings, self.roots);
@@ -84,7 +84,7 @@ impl Run<'_> {
                 events: walking.events,
                 found: Arc::clone(&self.found),
                 stop: self.stop,
-                progress: progress::Tracker::new(bar, Arc::clone(&self.found)),
+                progress: crate::progress::Tracker::new(bar, Arc::clone(&self.found)),
                 peer: walking.link,
             },
             (

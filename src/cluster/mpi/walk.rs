@@ -8,6 +8,7 @@ use super::msg::{PeerJob, PeerMsg};
 use super::PeerSide;
 use super::{decode, encode, end_job, TAG_WALK};
 use crate::cluster::Peered;
+use crate::progress::{Display, JobLine, Snapshot};
 use crate::work::{Batch, Jobs};
 use crossbeam_channel::{Receiver, Sender};
 use mpi::request::Request;
@@ -110,8 +111,10 @@ pub(super) struct Walk {
     inbox: std::collections::VecDeque<Batch>,
     /// Rank 0: every rank's latest (found, done, bytes).
     progress: Vec<(u64, u64, u64)>,
-    /// When progress was last sent (other ranks) or printed (rank 0).
+    /// When progress was last sent (other ranks) or summed (rank 0).
     last_progress: Instant,
+    /// Rank 0, unless quiet: the job's progress line.
+    job_line: Option<JobLine>,
 }
 
 impl Walk {
@@ -122,6 +125,7 @@ impl Walk {
         (tx, rx): (Sender<Batch>, Receiver<Batch>),
         link: PeerSide,
     ) -> Self {
+        let job_line = link.show_progress.then(|| JobLine::new(size));
         Walk {
             phase: Phase::Walk,
             link,
@@ -143,6 +147,7 @@ impl Walk {
             inbox: Default::default(),
             progress: vec![(0, 0, 0); size as usize],
             last_progress: Instant::now(),
+            job_line,
         }
     }
 
@@ -208,12 +213,10 @@ impl Walk {
         true
     }
 
-    /// Every 2 s each rank sends its counts to rank 0, which prints the
-    /// job's line every 5 s (a plain line: stderr is mpirun's, rarely a
-    /// terminal).
+    /// Every 2 s each rank sends its counts to rank 0, whose job line
+    /// (`progress::JobLine`) shows their sum every 5 s.
     fn report_progress(&mut self) {
-        let every = if self.rank == 0 { 5 } else { 2 };
-        if self.last_progress.elapsed() < Duration::from_secs(every) {
+        if self.last_progress.elapsed() < Duration::from_secs(2) {
             return;
         }
         self.last_progress = Instant::now();
@@ -230,20 +233,19 @@ impl Walk {
             return;
         }
         self.progress[0] = mine;
-        if !self.link.show_progress {
+        let Some(line) = self.job_line.as_mut() else {
             return;
-        }
-        let sum = self
+        };
+        let (files_found, files_done, bytes_placed) = self
             .progress
             .iter()
             .fold((0, 0, 0), |a, p| (a.0 + p.0, a.1 + p.1, a.2 + p.2));
-        crate::util::err_line(&format!(
-            "pcopy: {}/{} files, {} copied, {} ranks",
-            sum.1,
-            sum.0,
-            indicatif::HumanBytes(sum.2),
-            self.size
-        ));
+        line.update(&Snapshot {
+            files_found,
+            files_done,
+            bytes_placed,
+            ..Snapshot::default()
+        });
     }
 
     /// Nothing to do here in this phase: in the walk, no directory or entry

@@ -227,16 +227,6 @@ impl Ledger {
         let path = self.paths.source(rel);
         self.summary.fail(Failed::File, path, msg);
     }
-
-    /// Files done so far (copied, up to date, failed or cloned) and bytes
-    /// written, for the MPI job's progress line.
-    pub fn done(&self) -> (u64, u64) {
-        let sm = &self.summary;
-        (
-            sm.files_copied + sm.files_skipped + sm.files_failed + sm.files_cloned,
-            sm.bytes_copied + sm.bytes_cloned,
-        )
-    }
 }
 
 /// Fold a walk event into the run's counters (and log failures); a full

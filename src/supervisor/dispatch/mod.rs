@@ -69,7 +69,7 @@ pub struct Links<'a> {
     pub events: Receiver<WalkEvent>,
     pub found: Arc<Found>,
     pub stop: &'a super::signals::Signals,
-    pub progress: super::progress::Tracker,
+    pub progress: crate::progress::Tracker,
     pub peer: Option<crate::cluster::DispatchSide>,
 }
 
@@ -80,7 +80,7 @@ pub struct Dispatch<'a> {
     chunks: chunks::Chunks,
     events: Receiver<WalkEvent>,
     stop: &'a super::signals::Signals,
-    progress: super::progress::Tracker,
+    progress: crate::progress::Tracker,
     /// Destination root, to remove the temp a dead worker left behind.
     dst_root: OwnedFd,
     shutting_down: bool,
@@ -199,12 +199,19 @@ impl<'a> Dispatch<'a> {
     }
 
     fn show_progress(&mut self) {
-        let live = super::progress::Live {
+        let live = crate::progress::Live {
             workers_alive: self.pool.live(),
             walking: !self.scheduler.walker_done,
             partial_bytes: self.pool.partial_bytes(),
         };
-        self.progress.tick(&self.ledger.summary, &live);
+        let s = self.progress.tick(&self.ledger.summary, &live);
+        // Under MPI the same snapshot goes to rank 0's job line.
+        if let Some(p) = &self.peer {
+            use std::sync::atomic::Ordering::Relaxed;
+            p.counts.found.store(s.files_found, Relaxed);
+            p.counts.done.store(s.files_done, Relaxed);
+            p.counts.bytes.store(s.bytes_placed, Relaxed);
+        }
     }
 
     fn done(&self) -> bool {
@@ -365,17 +372,11 @@ impl<'a> Dispatch<'a> {
     /// how many batches the peer had queued when that was decided (a batch
     /// queued since makes the answer stale).
     fn publish_idle(&self) {
-        use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+        use std::sync::atomic::Ordering::{Acquire, Release};
         let Some(p) = &self.peer else { return };
         let fed = p.fed.load(Acquire);
         let idle = !self.scheduler.pending() && self.chunks.is_empty() && self.pool.drained();
         p.state.store((fed << 1) | u64::from(idle), Release);
-        let c = &p.counts;
-        c.found
-            .store(self.ledger.found.files.load(Relaxed), Relaxed);
-        let (done, bytes) = self.ledger.done();
-        c.done.store(done, Relaxed);
-        c.bytes.store(bytes, Relaxed);
     }
 
     fn drain_events(&mut self) {

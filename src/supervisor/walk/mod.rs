@@ -9,6 +9,8 @@
 //! `finish`); large files are decided at the end (`large`).
 
 mod basis;
+mod batcher;
+use batcher::Batcher;
 mod basis_notes;
 mod check;
 mod content;
@@ -19,6 +21,7 @@ mod itemize;
 mod large;
 mod links;
 mod list;
+mod ownership;
 
 use crate::work::{Batch, DirMeta, Found, Link, WalkEvent, WalkOutput};
 use crate::work::{DirJob, Job, Jobs};
@@ -141,51 +144,6 @@ pub struct Walker {
     pub basis: Option<Arc<Bases>>,
 }
 
-/// Groups tasks into batches; one per walker thread.
-pub struct Batcher<'a> {
-    batch: Batch,
-    bytes: u64,
-    w: &'a Walker,
-}
-
-impl<'a> Batcher<'a> {
-    /// Add a task; send the batch when full, or early when the dispatcher is
-    /// waiting (channel empty), so workers never idle behind a half batch.
-    fn push(&mut self, task: Task, bytes: u64) -> bool {
-        let tasks = &mut self.batch.tasks;
-        tasks.push(task);
-        self.bytes += bytes;
-        let full = tasks.len() >= self.w.opts.batch_files || self.bytes >= self.w.opts.batch_bytes;
-        let starving = tasks.len() >= 16 && self.w.batches.is_empty();
-        if full || starving {
-            return self.flush();
-        }
-        true
-    }
-    /// A large file, registered ahead of its chunks (pushed next).
-    fn register(&mut self, large: crate::work::LargeFile) {
-        self.batch.large.push(large);
-    }
-    fn flush(&mut self) -> bool {
-        self.bytes = 0;
-        if self.batch.tasks.is_empty() && self.batch.large.is_empty() {
-            return true;
-        }
-        let sent = self.w.batches.send(std::mem::take(&mut self.batch)).is_ok();
-        if sent {
-            self.w.jobs.note_fed();
-        }
-        sent
-    }
-    fn new(w: &'a Walker) -> Self {
-        Batcher {
-            batch: Batch::default(),
-            bytes: 0,
-            w,
-        }
-    }
-}
-
 /// State shared by the walker threads.
 struct Shared {
     /// The dispatcher is gone (fatal error or interrupt): stop walking.
@@ -199,16 +157,6 @@ struct Shared {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panicking walker thread is reported at join; the data stays usable.
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The rank that owns an inode's names: a fixed mix of (dev, ino), the
-/// same on every rank.
-fn owner_of(dev: u64, ino: u64, ranks: u32) -> u32 {
-    let mut x = dev.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ ino;
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    (x % u64::from(ranks.max(1))) as u32
 }
 
 impl Walker {
@@ -395,30 +343,6 @@ impl Walker {
         if let (Some(seen), Some(d), true) = (seen, &dst, complete) {
             self.find_extras(sh, &job.rel, d, &seen);
         }
-        true
-    }
-
-    /// Under MPI every name of a hard-linked inode is handled by one rank,
-    /// chosen by its (dev, ino), so the names stay links whichever ranks
-    /// walked them: an entry another rank owns goes there (and is counted
-    /// there).
-    fn foreign(&self, st: &Stat, e: &Entry, job: &DirJob) -> bool {
-        if self.ranks < 2 || st.st_nlink < 2 {
-            return false;
-        }
-        let owner = owner_of(st.st_dev, st.st_ino, self.ranks);
-        if owner == self.rank {
-            return false;
-        }
-        self.jobs.forward(
-            owner,
-            crate::work::PeerJob {
-                rel: e.rel.clone(),
-                dir: job.dir,
-                entry: true,
-                ancestors: Vec::new(),
-            },
-        );
         true
     }
 

@@ -1,26 +1,21 @@
-//! Live progress: on a terminal, one line that pcopy composes itself to fit
-//! the terminal's width, read again at every frame (indicatif only draws
-//! it and keeps log lines above it). While the walk still runs the totals are
-//! not known: a spinner with what is done against what was found so far
-//! (marked `+`, as rsync's `ir-chk`) and the rate, no ETA. Once the walk is
-//! done: a bar over the bytes, the rate and an ETA. The rate is measured over
-//! the last few seconds by pcopy; until there is one to measure the line says
-//! nothing rather than "0 B/s, ETA 0s". In the log file, a plain line every
-//! 10 s so long runs leave a trace.
+//! The terminal's display: one line that pcopy composes itself to fit the
+//! terminal's width, read again at every frame (indicatif only draws it and
+//! keeps log lines above it). While the walk still runs the totals are not
+//! known: a spinner with what is done against what was found so far (marked
+//! `+`, as rsync's `ir-chk`) and the rate, no ETA. Once the walk is done: a
+//! bar over the bytes, the rate and an ETA. The rate is measured over the
+//! last few seconds by pcopy; until there is one to measure the line says
+//! nothing rather than "0 B/s, ETA 0s".
 
+use super::{Display, Snapshot};
 use crate::config::Settings;
-use crate::stats::Summary;
-use crate::work::Found;
-use indicatif::{HumanBytes, HumanDuration};
+use indicatif::HumanBytes;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::VecDeque;
 use std::io::IsTerminal;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const DRAW_EVERY: Duration = Duration::from_millis(100);
-const LOG_EVERY: Duration = Duration::from_secs(10);
 /// The rate is the bytes of this last stretch of the run over its length.
 const RATE_WINDOW: Duration = Duration::from_secs(5);
 /// A shorter stretch says too little to quote a rate or an ETA.
@@ -32,6 +27,9 @@ const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '�
 pub struct Bar {
     multi: Option<MultiProgress>,
     pb: Option<ProgressBar>,
+    start: Instant,
+    last_draw: Option<Instant>,
+    rate: Rate,
 }
 
 impl Bar {
@@ -43,6 +41,9 @@ impl Bar {
             return Bar {
                 multi: None,
                 pb: None,
+                start: Instant::now(),
+                last_draw: None,
+                rate: Rate::default(),
             };
         }
         let multi = MultiProgress::new();
@@ -51,12 +52,18 @@ impl Bar {
         if let Ok(style) = ProgressStyle::with_template("{msg}") {
             pb.set_style(style);
         }
-        // A second Ctrl-C exits at once: it must not leave a frame behind.
-        super::signals::erase_line_on_exit();
         Bar {
             multi: Some(multi),
             pb: Some(pb),
+            start: Instant::now(),
+            last_draw: None,
+            rate: Rate::default(),
         }
+    }
+
+    /// Whether there is a bar on the terminal.
+    pub fn shown(&self) -> bool {
+        self.pb.is_some()
     }
 
     /// For the logger, so log lines print above the bar without tearing it.
@@ -223,114 +230,34 @@ impl Rate {
     }
 }
 
-/// What the dispatch loop knows beyond the summary.
-pub struct Live {
-    pub workers_alive: usize,
-    pub walking: bool,
-    /// Bytes of files still being copied (from heartbeats).
-    pub partial_bytes: u64,
-}
-
-pub struct Tracker {
-    bar: Bar,
-    found: Arc<Found>,
-    start: Instant,
-    last_draw: Option<Instant>,
-    last_log: Instant,
-    rate: Rate,
-}
-
-impl Tracker {
-    pub fn new(bar: Bar, found: Arc<Found>) -> Self {
-        Tracker {
-            bar,
-            found,
-            start: Instant::now(),
-            last_draw: None,
-            last_log: Instant::now(),
-            rate: Rate::default(),
+impl Display for Bar {
+    fn update(&mut self, s: &Snapshot) {
+        let Some(pb) = &self.pb else { return };
+        if self.last_draw.is_some_and(|t| t.elapsed() < DRAW_EVERY) {
+            return;
         }
-    }
-
-    pub fn tick(&mut self, sm: &Summary, live: &Live) {
-        let due = self.last_draw.is_none_or(|t| t.elapsed() >= DRAW_EVERY);
-        if due && self.bar.pb.is_some() {
-            self.last_draw = Some(Instant::now());
-            self.draw(sm, live);
-        }
-        if self.last_log.elapsed() >= LOG_EVERY {
-            self.last_log = Instant::now();
-            log::info!("progress: {}", self.line(sm, live));
-        }
-    }
-
-    fn draw(&mut self, sm: &Summary, live: &Live) {
-        let Some(pb) = &self.bar.pb else { return };
-        let (files_done, bytes_done) = self.done(sm, live);
+        let now = Instant::now();
+        self.last_draw = Some(now);
         let view = View {
             elapsed: self.start.elapsed(),
-            walking: live.walking,
-            files_done,
-            files_found: self.found.files.load(Ordering::Relaxed),
-            bytes_done,
-            bytes_found: self.found.bytes.load(Ordering::Relaxed),
-            rate: self
-                .rate
-                .sample(Instant::now(), sm.bytes_copied + live.partial_bytes),
-            workers: live.workers_alive,
+            walking: s.walking,
+            files_done: s.files_done,
+            files_found: s.files_found,
+            bytes_done: s.bytes_done,
+            bytes_found: s.bytes_found,
+            rate: self.rate.sample(now, s.bytes_copied),
+            workers: s.workers,
         };
         pb.set_message(render(&view, terminal_width()));
         pb.tick();
     }
 
-    /// Files and bytes dealt with so far (copied, up to date, failed...).
-    fn done(&self, sm: &Summary, live: &Live) -> (u64, u64) {
-        let skipped = self.found.skipped_files.load(Ordering::Relaxed);
-        let files = sm.files_copied
-            + sm.files_skipped
-            + skipped
-            + sm.files_failed
-            + sm.symlinks_copied
-            + sm.specials_copied
-            + sm.entries_ignored;
-        let bytes = sm.bytes_copied
-            + sm.bytes_skipped
-            + self.found.skipped_bytes.load(Ordering::Relaxed)
-            + live.partial_bytes;
-        (files, bytes)
-    }
-
     /// Take the bar off the screen for good (end of run, or interrupt:
     /// nothing is drawn after it).
-    pub fn clear(&mut self) {
-        if let Some(pb) = self.bar.pb.take() {
+    fn clear(&mut self) {
+        if let Some(pb) = self.pb.take() {
             pb.finish_and_clear();
         }
-    }
-
-    /// The log's line: `1234/5000 files 1.20 GiB/4.00 GiB 350 MiB/s ETA 12 seconds 2 workers`
-    /// (`+` after the totals and no ETA while the walk still counts).
-    pub fn line(&self, sm: &Summary, live: &Live) -> String {
-        let (files_done, bytes_done) = self.done(sm, live);
-        let files_found = self.found.files.load(Ordering::Relaxed);
-        let bytes_found = self.found.bytes.load(Ordering::Relaxed);
-        let more = if live.walking { "+" } else { "" };
-        let secs = self.start.elapsed().as_secs_f64().max(1e-3);
-        let rate = (sm.bytes_copied + live.partial_bytes) as f64 / secs;
-        let eta = if live.walking || rate <= 0.0 || bytes_found <= bytes_done {
-            String::new()
-        } else {
-            let left = Duration::from_secs_f64((bytes_found - bytes_done) as f64 / rate);
-            format!(" ETA {}", HumanDuration(left))
-        };
-        format!(
-            "{files_done}/{files_found}{more} files {}/{}{more} {}/s{eta} {} workers, {} restarts",
-            HumanBytes(bytes_done),
-            HumanBytes(bytes_found),
-            HumanBytes(rate as u64),
-            live.workers_alive,
-            sm.worker_restarts
-        )
     }
 }
 

@@ -3,7 +3,7 @@
 lines; no function over MAX_FN lines without a one-line reason in its
 doc comment (a line with "Long because"), test functions exempt; and no
 import circle between the crate's top-level modules or between the
-supervisor's. Functions are measured by indentation: from the `fn` line
+supervisor's; and the layers' import rules (ALLOWED). Functions are measured by indentation: from the `fn` line
 to the closing brace at the same indentation, as rustfmt lays them out.
 Imports are every `crate::a` path (and, inside the supervisor, every
 `crate::supervisor::a` or `super::a` reaching a sibling), test modules
@@ -85,8 +85,26 @@ def circles(deps):
     return sorted(found)
 
 
+# Who may import whom (docs/architecture.md, "Layers"): a module listed
+# here may name only these of the crate's top-level modules.
+ALLOWED = {
+    'util': set(),
+    'copy': {'util', 'failpoint'},
+    'protocol': {'copy', 'util'},
+    'stats': {'util'},
+    'work': {'copy', 'protocol', 'stats', 'util'},
+    'progress': {'config', 'stats', 'util', 'work'},
+    'cluster': {'error', 'progress', 'protocol', 'stats', 'util', 'work'},
+    'worker': {'copy', 'error', 'failpoint', 'protocol', 'util'},
+}
+
+
 def main():
     bad = []
+    graph = import_graph('src', r'crate::')
+    for module, allowed in ALLOWED.items():
+        for extra in sorted(graph.get(module, set()) - allowed):
+            bad.append(f'src/{module}: imports {extra}, outside its layer')
     for base, prefix in (('src', r'crate::'), ('src/supervisor', r'crate::supervisor::')):
         for c in circles(import_graph(base, prefix)):
             bad.append(f'{base}: import circle ' + ' -> '.join(c + (c[0],)))

@@ -1,6 +1,6 @@
 //! The supervisor's one view of the other ranks of an MPI job (`--mpi`),
-//! beside the supervisor: it depends on the work contract
-//! (`supervisor::work`) and nothing else of it. Without `--mpi` (or without
+//! beside the supervisor: of the run's parts it knows only the work
+//! contract (`work`) and the progress displays (rank 0's job line). Without `--mpi` (or without
 //! the `mpi` feature) it is a single rank and every call does nothing; all
 //! MPI calls live in `cluster/mpi/`, and a build without the feature has
 //! `single.rs`'s value-less stand-in in its place.

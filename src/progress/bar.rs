@@ -61,6 +61,11 @@ impl Bar {
         }
     }
 
+    /// Its elapsed time counts from now.
+    pub fn start_clock(&mut self) {
+        self.start = Instant::now();
+    }
+
     /// Whether there is a bar on the terminal.
     pub fn shown(&self) -> bool {
         self.pb.is_some()

@@ -44,7 +44,8 @@ pub struct Snapshot {
     /// Bytes written by copying (not cloning), the ones being written now
     /// included: what the rate measures.
     pub bytes_copied: u64,
-    /// Bytes placed, copied or cloned: the job line's "copied".
+    /// Bytes of files placed, copied or cloned (not those being copied
+    /// now): the job line's "copied".
     pub bytes_placed: u64,
     pub workers: usize,
     pub restarts: u32,
@@ -72,7 +73,7 @@ impl Snapshot {
                 + live.partial_bytes,
             bytes_found: found.bytes.load(Ordering::Relaxed),
             bytes_copied: sm.bytes_copied + live.partial_bytes,
-            bytes_placed: sm.bytes_copied + sm.bytes_cloned + live.partial_bytes,
+            bytes_placed: sm.bytes_copied + sm.bytes_cloned,
             workers: live.workers_alive,
             restarts: sm.worker_restarts,
         }
@@ -176,8 +177,10 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    /// The terminal bar (when there is one) and the log line.
-    pub fn new(bar: Bar, found: Arc<Found>) -> Self {
+    /// The terminal bar (when there is one) and the log line, their
+    /// clocks started now (the dispatcher's start).
+    pub fn new(mut bar: Bar, found: Arc<Found>) -> Self {
+        bar.start_clock();
         Tracker {
             found,
             displays: vec![Box::new(bar), Box::new(LogLine::new())],
@@ -239,7 +242,7 @@ mod tests {
         assert_eq!(s.files_done, 255);
         assert_eq!(s.bytes_done, 111_107);
         assert_eq!(s.bytes_copied, 107);
-        assert_eq!(s.bytes_placed, 1107);
+        assert_eq!(s.bytes_placed, 1100);
         assert_eq!((s.files_found, s.bytes_found), (1000, 1 << 20));
         assert_eq!((s.workers, s.restarts, s.walking), (2, 3, true));
         let line = LogLine::new().line(&s);

@@ -54,9 +54,8 @@ impl Run<'_> {
         })
     }
 
-    /// The real run: workers copy what the walk sends; then hard links and
-    /// directory attributes.
-    /// Long because the steps after the dispatcher (barrier, links, deletions, directory attributes, durability) must keep this order, which reads best in one place.
+    /// The real run: workers copy what the walk sends; then hard links,
+    /// deletions and directory attributes (`after_copies`).
     pub(super) fn copy(
         &self,
         dst_fd: &OwnedFd,
@@ -65,18 +64,10 @@ impl Run<'_> {
         marker: Option<recovery::Marker>,
     ) -> Result<Summary> {
         let (s, roots) = (self.settings, self.roots);
-        let exe = match &s.worker_exe {
-            Some(p) => p.clone(),
-            None => {
-                std::env::current_exe().map_err(|e| Error::Fatal(format!("current_exe: {e}")))?
-            }
-        };
-        let mut init = worker_init(s, &self.plan, self.run_id, self.cluster.rank());
-        init.bases = self.bases.as_ref().map_or_else(Vec::new, |b| b.inherited());
         let d = dispatch::Dispatch::new(
             dispatch::Options::new(s, &self.plan),
             self.paths.clone(),
-            (exe, init),
+            self.worker()?,
             dispatch::Links {
                 // Moved, not cloned: when the dispatcher is gone, a walker
                 // blocked on a full batch channel sees it closed and stops.
@@ -105,20 +96,7 @@ impl Run<'_> {
         let mut summary = dispatched.summary;
         *self.newly_quarantined.borrow_mut() = dispatched.quarantined;
         let walked = join(walking.thread)?;
-        // A rank that stopped must not wait for the others (they wait for
-        // it): it ends the job before joining its peer thread.
-        if result.is_err() || summary.interrupted {
-            let code = match &result {
-                Err(e) => {
-                    if self.cluster.size() > 1 {
-                        log::error!("{e}");
-                    }
-                    e.exit_status().code()
-                }
-                Ok(()) => crate::report::exit_status(&summary).code(),
-            };
-            self.cluster.abort(code.into());
-        }
+        self.end_job_if_stopped(&result, &summary);
         self.peer_done(walking.peer);
         result?;
         if summary.interrupted {
@@ -126,6 +104,53 @@ impl Run<'_> {
             self.durable(checkpoints);
             return Ok(summary);
         }
+        self.after_copies(dst_fd, walked, &mut summary)?;
+        // Last: the marker's removal puts back the root's times it finds.
+        self.durable(checkpoints);
+        Ok(summary)
+    }
+
+    /// A rank that stopped (an error, an interrupt) must not wait for the
+    /// others (they wait for it): it ends the job before joining its peer
+    /// thread.
+    fn end_job_if_stopped(&self, result: &Result<()>, summary: &Summary) {
+        if result.is_ok() && !summary.interrupted {
+            return;
+        }
+        let code = match result {
+            Err(e) => {
+                if self.cluster.size() > 1 {
+                    log::error!("{e}");
+                }
+                e.exit_status().code()
+            }
+            Ok(()) => crate::report::exit_status(summary).code(),
+        };
+        self.cluster.abort(code.into());
+    }
+
+    /// The executable workers run and what each is told.
+    fn worker(&self) -> Result<(std::path::PathBuf, crate::protocol::WorkerInit)> {
+        let s = self.settings;
+        let exe = match &s.worker_exe {
+            Some(p) => p.clone(),
+            None => {
+                std::env::current_exe().map_err(|e| Error::Fatal(format!("current_exe: {e}")))?
+            }
+        };
+        let mut init = worker_init(s, &self.plan, self.run_id, self.cluster.rank());
+        init.bases = self.bases.as_ref().map_or_else(Vec::new, |b| b.inherited());
+        Ok((exe, init))
+    }
+
+    /// Every copy is in: hard links, then deletions, then directory
+    /// attributes, in that order.
+    fn after_copies(
+        &self,
+        dst_fd: &OwnedFd,
+        walked: crate::work::WalkOutput,
+        summary: &mut Summary,
+    ) -> Result<()> {
         // Under MPI the first name of a linked inode may have been copied
         // by another rank: all copies are done before any link is made.
         self.cluster.barrier();
@@ -142,17 +167,15 @@ impl Run<'_> {
                     deleter: &self.deleter,
                 },
                 &self.paths,
-                &mut summary,
+                summary,
             );
             walked.extras
         };
         // After every copy, before directory times (a deletion changes its
         // directory's mtime).
-        self.delete(dst_fd, extras, &mut summary)?;
-        self.dir_attrs(dst_fd, &walked.dirs, &mut summary);
-        // Last: the marker's removal puts back the root's times it finds.
-        self.durable(checkpoints);
-        Ok(summary)
+        self.delete(dst_fd, extras, summary)?;
+        self.dir_attrs(dst_fd, &walked.dirs, summary);
+        Ok(())
     }
 
     /// Every placement of the run is complete: one syncfs makes it

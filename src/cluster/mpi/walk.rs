@@ -111,7 +111,7 @@ pub(super) struct Walk {
     inbox: std::collections::VecDeque<Batch>,
     /// Rank 0: every rank's latest (found, done, bytes).
     progress: Vec<(u64, u64, u64)>,
-    /// When progress was last sent (other ranks) or summed (rank 0).
+    /// When progress was last sent to rank 0 (the other ranks).
     last_progress: Instant,
     /// Rank 0, unless quiet: the job's progress line.
     job_line: Option<JobLine>,
@@ -214,12 +214,8 @@ impl Walk {
     }
 
     /// Every 2 s each rank sends its counts to rank 0, whose job line
-    /// (`progress::JobLine`) shows their sum every 5 s.
+    /// (`progress::JobLine`) shows their sum when it is due (every 5 s).
     fn report_progress(&mut self) {
-        if self.last_progress.elapsed() < Duration::from_secs(2) {
-            return;
-        }
-        self.last_progress = Instant::now();
         use std::sync::atomic::Ordering::Relaxed;
         let c = &self.link.counts;
         let mine = (
@@ -228,6 +224,10 @@ impl Walk {
             c.bytes.load(Relaxed),
         );
         if self.rank != 0 {
+            if self.last_progress.elapsed() < Duration::from_secs(2) {
+                return;
+            }
+            self.last_progress = Instant::now();
             let (found, done, bytes) = mine;
             self.send(0, &PeerMsg::Progress { found, done, bytes });
             return;

@@ -249,27 +249,22 @@ impl Chunks {
         self.registry.is_empty()
     }
 
-    /// The run is over: the files still registered (their temps removed)
-    /// or with outcomes held, each with why it was not placed.
-    pub fn left(&mut self) -> Vec<(Vec<u8>, String)> {
-        let mut left: Vec<(Vec<u8>, String)> = self
-            .registry
-            .drain_held()
-            .into_iter()
-            .map(|rel| {
-                let msg = "internal error: a chunk of a large file that was never registered; \
-                           the file was not placed";
-                (rel, msg.to_string())
-            })
-            .collect();
+    /// The run is over: each file with outcomes held but never
+    /// registered, then each file still registered (its temp removed
+    /// first), goes to `report` with why it was not placed.
+    pub fn left(&mut self, mut report: impl FnMut(&[u8], String)) {
+        for rel in self.registry.drain_held() {
+            let msg = "internal error: a chunk of a large file that was never registered; \
+                       the file was not placed";
+            report(&rel, msg.to_string());
+        }
         for (rel, big) in self.registry.drain() {
             self.finisher.discard(&rel, &big.temp);
             let msg = format!(
                 "internal error: large file left unplaced ({} of its chunks never reported)",
                 big.parts_left
             );
-            left.push((rel, msg));
+            report(&rel, msg);
         }
-        left
     }
 }

@@ -129,9 +129,9 @@ impl<'a> Dispatch<'a> {
     }
 
     /// Run until the walk is done and every task is accounted for, or the
-    /// run is stopped. The summary comes back even when the run failed
-    /// (the caller still reports what was done); the workers of a failed
-    /// run are not waited for (dropping their channels ends them).
+    /// run is stopped. The counts come back with the result; the workers
+    /// of a failed run are not waited for (dropping their channels ends
+    /// them).
     pub fn run(mut self) -> (Result<()>, Dispatched) {
         let result = self.run_loop();
         if result.is_ok() {
@@ -180,6 +180,7 @@ impl<'a> Dispatch<'a> {
                 for heard in self.pool.select(timeout)? {
                     match heard {
                         Heard::Message(slot, m) => self.on_message(slot, m),
+                        Heard::Undecodable(slot, why) => self.pool.kill_bad(slot, &why),
                         Heard::Closed(slot) => self.on_closed(slot)?,
                     }
                 }
@@ -223,15 +224,19 @@ impl<'a> Dispatch<'a> {
 
     /// The next tasks to send, with the large files their batch registers
     /// taken into the chunk registry first.
+    /// A retried task settled here (a chunked file that changed) waits
+    /// for the next call: the walk's batches are read on until one has
+    /// tasks.
     fn next_tasks(&mut self) -> Option<Vec<Task>> {
+        let mut b = self.scheduler.next()?;
         loop {
-            let b = self.scheduler.next()?;
             for (t, o) in self.chunks.register(b.large, b.from, &b.tasks) {
                 self.settle_chunk(&t, o);
             }
             if !b.tasks.is_empty() {
                 return Some(b.tasks);
             }
+            b = self.scheduler.next_walked()?;
         }
     }
 
@@ -391,11 +396,12 @@ impl<'a> Dispatch<'a> {
     /// lost outcome, reported by name so the run cannot exit 0.
     fn left_registered(&mut self) {
         let expected = self.shutting_down || self.ledger.summary.disk_full;
-        for (rel, msg) in self.chunks.left() {
+        let ledger = &mut self.ledger;
+        self.chunks.left(|rel, msg| {
             if !expected {
-                self.ledger.unplaced(&rel, msg);
+                ledger.unplaced(rel, msg);
             }
-        }
+        });
     }
 
     fn begin_shutdown(&mut self) {

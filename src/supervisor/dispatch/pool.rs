@@ -56,6 +56,9 @@ pub struct Sizes {
 /// What the pool's channels brought, by slot.
 pub enum Heard {
     Message(usize, FromWorker),
+    /// A message that does not decode: its worker is to be killed
+    /// (`kill_bad`), in its turn among the others.
+    Undecodable(usize, String),
     /// The worker of this slot exited or died.
     Closed(usize),
 }
@@ -152,7 +155,7 @@ impl Pool {
                             self.slots[slot].last_activity = Some(Instant::now());
                             heard.push(Heard::Message(slot, m));
                         }
-                        Err(e) => self.kill_bad(slot, &e.to_string()),
+                        Err(e) => heard.push(Heard::Undecodable(slot, e.to_string())),
                     }
                 }
                 IpcSelectionResult::ChannelClosed(id) => {
@@ -165,7 +168,7 @@ impl Pool {
         Ok(heard)
     }
 
-    fn kill_bad(&mut self, slot: usize, why: &str) {
+    pub fn kill_bad(&mut self, slot: usize, why: &str) {
         if let Some(w) = self.slots[slot].worker.as_mut() {
             log::warn!("worker {}: undecodable message ({why}); killing it", w.pid);
             let _ = w.child.kill();

@@ -84,6 +84,11 @@ impl Scheduler {
                 ..Batch::default()
             });
         }
+        self.next_walked()
+    }
+
+    /// The walk's next batch (no retry).
+    pub fn next_walked(&mut self) -> Option<Batch> {
         let next = match self.held.take() {
             Some(b) => Ok(b),
             None => self.batches.try_recv(),

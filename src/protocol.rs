@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bumped whenever a message type changes shape.
-pub const PROTOCOL_VERSION: u32 = 13;
+pub const PROTOCOL_VERSION: u32 = 14;
 
 /// Environment variable the supervisor sets on each worker: its own pid, so
 /// a worker whose parent died before PR_SET_PDEATHSIG was armed exits.
@@ -99,11 +99,11 @@ pub struct FromBasis {
     pub mtime: Time,
 }
 
-// The copier's own vocabulary crosses the wire as it is: one `DestDir` and
-// one `Reflink` for the walk, the worker and the copier, with no mapping
-// between look-alike enums (plain values: copy/ still knows nothing of IPC).
-pub use crate::copy::data::Reflink;
-pub use crate::copy::{DestDir, Preserve};
+// The copier's own vocabulary crosses the wire as it is (`DestDir` here,
+// its `Options`, with `Reflink` and `Preserve`, in `WorkerInit`): no
+// look-alike types to map between (plain values: copy/ still knows nothing
+// of IPC).
+pub use crate::copy::DestDir;
 
 /// The run's root directories, as descriptors a worker inherits at spawn
 /// (their numbers in the worker), with the (device, inode) the supervisor
@@ -125,30 +125,15 @@ pub struct WorkerInit {
     /// The basis directories (`--copy-dest` ...), inherited like the roots:
     /// descriptor numbers and the (device, inode) each must have.
     pub bases: Vec<(i32, (u64, u64))>,
-    /// Unique per run; part of every temporary file name.
-    pub run_id: u64,
-    /// Copy even when size and mtime match (`--ignore-times`).
-    pub ignore_times: bool,
-    /// Ownership kept, as the supervisor decided it for the run.
-    pub preserve: Preserve,
-    /// fsync each file before renaming it into place.
-    pub fsync: bool,
-    /// Follow symlinks in the source (`-L`).
-    pub dereference: bool,
-    /// Re-read source and copy and compare BLAKE3 hashes before placing.
-    pub verify: bool,
-    /// `-c`: skip by content (BLAKE3), not by size and mtime.
-    pub checksum: bool,
-    /// `--reflink`.
-    pub reflink: Reflink,
+    /// What to preserve and how carefully: the copier's own options,
+    /// as they are (`copy::Options`: run id, rank, flags, ownership,
+    /// `--reflink`).
+    pub copy: crate::copy::Options,
     /// `--bwlimit`: bytes per second for the whole run (0: none), drawn
     /// from the shared `Budget` sent with `Init`.
     pub bwlimit: u64,
     /// Highest log level the worker forwards.
     pub log_level: log::LevelFilter,
-    /// The supervisor's MPI rank (0 without MPI): part of temp names, so
-    /// workers on two nodes with the same pid never pick the same one.
-    pub rank: u32,
 }
 
 /// The first 8 bytes of a shared mapping as one atomic word (`Position`,

@@ -46,7 +46,8 @@ impl Preserve {
 }
 
 /// What to preserve and how carefully; the same for every entry of a run.
-#[derive(Clone, Copy, Debug, Default)]
+/// Workers get it as it is (`WorkerInit.copy`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Options {
     /// Unique per run; part of every temporary file name.
     pub run_id: u64,
@@ -65,7 +66,8 @@ pub struct Options {
     pub checksum: bool,
     /// `--reflink`: clone where possible, always, or never.
     pub reflink: data::Reflink,
-    /// This process's MPI rank (0 without MPI): part of every temp name.
+    /// This process's MPI rank (0 without MPI): part of every temp name,
+    /// so workers on two nodes with the same pid never pick the same one.
     pub rank: u32,
 }
 

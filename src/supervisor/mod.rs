@@ -56,17 +56,20 @@ fn worker_init(s: &Settings, plan: &plan::Plan, run_id: u64, rank: u32) -> Worke
         // Filled in by `Dispatch::new` from the descriptors it holds.
         roots: RootFds::default(),
         bases: Vec::new(),
-        run_id,
-        ignore_times: s.ignore_times,
-        preserve: plan.preserve,
-        fsync: s.fsync,
-        dereference: s.dereference,
-        verify: s.verify,
-        checksum: s.checksum,
-        reflink: match s.reflink {
-            ReflinkArg::Auto => crate::copy::data::Reflink::Auto,
-            ReflinkArg::Always => crate::copy::data::Reflink::Always,
-            ReflinkArg::Never => crate::copy::data::Reflink::Never,
+        copy: crate::copy::Options {
+            run_id,
+            ignore_times: s.ignore_times,
+            preserve: plan.preserve,
+            fsync: s.fsync,
+            dereference: s.dereference,
+            verify: s.verify,
+            checksum: s.checksum,
+            reflink: match s.reflink {
+                ReflinkArg::Auto => crate::copy::data::Reflink::Auto,
+                ReflinkArg::Always => crate::copy::data::Reflink::Always,
+                ReflinkArg::Never => crate::copy::data::Reflink::Never,
+            },
+            rank,
         },
         // `--bwlimit` is for the whole job: each rank draws its share.
         bwlimit: match s.bwlimit {
@@ -74,7 +77,6 @@ fn worker_init(s: &Settings, plan: &plan::Plan, run_id: u64, rank: u32) -> Worke
             b => (b / u64::from(plan.ranks.max(1))).max(1),
         },
         log_level: crate::logging::file_level(s).max(log::max_level()),
-        rank,
     }
 }
 

@@ -177,19 +177,14 @@ fn fuzzed_messages_never_panic_nor_write_outside_the_destination() {
         worker: 0,
         roots: RootFds::default(),
         bases: Vec::new(),
-        run_id: RUN_ID,
-        ignore_times: false,
-        preserve: crate::protocol::Preserve::default(),
-        fsync: false,
-        dereference: false,
-        verify: false,
-        checksum: false,
-        reflink: Default::default(),
+        copy: crate::copy::Options {
+            run_id: RUN_ID,
+            ..Default::default()
+        },
         bwlimit: 0,
         log_level: log::LevelFilter::Warn,
-        rank: 0,
     };
-    let mut copier = Copier::new(open_dir(&src), open_dir(&dst), (&init).into());
+    let mut copier = Copier::new(open_dir(&src), open_dir(&dst), init.copy);
     let mut r = Rng(0x5eed_1234_abcd_ef01);
     let st = rustix::fs::stat(src.join("big")).expect("stat");
     let big_mtime = Time {

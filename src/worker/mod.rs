@@ -72,10 +72,10 @@ fn serve(token: String) -> Result<(), String> {
     };
     forward::init_worker(up.clone(), init.log_level);
     let (src, dst) = validate::adopt_roots(&init.roots).map_err(|e| fatal(e.to_string()))?;
-    let run_id = init.run_id;
+    let run_id = init.copy.run_id;
     let bwlimit = init.bwlimit;
     let bases = validate::adopt_bases(&init.bases).map_err(|e| fatal(e.to_string()))?;
-    let copier = Copier::new(src, dst, (&init).into()).with_bases(bases);
+    let copier = Copier::new(src, dst, init.copy).with_bases(bases);
     Worker {
         up: up.clone(),
         rx: tasks_rx,

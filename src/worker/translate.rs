@@ -1,26 +1,11 @@
 //! The seam between the protocol and the filesystem code: a `Task` becomes a
-//! copy `Job`, the copier's `Result` becomes an `Outcome`, `WorkerInit` becomes
-//! copy `Options`. `copy/` knows nothing of IPC; this file is why.
+//! copy `Job`, the copier's `Result` becomes an `Outcome` (`WorkerInit`
+//! carries the copier's own `Options` as they are). `copy/` knows nothing
+//! of IPC; this file is why.
 
 use crate::copy::{self, Copier, CopyError, Job, Placed, Span, Stamp, What};
-use crate::protocol::{ErrorKind, Outcome, Task, TaskKind, WorkerInit};
+use crate::protocol::{ErrorKind, Outcome, Task, TaskKind};
 use std::io;
-
-impl From<&WorkerInit> for copy::Options {
-    fn from(i: &WorkerInit) -> Self {
-        copy::Options {
-            run_id: i.run_id,
-            ignore_times: i.ignore_times,
-            preserve: i.preserve,
-            fsync: i.fsync,
-            dereference: i.dereference,
-            verify: i.verify,
-            checksum: i.checksum,
-            reflink: i.reflink,
-            rank: i.rank,
-        }
-    }
-}
 
 /// The copy job a (validated) task asks for.
 pub fn job(t: &Task) -> Job<'_> {

@@ -72,17 +72,12 @@ impl FakeSupervisor {
             worker: 0,
             roots: self.roots,
             bases: Vec::new(),
-            run_id,
-            ignore_times: false,
-            preserve: pcopy::protocol::Preserve::default(),
-            fsync: false,
-            dereference: false,
-            verify: false,
-            checksum: false,
-            reflink: Default::default(),
+            copy: pcopy::copy::Options {
+                run_id,
+                ..Default::default()
+            },
             bwlimit: 0,
             log_level: log::LevelFilter::Warn,
-            rank: 0,
         };
         self.tasks
             .send(ToWorker::Init(

@@ -111,7 +111,7 @@ impl<'a> Dispatch<'a> {
             fd.try_clone()
                 .map_err(|e| Error::Fatal(format!("duplicate root descriptor: {e}")))
         };
-        let finisher = Copier::new(src_root, dup(&dst_root)?, (&init).into());
+        let finisher = Copier::new(src_root, dup(&dst_root)?, init.copy);
         let mut ledger = ledger::Ledger::new(links.found, paths);
         ledger.summary.workers = opts.pool.workers as u32;
         Ok(Dispatch {

@@ -80,8 +80,8 @@ impl Dispatch<'_> {
             let init = &self.pool.init;
             match crate::copy::temp::remove_worker_temps(
                 &dir,
-                init.run_id,
-                crate::copy::temp::writer(init.rank, u64::from(pid)),
+                init.copy.run_id,
+                crate::copy::temp::writer(init.copy.rank, u64::from(pid)),
             ) {
                 Ok(n) if n > 0 => log::debug!("removed {n} temp file(s) of dead worker {pid}"),
                 Ok(_) => {}

@@ -46,11 +46,26 @@ pub struct FileConfig {
     pub link_dest: Option<Vec<PathBuf>>,
     pub compare_dest: Option<Vec<PathBuf>>,
     pub copy_dest: Option<Vec<PathBuf>>,
+    /// Where these values came from (set by `load`): a bad value names it.
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
 }
 
 impl FileConfig {
     pub fn from_reader(r: impl Read) -> std::result::Result<Self, serde_json::Error> {
         serde_json::from_reader(r)
+    }
+
+    /// A value of this file's `key` that is not acceptable: the error names
+    /// the file and the key (exit 2, as any usage error).
+    pub fn bad(&self, key: &str, msg: String) -> Error {
+        match &self.path {
+            Some(p) => Error::Config {
+                path: crate::util::escape_bytes(p.as_os_str().as_encoded_bytes()),
+                msg: format!("\"{key}\": {msg}"),
+            },
+            None => Error::Usage(msg),
+        }
     }
 
     /// Load `path`; relative paths inside resolve against the file's directory.
@@ -64,6 +79,7 @@ impl FileConfig {
             path: shown,
             msg: e.to_string(),
         })?;
+        cfg.path = Some(path.to_path_buf());
         let base = path.parent().unwrap_or(Path::new("."));
         for p in [
             &mut cfg.source,

@@ -163,7 +163,10 @@ impl Settings {
                 usage("no destination given (argument 2 or config key \"destination\")")
             })?;
         let given = cli.processes.or(file.processes);
-        let processes = processes(given)?;
+        let processes = processes(given).map_err(|msg| match cli.processes {
+            None => file.bad("processes", msg),
+            Some(_) => Error::Usage(msg),
+        })?;
         // Growth only happens while workers sleep on I/O, so it is bounded
         // by what a latency-bound destination can use, not by CPUs.
         let max_processes = given.unwrap_or(16.max(processes));
@@ -227,12 +230,14 @@ impl Settings {
 /// `--bwlimit` or `bwlimit` in bytes per second (0: no limit).
 fn bwlimit(cli: &Cli, file: &FileConfig) -> Result<u64> {
     Ok(match (&cli.bwlimit, &file.bwlimit) {
-        (Some(t), _) | (None, Some(Rate::Text(t))) => parse_rate(t).map_err(Error::Usage)?,
+        (Some(t), _) => parse_rate(t).map_err(Error::Usage)?,
+        (None, Some(Rate::Text(t))) => parse_rate(t).map_err(|e| file.bad("bwlimit", e))?,
         (None, Some(Rate::KiB(k))) if *k >= 0.0 && k.is_finite() => (k * 1024.0) as u64,
         (None, Some(Rate::KiB(k))) => {
-            return Err(Error::Usage(format!(
-                "bwlimit must be a number of KiB/s of at least 0 (0: no limit), got {k}"
-            )))
+            return Err(file.bad(
+                "bwlimit",
+                format!("bwlimit must be a number of KiB/s of at least 0 (0: no limit), got {k}"),
+            ))
         }
         (None, None) => 0,
     })
@@ -260,9 +265,11 @@ fn files_from(cli: &Cli, file: &FileConfig) -> Result<Option<std::sync::Arc<Vec<
 fn stall_timeout(cli: &Cli, file: &FileConfig) -> Result<f64> {
     let stall = cli.stall_timeout.or(file.stall_timeout).unwrap_or(60.0);
     if !(stall.is_finite() && stall > 0.0) {
-        return Err(Error::Usage(format!(
-            "stall timeout must be > 0, got {stall}"
-        )));
+        let msg = format!("stall timeout must be > 0, got {stall}");
+        return Err(match cli.stall_timeout {
+            None => file.bad("stall_timeout", msg),
+            Some(_) => Error::Usage(msg),
+        });
     }
     Ok(stall)
 }
@@ -282,9 +289,13 @@ fn chunk_bytes(cli: &Cli) -> Result<u64> {
 /// `--max-delete-percent` or `max_delete_percent`, between 0 and 100.
 fn max_delete_percent(cli: &Cli, file: &FileConfig) -> Result<Option<f64>> {
     match cli.max_delete_percent.or(file.max_delete_percent) {
-        Some(p) if !(0.0..=100.0).contains(&p) => Err(Error::Usage(format!(
-            "--max-delete-percent must be between 0 and 100, got {p}"
-        ))),
+        Some(p) if !(0.0..=100.0).contains(&p) => {
+            let msg = format!("--max-delete-percent must be between 0 and 100, got {p}");
+            Err(match cli.max_delete_percent {
+                None => file.bad("max_delete_percent", msg),
+                Some(_) => Error::Usage(msg),
+            })
+        }
         p => Ok(p),
     }
 }
@@ -363,14 +374,12 @@ fn basis(cli: &Cli, file: &FileConfig) -> Result<Option<Basis>> {
 /// Worker count: given (1 to 1024), or the CPU count but at least 4: a
 /// worker blocked on I/O or copying one large file leaves a CPU idle
 /// otherwise (xcp chooses 4 for the same reason).
-fn processes(given: Option<usize>) -> Result<usize> {
+fn processes(given: Option<usize>) -> std::result::Result<usize, String> {
     match given {
-        Some(0) => Err(Error::Usage("processes must be at least 1, got 0".into())),
-        Some(n) if n > 1024 => Err(Error::Usage(format!(
-            "processes must be at most 1024, got {n}"
-        ))),
+        Some(0) => Err("processes must be at least 1, got 0".into()),
+        Some(n) if n > 1024 => Err(format!("processes must be at most 1024, got {n}")),
         Some(n) => Ok(n),
-        None => Ok(std::thread::available_parallelism().map_or(4, |n| n.get().max(4))),
+        None => Ok(crate::util::cpus().max(4)),
     }
 }
 

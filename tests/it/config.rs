@@ -161,3 +161,32 @@ fn filter_rules_apply_in_the_order_given_and_the_first_match_wins() {
     assert!(!env.dst.join("a.log").exists(), "--exclude-from read");
     assert!(env.dst.join("b.txt").exists());
 }
+
+/// A value config.json gave that pcopy refuses names the file and the key,
+/// as a malformed file does; the same value from a flag names the flag's
+/// value only (the file had nothing to do with it).
+#[test]
+fn a_bad_value_from_the_file_names_the_file_and_the_key() {
+    for (key, value) in [
+        ("processes", "0"),
+        ("processes", "5000"),
+        ("bwlimit", "-5"),
+        ("bwlimit", "\"zz\""),
+        ("stall_timeout", "0"),
+        ("max_delete_percent", "150"),
+    ] {
+        let body = format!(r#"{{"source": "src", "destination": "dst", "{key}": {value}}}"#);
+        expect_config_error(&body, &format!("bad.json: \"{key}\":"));
+    }
+    let env = TestEnv::new();
+    let cfg = write_cfg(
+        &env,
+        "ok.json",
+        r#"{"source": "src", "destination": "dst"}"#,
+    );
+    let mut c = env.cmd();
+    c.arg("--config").arg(&cfg).args(["--bwlimit", "zz"]);
+    let out = run(c);
+    assert_code(&out, 2);
+    assert!(!stderr(&out).contains("ok.json"), "{}", explain(&out));
+}

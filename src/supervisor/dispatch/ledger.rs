@@ -286,3 +286,129 @@ fn kind_word(k: ErrorKind) -> &'static str {
         ErrorKind::Other => "other",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{DestDir, RelPath};
+
+    fn task(kind: TaskKind) -> Task {
+        Task {
+            rel: RelPath(b"d/f".to_vec()),
+            kind,
+            dir: DestDir::Existing,
+            basis: None,
+        }
+    }
+
+    fn failed(kind: ErrorKind, dst: bool, errno: i32) -> Outcome {
+        Outcome::Failed {
+            kind,
+            msg: "m".into(),
+            dst,
+            errno,
+        }
+    }
+
+    /// Each outcome lands in its own counters, a failure names the side it
+    /// happened on, and a full destination is one event after which what
+    /// is left counts as not copied.
+    #[test]
+    fn each_outcome_is_counted_once_where_it_belongs() {
+        let found = Arc::new(Found::default());
+        found.bytes.store(100, Ordering::Relaxed);
+        let paths = Paths::new(std::path::Path::new("/s"), std::path::Path::new("/t"));
+        let mut l = Ledger::new(Arc::clone(&found), paths);
+        let file = |size| task(TaskKind::File { size });
+        let copied = |bytes, cloned, grew| Outcome::Copied {
+            bytes,
+            verified: true,
+            cloned,
+            grew,
+        };
+        l.outcome(&file(10), copied(10, false, false));
+        l.outcome(&file(20), copied(20, true, false));
+        // Grew from 30 to 35 bytes: bytes_found follows the copy.
+        l.outcome(&file(30), copied(35, false, true));
+        l.outcome(&task(TaskKind::Symlink), copied(0, false, false));
+        l.outcome(
+            &file(5),
+            Outcome::Skipped {
+                bytes: 5,
+                repaired: true,
+            },
+        );
+        l.outcome(&file(7), failed(ErrorKind::NotFound, false, 0));
+        l.outcome(
+            &file(9),
+            failed(ErrorKind::PermissionDenied, true, libc::EACCES),
+        );
+        let sm = &l.summary;
+        assert_eq!((sm.files_copied, sm.bytes_copied), (2, 45));
+        assert_eq!((sm.files_cloned, sm.bytes_cloned), (1, 20));
+        assert_eq!((sm.files_grown, sm.files_verified), (1, 4));
+        assert_eq!(sm.symlinks_copied, 1);
+        assert_eq!(
+            (sm.files_skipped, sm.bytes_skipped, sm.entries_repaired),
+            (1, 5, 1)
+        );
+        assert_eq!(found.bytes.load(Ordering::Relaxed), 105);
+        assert_eq!(sm.bytes_failed, 16);
+        assert_eq!(sm.errors.len(), 2);
+        assert_eq!(
+            sm.errors[0].path, "/s/d/f",
+            "a vanished source names the source"
+        );
+        assert_eq!(
+            sm.errors[1].path, "/t/d/f",
+            "a destination failure names it"
+        );
+        assert_eq!(sm.errors[1].kind, "EACCES");
+        assert!(!sm.disk_full);
+
+        l.outcome(&file(50), failed(ErrorKind::NoSpace, true, libc::ENOSPC));
+        l.outcome(&file(60), failed(ErrorKind::NoSpace, true, libc::ENOSPC));
+        let chunk = task(TaskKind::Chunk {
+            offset: 0,
+            len: 8,
+            file_size: 16,
+            mtime: Default::default(),
+            temp: RelPath(b"t".to_vec()),
+        });
+        l.count_unsent(&chunk);
+        let sm = &l.summary;
+        assert!(sm.disk_full && found.no_space());
+        assert_eq!(sm.errors.len(), 3, "a full destination is reported once");
+        assert_eq!(sm.errors[2].kind, "disk_full");
+        assert_eq!((sm.files_not_copied, sm.bytes_not_copied), (3, 118));
+    }
+
+    /// A chunk counts its bytes; its file counts once, when finished.
+    #[test]
+    fn a_chunked_file_counts_once() {
+        let paths = Paths::new(std::path::Path::new("/s"), std::path::Path::new("/t"));
+        let mut l = Ledger::new(Arc::default(), paths);
+        let chunk = task(TaskKind::Chunk {
+            offset: 0,
+            len: 8,
+            file_size: 16,
+            mtime: Default::default(),
+            temp: RelPath(b"t".to_vec()),
+        });
+        let copied = Outcome::Copied {
+            bytes: 8,
+            verified: false,
+            cloned: false,
+            grew: false,
+        };
+        l.chunk(&chunk, &copied);
+        l.chunk(&chunk, &copied);
+        assert_eq!((l.summary.files_copied, l.summary.bytes_copied), (0, 16));
+        l.finished(&chunk, 16, Finished::Placed, true);
+        assert_eq!(l.summary.files_copied, 1);
+        l.finished(&chunk, 16, Finished::Placed, false);
+        assert_eq!(l.summary.files_cloned, 1);
+        l.finished(&chunk, 16, Finished::Failed("x".into()), true);
+        assert_eq!((l.summary.files_failed, l.summary.bytes_failed), (1, 16));
+    }
+}

@@ -145,3 +145,79 @@ impl Scheduler {
         q
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{DestDir, RelPath, TaskKind};
+
+    fn task(name: &str) -> Task {
+        Task {
+            rel: RelPath(name.as_bytes().to_vec()),
+            kind: TaskKind::File { size: 1 },
+            dir: DestDir::Existing,
+            basis: None,
+        }
+    }
+
+    fn names(b: &Batch) -> Vec<&[u8]> {
+        b.tasks.iter().map(|t| &t.rel.0[..]).collect()
+    }
+
+    /// Retries go before the walk's batches, batched up to the batch size;
+    /// a task that crashed a worker goes alone (so the next crash blames
+    /// exactly it), and after `MAX_CRASHES` it comes back quarantined.
+    #[test]
+    fn retries_first_a_culprit_alone_quarantined_at_the_third_crash() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut s = Scheduler::new(rx, 2);
+        tx.send(Batch {
+            tasks: vec![task("walked")],
+            ..Batch::default()
+        })
+        .unwrap();
+        s.retry([task("a"), task("b"), task("c")]);
+        assert_eq!(names(&s.next().unwrap()), [b"a", b"b"]);
+        assert!(s.blame(task("bad")).is_none());
+        s.retry([task("d")]);
+        // "c" was queued before the culprit: it goes first, and stops at
+        // the culprit, which goes alone; then "d", then the walk's.
+        assert_eq!(names(&s.next().unwrap()), [b"c"]);
+        assert_eq!(names(&s.next().unwrap()), [b"bad"]);
+        assert_eq!(names(&s.next().unwrap()), [b"d"]);
+        assert_eq!(names(&s.next().unwrap()), [b"walked"]);
+        assert!(s.next().is_none());
+        assert!(!s.walker_done);
+        assert!(s.blame(task("bad")).is_none());
+        assert!(s.quarantined().is_empty());
+        assert_eq!(names(&s.next().unwrap()), [b"bad"], "the second try, alone");
+        let q = s
+            .blame(task("bad"))
+            .expect("quarantined at the third crash");
+        assert_eq!(q.rel.0, b"bad");
+        assert_eq!(s.quarantined(), [b"bad".to_vec()]);
+        drop(tx);
+        assert!(s.next().is_none());
+        assert!(s.walker_done && s.exhausted());
+    }
+
+    /// `next_walked` never takes a retry, and `put_back` puts tasks first,
+    /// in their order.
+    #[test]
+    fn the_walks_batches_apart_from_retries() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut s = Scheduler::new(rx, 8);
+        s.retry([task("r")]);
+        assert!(s.next_walked().is_none());
+        tx.send(Batch {
+            tasks: vec![task("w")],
+            ..Batch::default()
+        })
+        .unwrap();
+        assert_eq!(names(&s.next_walked().unwrap()), [b"w"]);
+        s.put_back(vec![task("x"), task("y")]);
+        assert_eq!(names(&s.next().unwrap()), [b"x", b"y", b"r"]);
+        assert_eq!(s.batch_id(), 0);
+        assert_eq!(s.batch_id(), 1);
+    }
+}

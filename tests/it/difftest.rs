@@ -49,3 +49,64 @@ pub fn rsync_ran(out: &Output) -> bool {
 pub fn env_num(key: &str) -> Option<u64> {
     std::env::var(key).ok()?.trim().parse().ok()
 }
+
+/// Names are bytes; the test models keep paths in `String`s, a byte that
+/// is not part of valid UTF-8 as the private-use char U+F700 + byte (no
+/// generated name has one), so that the mapping is lossless both ways.
+pub fn name_str(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len());
+    for chunk in b.utf8_chunks() {
+        s.push_str(chunk.valid());
+        for &byte in chunk.invalid() {
+            s.push(char::from_u32(0xF700 + u32::from(byte)).expect("a private-use char"));
+        }
+    }
+    s
+}
+
+/// The bytes of a model path (the inverse of [`name_str`]).
+pub fn name_bytes(s: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    for c in s.chars() {
+        match u32::from(c) {
+            n @ 0xF700..=0xF7FF => out.push((n - 0xF700) as u8),
+            _ => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+        }
+    }
+    out
+}
+
+/// A model path as a file-system path.
+pub fn os(s: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    std::ffi::OsString::from_vec(name_bytes(s))
+}
+
+/// A model path as `rsync -i` prints it in a UTF-8 locale (rsync's
+/// `filtered_fwrite`): a control byte but tab, and a byte that is not valid
+/// UTF-8, as `\#ooo`; a backslash that would read as such an escape as
+/// `\#134`. Used to find a model path's records and for reports, never to
+/// make two tools' lines equal: the lines are compared as printed.
+pub fn shown(s: &str) -> String {
+    let b = name_bytes(s);
+    let mut out = String::with_capacity(b.len());
+    let octal = |out: &mut String, byte: u8| out.push_str(&format!("\\#{byte:03o}"));
+    for chunk in b.utf8_chunks() {
+        let v = chunk.valid().as_bytes();
+        for (i, c) in chunk.valid().char_indices() {
+            let looks_escaped = c == '\\'
+                && v.len() >= i + 5
+                && v[i + 1] == b'#'
+                && v[i + 2..i + 5].iter().all(u8::is_ascii_digit);
+            if (c < ' ' && c != '\t') || looks_escaped {
+                octal(&mut out, c as u8);
+            } else {
+                out.push(c);
+            }
+        }
+        for &byte in chunk.invalid() {
+            octal(&mut out, byte);
+        }
+    }
+    out
+}

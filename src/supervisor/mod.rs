@@ -103,6 +103,9 @@ struct Run<'a> {
     /// `--link-dest` and friends, open for the whole run (workers inherit
     /// them for `--copy-dest`).
     bases: Option<Arc<walk::Bases>>,
+    /// The destination root's mode before the walk (which may open it up
+    /// to work in): put back when `--files-from` does not send the root.
+    root_mode: Option<u32>,
 }
 
 /// The walker thread, its two channels, and (MPI) the peer thread.
@@ -170,6 +173,11 @@ pub fn run(settings: Settings, cluster: &Cluster) -> Result<Summary> {
         ))
     });
     let run = Run {
+        root_mode: roots
+            .dst_fd
+            .as_ref()
+            .and_then(|fd| rustix::fs::fstat(fd).ok())
+            .map(|st| st.st_mode & 0o7777),
         bases,
         deleter,
         settings: &settings,

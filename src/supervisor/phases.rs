@@ -238,18 +238,25 @@ impl Run<'_> {
             preserve: self.plan.preserve,
         };
         if !self.cluster.mpi() {
-            finish::dir_attrs(dst_fd, dirs, src, rules, &self.paths, summary);
+            finish::some_dirs(dst_fd, dirs.iter(), src, rules, &self.paths, summary);
+        } else {
+            let depth = |d: &crate::work::DirMeta| d.depth() as u64 + 1;
+            let deepest = self.cluster.max(dirs.iter().map(depth).max().unwrap_or(0));
+            for level in (1..=deepest).rev() {
+                let here = dirs.iter().filter(|d| depth(d) == level);
+                finish::some_dirs(dst_fd, here, src, rules, &self.paths, summary);
+                self.cluster.barrier();
+            }
+        }
+        if self.cluster.rank() != 0 {
             return;
         }
-        let depth = |d: &crate::work::DirMeta| d.depth() as u64 + 1;
-        let deepest = self.cluster.max(dirs.iter().map(depth).max().unwrap_or(0));
-        for level in (1..=deepest).rev() {
-            let here = dirs.iter().filter(|d| depth(d) == level);
-            finish::some_dirs(dst_fd, here, src, rules, &self.paths, summary);
-            self.cluster.barrier();
-        }
-        if self.cluster.rank() == 0 {
+        let sent = self.settings.files_from.as_ref();
+        if sent.is_none_or(|l| walk::sends_root(l)) {
             finish::root_attrs(dst_fd, src, rules, &self.paths, summary);
+        } else {
+            let (created, before) = (self.roots.created, self.root_mode);
+            finish::root_unsent(dst_fd, created, before, &self.paths, summary);
         }
     }
 

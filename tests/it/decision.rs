@@ -437,6 +437,84 @@ fn files_from_sends_what_rsync_sends() {
     }
 }
 
+/// `--files-from` sends the root only as rsync's does: for a `.` line, or
+/// for a `./`-prefixed one (its `.` is `-R`'s implied directory). Not sent,
+/// the destination root keeps its mode (and owner): an existing one as it
+/// was, one this run creates with the default mode (0777 less the umask),
+/// never the source root's, and no record. Checked against rsync on the
+/// same trees, real runs (found by itemize_diff's FILES_FROM dimension).
+#[test]
+fn files_from_sends_the_root_only_as_rsync_does() {
+    use std::os::unix::fs::MetadataExt;
+    let t = TestEnv::new();
+    fs::write(t.src.join("f"), "data").expect("write");
+    fs::set_permissions(&t.src, fs::Permissions::from_mode(0o750)).expect("chmod");
+    mtime(&t.src, 1_600_000_000);
+    let mode = |p: &Path| fs::metadata(p).expect("stat").mode() & 0o7777;
+    let umask = {
+        // The test's own umask, which both tools inherit.
+        let m = unsafe { libc::umask(0o022) };
+        unsafe { libc::umask(m) };
+        m
+    };
+    for (list, existing, root_sent) in [
+        ("f\n", true, false),
+        ("f\n", false, false),
+        ("./f\n", true, true),
+        ("./f\n", false, true),
+        (".\n", true, true),
+    ] {
+        let file = t.path("list");
+        fs::write(&file, list).expect("write list");
+        let (mine, theirs) = (t.path("mine"), t.path("theirs"));
+        for d in [&mine, &theirs] {
+            let _ = fs::remove_dir_all(d);
+            if existing {
+                fs::create_dir(d).expect("mkdir");
+                fs::set_permissions(d, fs::Permissions::from_mode(0o711)).expect("chmod");
+                mtime(d, 1_500_000_000);
+            }
+        }
+        let mut c = t.cmd();
+        c.args(["-i", "--files-from"])
+            .arg(&file)
+            .arg(&t.src)
+            .arg(&mine);
+        let out = run(c);
+        assert_code(&out, 0);
+        let r = Command::new("rsync")
+            .args(["-a", "-i"])
+            .arg(format!("--files-from={}", file.display()))
+            .arg(format!("{}/", t.src.display()))
+            .arg(format!("{}/", theirs.display()))
+            .output();
+        let Some(r) = r.ok().filter(|r| r.status.success()) else {
+            return skip("decision::files_from_root", "rsync not installed");
+        };
+        let case = format!("list {list:?}, destination existing: {existing}");
+        assert_eq!(
+            lines(&out),
+            lines(&r),
+            "{case}: the -i lines differ from rsync's"
+        );
+        assert_eq!(mode(&mine), mode(&theirs), "{case}: the root's mode");
+        let expected = match (root_sent, existing) {
+            (true, _) => 0o750,
+            (false, true) => 0o711,
+            (false, false) => 0o777 & !umask,
+        };
+        assert_eq!(mode(&mine), expected, "{case}");
+        if root_sent {
+            assert_eq!(
+                fs::metadata(&mine).expect("stat").mtime(),
+                1_600_000_000,
+                "{case}"
+            );
+        }
+        assert_eq!(fs::read(mine.join("f")).expect("f"), b"data", "{case}");
+    }
+}
+
 /// Append to `path` until `stop`, every millisecond or so.
 fn appender(
     path: std::path::PathBuf,

@@ -40,12 +40,12 @@
 //! hard-link group whose inode it would change), unless
 //! `ITEMIZE_DIFF_STRICT_DRY=1`.
 //!
-//! KNOWN PCOPY DEFECT, set aside for now (counted in the summary line):
-//! under `--files-from` without `.` listed, pcopy sets the destination
-//! root's mode, owner and mtime to the source root's, unitemized (rsync
-//! leaves the root alone), and a `./x` line does not make it send `.` as
-//! rsync does. `ITEMIZE_DIFF_STRICT_FILES_FROM_ROOT=1` reports these
-//! root differences; remove the knob when pcopy is fixed.
+//! Under `--files-from` a list that does not send the root (no `.` line
+//! and no `./`-prefixed one) leaves the root to the kernel in both tools:
+//! when a run creates something in it, its mtime is that run's moment, so
+//! the root's mtime is not compared when both are at or after the case's
+//! start (its mode and owner are). This found pcopy giving such a root the
+//! source root's attributes, and not sending `.` for a `./x` line (fixed).
 //!
 //! Knobs: `PCOPY_ITEMIZE_SEEDS=N` (default 120) seeds from 0;
 //! `PCOPY_ITEMIZE_SEED=S` runs only seed S, prints its trees in full and
@@ -1139,8 +1139,12 @@ struct FilesFrom {
 
 impl FilesFrom {
     /// Whether the list names the root itself (`.`, `./`).
-    fn lists_root(&self) -> bool {
-        self.lines.iter().any(|l| l == "." || l == "./")
+    /// Whether rsync sends the root: a `.` line, or a `./`-prefixed one
+    /// (its `.` is the implied directory of `-R`).
+    fn sends_root(&self) -> bool {
+        self.lines
+            .iter()
+            .any(|l| l == "." || l == "./" || l.starts_with("./"))
     }
 }
 
@@ -1622,27 +1626,19 @@ pub(crate) fn compare_trees(
     }
 }
 
-/// What one seed found: the case, its findings, the commands run, the
-/// records accepted (rsync's real run agrees) and the findings set aside
-/// as a known pcopy defect (see `KNOWN DEFECT` below).
-type Outcome = (Case, Vec<Finding>, String, usize, usize);
+/// What one seed found: the case, its findings, the commands run and the
+/// records accepted (rsync's real run agrees).
+type Outcome = (Case, Vec<Finding>, String, usize);
 
 /// Runs one seed; None when rsync rejected the case.
 fn run_case(seed: u64, dims: &Dims) -> Option<Outcome> {
     let case = Case::new(seed, dims);
     let strict = env_flag("ITEMIZE_DIFF_STRICT_LEADER");
     let strict_dry = env_flag("ITEMIZE_DIFF_STRICT_DRY");
-    // KNOWN DEFECT (pcopy, to be fixed; then delete this knob): under
-    // --files-from with the root not listed (no `.` line), pcopy gives the
-    // destination root the source root's mode, owner and mtime (the finish
-    // pass's root_attrs) without a record, where rsync leaves it alone;
-    // and a `./`-prefixed line makes rsync send `.` as an implied
-    // directory (itemized, attributes set), pcopy not. Differences at the
-    // root of such seeds are counted, not reported, unless
-    // ITEMIZE_DIFF_STRICT_FILES_FROM_ROOT=1.
-    let known_root = case.files_from.as_ref().is_some_and(|ff| !ff.lists_root())
-        && !env_flag("ITEMIZE_DIFF_STRICT_FILES_FROM_ROOT");
-    let mut known = 0;
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let root_unsent = case.files_from.as_ref().is_some_and(|ff| !ff.sends_root());
     let pcopy = bin();
     let mut findings = Vec::new();
     let mut cmds = String::new();
@@ -1734,22 +1730,25 @@ fn run_case(seed: u64, dims: &Dims) -> Option<Outcome> {
         }
         if dims.on("REAL_RUN") {
             let mut tree_findings = Vec::new();
+            let (sr, mut sp) = (snapshot(&d_r), snapshot(&d_p));
+            if root_unsent {
+                // Both roots touched by their run: the kernel's "now".
+                let r = sr.as_ref().and_then(|t| t.get("")).map(|e| e.mtime);
+                if let (Some(r), Some(p)) = (r, sp.as_mut().and_then(|t| t.get_mut(""))) {
+                    if r >= started && p.mtime >= started {
+                        p.mtime = r;
+                    }
+                }
+            }
             compare_trees(
                 &|p| case.label(p),
                 case.dims_root,
                 dims.on("DIR_MTIMES"),
-                &snapshot(&d_r),
-                &snapshot(&d_p),
+                &sr,
+                &sp,
                 &mut tree_findings,
             );
-            for f in tree_findings {
-                // compare_trees names the root `.`.
-                if known_root && f.detail.starts_with(".: ") {
-                    known += 1;
-                } else {
-                    findings.push(f);
-                }
-            }
+            findings.extend(tree_findings);
             let real = items(&pr.stderr, strict);
             let (diffs, _) = compare_items(&groups, &clashed, &p_items, None, &real, strict);
             for d in diffs {
@@ -1788,10 +1787,6 @@ fn run_case(seed: u64, dims: &Dims) -> Option<Outcome> {
         strict,
     );
     for d in diffs {
-        if known_root && d.at.is_empty() && !d.is_group {
-            known += 1;
-            continue;
-        }
         let mut detail = format!("{}: rsync {}, pcopy {}", d.what, d.expected, d.got);
         if let Some(real) = &r_real_items {
             let rr = if d.is_group {
@@ -1816,7 +1811,7 @@ fn run_case(seed: u64, dims: &Dims) -> Option<Outcome> {
             detail,
         });
     }
-    Some((case, findings, cmds, accepted, known))
+    Some((case, findings, cmds, accepted))
 }
 
 #[derive(Default)]
@@ -1845,15 +1840,14 @@ fn itemize_diff_matches_rsync() {
     );
     let mut classes: BTreeMap<String, Class> = BTreeMap::new();
     let mut reports: Vec<String> = Vec::new();
-    let (mut differ, mut skipped, mut accepted, mut known) = (0, 0, 0, 0);
+    let (mut differ, mut skipped, mut accepted) = (0, 0, 0);
     let (mut odd, mut listed, mut from0) = (0, 0, 0);
     for seed in &seeds {
-        let Some((case, findings, cmds, acc, kn)) = run_case(*seed, &dims) else {
+        let Some((case, findings, cmds, acc)) = run_case(*seed, &dims) else {
             skipped += 1;
             continue;
         };
         accepted += acc;
-        known += kn;
         odd += usize::from(case.has_odd_names());
         listed += usize::from(case.files_from.is_some());
         from0 += usize::from(case.files_from.as_ref().is_some_and(|f| f.nul));
@@ -1880,9 +1874,7 @@ fn itemize_diff_matches_rsync() {
     eprintln!(
         "itemize_diff: {} seeds, {differ} differ, {skipped} skipped (rsync failed); \
          {accepted} pcopy -n records differ from rsync -n but match rsync's real run (accepted); \
-         {odd} seeds with odd names, {listed} with --files-from ({from0} --from0); \
-         {known} differences at the root under --files-from set aside as a known pcopy defect \
-         (ITEMIZE_DIFF_STRICT_FILES_FROM_ROOT=1 reports them)",
+         {odd} seeds with odd names, {listed} with --files-from ({from0} --from0)",
         seeds.len()
     );
     if differ == 0 {

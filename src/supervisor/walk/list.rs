@@ -161,6 +161,15 @@ impl Walker {
     }
 }
 
+/// Whether a `--files-from` list sends the source root itself, as rsync's
+/// does: a line naming it (`.`), or a line starting with `./`, whose `.`
+/// is the implied directory rsync sends (`-R`). Otherwise the root is
+/// neither itemized nor given the source root's attributes: rsync leaves
+/// it as it was (or, created, with the default mode).
+pub fn sends_root(list: &[Vec<u8>]) -> bool {
+    list.iter().any(|r| is_root(r) || r.starts_with(b"./"))
+}
+
 /// Whether a listed path names the source root itself.
 pub(super) fn is_root(raw: &[u8]) -> bool {
     normalize(raw).is_some_and(|(rel, _)| rel.is_empty())

@@ -11,6 +11,7 @@
 mod basis;
 mod batcher;
 use batcher::Batcher;
+pub use list::sends_root;
 mod basis_notes;
 mod check;
 mod content;
@@ -185,13 +186,13 @@ impl Walker {
             out: Mutex::new(WalkOutput::default()),
             large: Mutex::new(Vec::new()),
         };
-        // With --files-from the root is itemized only when listed (`.`), as
-        // rsync sends it only then.
+        // With --files-from the root is itemized only when the list sends
+        // it, as rsync's does (`list::sends_root`).
         let root_listed = self
             .opts
             .files_from
             .as_ref()
-            .is_none_or(|l| l.iter().any(|r| list::is_root(r)));
+            .is_none_or(|l| list::sends_root(l));
         if self.changes.on() && root_listed {
             self.note_root();
         }

@@ -202,7 +202,11 @@ impl Pool {
     pub fn add_worker(&mut self) -> Result<Option<usize>> {
         let i = self.slots.len();
         self.slots.push(Slot::default());
-        self.start(i)?;
+        if let Err(e) = self.start(i) {
+            // The run ends; its counts must not show a slot never started.
+            self.slots.pop();
+            return Err(e);
+        }
         if self.slots[i].worker.is_none() {
             self.slots.pop();
             return Ok(None);

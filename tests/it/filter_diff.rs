@@ -13,15 +13,33 @@
 //! targets) must be the same. A `pcopy -n` run on a third copy must change
 //! nothing at all.
 //!
+//! Awkward names (on unless `FILTER_DIFF_NO_ODD_NAMES=1`): some tree names
+//! come from itemize_diff's ODD_NAMES (spaces, a leading `-`/`#`/`;`, a
+//! backslash, `\n`, `\t`, bytes that are not UTF-8, `é`, `日本`, 200+ byte
+//! names, case variants), and some rules target them: the names literally
+//! (rsync matches a pattern without `*?[` by plain comparison, backslashes
+//! and all), with wildcards around them, byte-wise `?` and classes, `\`
+//! escapes and `**`. Patterns reach both tools as the same bytes: arguments
+//! built from bytes, rules files written as raw bytes (a pattern holding a
+//! `\n` only ever goes on the command line). rsync runs with
+//! `LC_ALL=C.UTF-8`, as in itemize_diff. Patterns holding a byte that is
+//! not UTF-8 are generated only with `FILTER_DIFF_NON_UTF8_PATTERNS=1`:
+//! pcopy rejects them (on the command line and in rules files), rsync
+//! matches them byte for byte.
+//!
 //! Knobs: `PCOPY_FILTER_SEEDS=N` runs N seeds (default 150, and a fifth of
 //! that for the deletion-list test); `PCOPY_FILTER_SEED=S` runs only seed S
 //! and keeps its temp dir, to reproduce a reported failure by hand.
 
-use crate::difftest::{depth, env_num, join, quote, rsync_ran, rsync_version};
+use crate::difftest::{
+    depth, env_num, join, name_bytes, name_str, os, quote, rsync_ran, rsync_version, shown,
+};
+use crate::itemize_diff::{env_flag, odd_names};
 use crate::util::{bin, settled, skip};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -131,6 +149,107 @@ const PATTERNS: &[&str] = &[
     "/\\[br\\]/**",
 ];
 
+/// Whether awkward names and the rules that target them are generated.
+fn odd_on() -> bool {
+    !env_flag("FILTER_DIFF_NO_ODD_NAMES")
+}
+
+/// Rules aimed at [`odd_names`] (model strings: a byte that is not UTF-8
+/// is U+F700 + byte, see `difftest::name_str`): each name literally and
+/// anchored, directory-only and under `**`; then wildcards around them,
+/// byte-wise `?` (`é` is two bytes, `日本` six), classes (with raw bytes
+/// and ranges of them), and `\` escapes, which rsync honours only in a
+/// pattern that has a wildcard.
+fn odd_patterns() -> Vec<String> {
+    let mut v = Vec::new();
+    for n in odd_names() {
+        v.push(n.clone());
+        v.push(format!("/{n}"));
+        v.push(format!("{n}/"));
+        v.push(format!("**/{n}"));
+        v.push(format!("{n}/**"));
+    }
+    let b = |bytes: &[u8]| name_str(bytes);
+    let fixed: Vec<String> = vec![
+        "*\u{e9}*".into(),
+        "*\u{e9}".into(),
+        "caf?".into(),
+        "caf??".into(),
+        "caf[\u{e9}]".into(),
+        "\u{65e5}*".into(),
+        "*\u{672c}".into(),
+        "??????".into(),
+        "[\u{65e5}]*".into(),
+        "[ #]*".into(),
+        "[-#;]*".into(),
+        "[!-#;a-z]*".into(),
+        "*[[:space:]]*".into(),
+        "*[[:space:]]".into(),
+        "*[[:cntrl:]]*".into(),
+        "*[[:punct:]]*".into(),
+        "[[:upper:]]*".into(),
+        "[[:upper:]][[:upper:]]*".into(),
+        "[Cc]ase".into(),
+        "c*e".into(),
+        "?ase".into(),
+        "*\\*".into(),
+        "back\\sl*".into(),
+        "back\\slash".into(),
+        "back\\slas?".into(),
+        "x\\#*".into(),
+        "x\\#101".into(),
+        "x\\\\#101".into(),
+        "\\#hash".into(),
+        "\\#has?".into(),
+        "\\-da*".into(),
+        "-*".into(),
+        "-dash/".into(),
+        "#*".into(),
+        ";*".into(),
+        "a\\ b".into(),
+        "a?b".into(),
+        "a[ ]b".into(),
+        "* *".into(),
+        "end *".into(),
+        "*d ".into(),
+        "tab?x".into(),
+        "tab\tx".into(),
+        "tab*".into(),
+        "new*".into(),
+        "new?line".into(),
+        "new\nline".into(),
+        "*line".into(),
+        "L*".into(),
+        "L???*".into(),
+        "long-*".into(),
+        "long-\u{e9}*".into(),
+        "**/long-*/".into(),
+        "*/".into(),
+        "**/*[[:space:]]*/**".into(),
+        "/*\u{e9}*/***".into(),
+        b(b"\xff"),
+        b(b"?"),
+        b(b"[\xff]"),
+        b(b"*\xff*"),
+        b(b"e\xe9"),
+        b(b"e?"),
+        b(b"e[\xe0-\xef]"),
+        b(b"[\x80-\xff]*"),
+        b(b"*[!\x01-\x7f]*"),
+        b(b"**/\xff/**"),
+    ];
+    v.extend(fixed);
+    // pcopy takes patterns only as UTF-8 (arguments and rules files alike:
+    // "invalid UTF-8 was detected in one or more arguments", "patterns must
+    // be UTF-8 text") where rsync takes any bytes; until it does, patterns
+    // with a byte that is not UTF-8 are generated only on request. Names
+    // that are not UTF-8 are always in the trees.
+    if !env_flag("FILTER_DIFF_NON_UTF8_PATTERNS") {
+        v.retain(|p| !p.chars().any(|c| ('\u{f700}'..='\u{f7ff}').contains(&c)));
+    }
+    v
+}
+
 /// What a path is, in a model tree or on disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Node {
@@ -159,7 +278,7 @@ fn dirs_of(t: &Tree) -> Vec<String> {
 }
 
 /// 5-40 entries, directories up to 3 deep (files up to 4).
-fn gen_source(r: &mut Rng) -> Tree {
+fn gen_source(r: &mut Rng, odd: &[String]) -> Tree {
     let want = r.range(5, 40);
     let mut t = Tree::new();
     let mut dirs = vec![String::new()];
@@ -170,7 +289,9 @@ fn gen_source(r: &mut Rng) -> Tree {
         }
         let parent = r.pick(&dirs).clone();
         let make_dir = depth(&parent) < 3 && r.percent(35);
-        let name = if make_dir {
+        let name = if !odd.is_empty() && r.percent(20) {
+            r.pick(odd).as_str()
+        } else if make_dir {
             r.word(DIR_NAMES)
         } else {
             r.word(FILE_NAMES)
@@ -196,7 +317,7 @@ fn gen_source(r: &mut Rng) -> Tree {
 /// some entries removed and extra files and directories added. Extras never
 /// take a path the source has, so there are no type clashes (that is
 /// `--force` territory, not filtering).
-fn gen_dest(r: &mut Rng, src: &Tree, always_mutated: bool) -> Option<Tree> {
+fn gen_dest(r: &mut Rng, src: &Tree, always_mutated: bool, odd: &[String]) -> Option<Tree> {
     if !always_mutated {
         match r.below(10) {
             0 => return None,
@@ -237,7 +358,9 @@ fn gen_dest(r: &mut Rng, src: &Tree, always_mutated: bool) -> Option<Tree> {
         let dirs = dirs_of(&t);
         let parent = r.pick(&dirs).clone();
         let as_dir = depth(&parent) < 3 && r.percent(40);
-        let name = if as_dir {
+        let name = if !odd.is_empty() && r.percent(20) {
+            r.pick(odd).as_str()
+        } else if as_dir {
             r.word(DIR_NAMES)
         } else {
             r.word(FILE_NAMES)
@@ -260,13 +383,21 @@ fn gen_dest(r: &mut Rng, src: &Tree, always_mutated: bool) -> Option<Tree> {
         t.insert(path.clone(), Node::Dir);
         let mut inner = vec![path];
         if r.percent(30) {
-            let sub = join(&inner[0], r.word(DIR_NAMES));
+            let sub = if !odd.is_empty() && r.percent(20) {
+                join(&inner[0], r.pick(odd).as_str())
+            } else {
+                join(&inner[0], r.word(DIR_NAMES))
+            };
             t.insert(sub.clone(), Node::Dir);
             inner.push(sub);
         }
         for _ in 0..r.range(1, 3) {
             let dir = r.pick(&inner).clone();
-            let f = join(&dir, r.word(FILE_NAMES));
+            let f = if !odd.is_empty() && r.percent(20) {
+                join(&dir, r.pick(odd).as_str())
+            } else {
+                join(&dir, r.word(FILE_NAMES))
+            };
             if !t.contains_key(&f) {
                 t.insert(f.clone(), Node::File(format!("extra {f}\n").into_bytes()));
             }
@@ -275,25 +406,45 @@ fn gen_dest(r: &mut Rng, src: &Tree, always_mutated: bool) -> Option<Tree> {
     Some(t)
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Rule {
     include: bool,
-    pattern: &'static str,
+    /// A model string (see `difftest::name_str`).
+    pattern: String,
 }
 
-fn gen_rules(r: &mut Rng) -> Vec<Rule> {
-    let rule = |include: bool, pattern: &'static str| Rule { include, pattern };
+/// `odd_pats` empty: the plain vocabulary only (and the same random draws
+/// as before awkward names existed, so old seeds still reproduce).
+fn gen_rules(r: &mut Rng, odd_pats: &[String]) -> Vec<Rule> {
+    let rule = |include: bool, pattern: &str| Rule {
+        include,
+        pattern: pattern.to_string(),
+    };
+    let pattern = |r: &mut Rng| -> String {
+        if !odd_pats.is_empty() && r.percent(40) {
+            r.pick(odd_pats).clone()
+        } else {
+            r.word(PATTERNS).to_string()
+        }
+    };
     if r.percent(12) {
         // The common idiom: every directory, some chosen files, nothing else.
         let keep = r.word(&["logs/keep.log", "*.txt", "/a/**", "keep.log", "sub/*.txt"]);
         let mut v = vec![rule(true, "*/"), rule(true, keep), rule(false, "*")];
         if r.percent(30) {
-            v.insert(0, rule(false, r.word(PATTERNS)));
+            let p = pattern(r);
+            v.insert(0, rule(false, &p));
         }
         return v;
     }
     (0..r.range(1, 5))
-        .map(|_| rule(r.percent(40), r.word(PATTERNS)))
+        .map(|_| {
+            let include = r.percent(40);
+            Rule {
+                include,
+                pattern: pattern(r),
+            }
+        })
         .collect()
 }
 
@@ -329,9 +480,14 @@ struct Case {
 impl Case {
     fn new(seed: u64, for_deletions: bool) -> Case {
         let mut r = Rng::new(seed);
-        let src_tree = gen_source(&mut r);
-        let dst = gen_dest(&mut r, &src_tree, for_deletions);
-        let rules = gen_rules(&mut r);
+        let (odd, odd_pats) = if odd_on() {
+            (odd_names(), odd_patterns())
+        } else {
+            (vec![], vec![])
+        };
+        let src_tree = gen_source(&mut r, &odd);
+        let dst = gen_dest(&mut r, &src_tree, for_deletions, &odd);
+        let rules = gen_rules(&mut r, &odd_pats);
         let tmp = tempfile::Builder::new()
             .prefix(&format!("pcopy-filter-diff-{seed}-"))
             .tempdir()
@@ -426,7 +582,7 @@ impl Case {
         for (path, text) in &self.rule_files {
             let _ = writeln!(s, "  {}:", path.display());
             for line in text.lines() {
-                let _ = writeln!(s, "    | {line}");
+                let _ = writeln!(s, "    | {}", shown(line));
             }
         }
         let _ = writeln!(s, "  delete: {}", shell_words(&self.delete));
@@ -452,8 +608,16 @@ fn spell(r: &mut Rng, rules: &[Rule], dir: &Path) -> (Vec<String>, Vec<(PathBuf,
     let sign = |rule: &Rule| if rule.include { '+' } else { '-' };
     let mut i = 0;
     while i < rules.len() {
-        if r.percent(25) {
+        // A rules file is newline-separated: a pattern holding a `\n` goes
+        // on the command line (the draw is made either way, so that seeds
+        // without such patterns are what they were).
+        let n = if r.percent(25) {
             let n = r.range(1, 3).min(rules.len() - i);
+            (!rules[i..i + n].iter().any(|x| x.pattern.contains('\n'))).then_some(n)
+        } else {
+            None
+        };
+        if let Some(n) = n {
             let include_from = r.percent(50);
             let mut text = String::new();
             for rule in &rules[i..i + n] {
@@ -467,7 +631,7 @@ fn spell(r: &mut Rng, rules: &[Rule], dir: &Path) -> (Vec<String>, Vec<(PathBuf,
             }
             noise(r, &mut text);
             let path = dir.join(format!("rules{}", files.len()));
-            fs::write(&path, &text).expect("write rules file");
+            fs::write(&path, name_bytes(&text)).expect("write rules file");
             let opt = if include_from {
                 "--include-from"
             } else {
@@ -504,14 +668,14 @@ fn materialize(root: &Path, t: &Tree) {
     fs::create_dir_all(root).expect("mkdir root");
     let mtime = filetime::FileTime::from_unix_time(MTIME, 0);
     for (rel, node) in t {
-        let p = root.join(rel);
+        let p = root.join(os(rel));
         match node {
             Node::Dir => fs::create_dir_all(&p).expect("mkdir"),
             Node::File(bytes) => {
                 fs::write(&p, bytes).expect("write");
                 filetime::set_file_mtime(&p, mtime).expect("set mtime");
             }
-            Node::Link(target) => symlink(target, &p).expect("symlink"),
+            Node::Link(target) => symlink(os(target), &p).expect("symlink"),
             Node::Other => unreachable!("models hold no special files"),
         }
     }
@@ -524,18 +688,19 @@ fn snapshot(root: &Path) -> Option<Tree> {
     let mut t = Tree::new();
     for e in walkdir::WalkDir::new(root).min_depth(1) {
         let e = e.expect("walk");
-        let rel = e
-            .path()
-            .strip_prefix(root)
-            .expect("under root")
-            .to_string_lossy()
-            .into_owned();
+        let rel = name_str(
+            e.path()
+                .strip_prefix(root)
+                .expect("under root")
+                .as_os_str()
+                .as_bytes(),
+        );
         let ft = e.file_type();
         let node = if ft.is_dir() {
             Node::Dir
         } else if ft.is_symlink() {
             let target = fs::read_link(e.path()).expect("readlink");
-            Node::Link(target.to_string_lossy().into_owned())
+            Node::Link(name_str(target.as_os_str().as_bytes()))
         } else if ft.is_file() {
             Node::File(fs::read(e.path()).expect("read"))
         } else {
@@ -554,12 +719,7 @@ fn stamps(root: &Path) -> BTreeMap<String, (u32, i64, i64)> {
         .filter_map(Result::ok)
         .filter_map(|e| {
             let m = e.path().symlink_metadata().ok()?;
-            let rel = e
-                .path()
-                .strip_prefix(root)
-                .ok()?
-                .to_string_lossy()
-                .into_owned();
+            let rel = name_str(e.path().strip_prefix(root).ok()?.as_os_str().as_bytes());
             Some((rel, (m.mode(), m.mtime(), m.mtime_nsec())))
         })
         .collect()
@@ -569,7 +729,7 @@ fn kind(n: &Node) -> String {
     match n {
         Node::Dir => "dir".into(),
         Node::File(b) => format!("file {:?}", String::from_utf8_lossy(b).trim_end()),
-        Node::Link(t) => format!("symlink -> {t}"),
+        Node::Link(t) => format!("symlink -> {}", q(t)),
         Node::Other => "special file".into(),
     }
 }
@@ -589,7 +749,7 @@ fn listing(t: Option<&Tree>) -> String {
             Node::Link(_) => format!("{p}@"),
             _ => p.clone(),
         })
-        .map(|p| quote(&p))
+        .map(|p| q(&p))
         .collect();
     names.join(" ")
 }
@@ -612,7 +772,7 @@ fn diff_trees(a: &Option<Tree>, b: &Option<Tree>, la: &str, lb: &str) -> Option<
         let only: Vec<String> = x
             .iter()
             .filter(|(p, _)| !y.contains_key(*p))
-            .map(|(p, n)| format!("{} ({})", quote(p), kind(n)))
+            .map(|(p, n)| format!("{} ({})", q(p), kind(n)))
             .collect();
         if !only.is_empty() {
             let _ = writeln!(s, "  only in {label}: {}", only.join(", "));
@@ -624,7 +784,7 @@ fn diff_trees(a: &Option<Tree>, b: &Option<Tree>, la: &str, lb: &str) -> Option<
                 let _ = writeln!(
                     s,
                     "  differs: {}: {la} {}, {lb} {}",
-                    quote(p),
+                    q(p),
                     kind(na),
                     kind(nb)
                 );
@@ -634,20 +794,55 @@ fn diff_trees(a: &Option<Tree>, b: &Option<Tree>, la: &str, lb: &str) -> Option<
     (!s.is_empty()).then_some(s)
 }
 
+/// A model string shell-quoted for pasting: as [`quote`] does, or as
+/// bash's `$'...'` with `\xNN` escapes when it holds a control character
+/// or a byte that is not UTF-8.
+fn q(s: &str) -> String {
+    let b = name_bytes(s);
+    if std::str::from_utf8(&b).is_ok_and(|t| !t.chars().any(char::is_control)) {
+        return quote(s);
+    }
+    let mut out = String::from("$'");
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\'' | '\\' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c if c.is_control() => {
+                    let _ = write!(out, "\\x{:02x}", c as u32);
+                }
+                c => out.push(c),
+            }
+        }
+        for byte in chunk.invalid() {
+            let _ = write!(out, "\\x{byte:02x}");
+        }
+    }
+    out.push('\'');
+    out
+}
+
 fn shell_words<S: AsRef<str>>(args: &[S]) -> String {
     args.iter()
-        .map(|a| quote(a.as_ref()))
+        .map(|a| q(a.as_ref()))
         .collect::<Vec<_>>()
         .join(" ")
 }
 
 fn command_line(prog: &str, args: &[String]) -> String {
-    format!("{} {}", quote(prog), shell_words(args))
+    format!("{} {}", q(prog), shell_words(args))
 }
 
+/// Arguments are model strings, passed as the bytes they stand for; rsync
+/// runs in a UTF-8 locale (as in itemize_diff).
 fn run(prog: &str, args: &[String]) -> Output {
-    Command::new(prog)
-        .args(args)
+    let mut c = Command::new(prog);
+    if prog == "rsync" {
+        c.env("LC_ALL", "C.UTF-8");
+    }
+    c.args(args.iter().map(|a| os(a)))
         .output()
         .unwrap_or_else(|e| panic!("spawn {prog}: {e}"))
 }
@@ -854,11 +1049,16 @@ fn deletion_outcome(case: &Case) -> Outcome {
             return Outcome::RsyncFailed;
         }
     }
-    let kept = snapshot(&d_rsync).unwrap_or_default();
+    // `*deleting` lines print names as rsync -i does (`\#ooo` escapes).
+    let kept: BTreeSet<String> = snapshot(&d_rsync)
+        .unwrap_or_default()
+        .keys()
+        .map(|p| shown(p))
+        .collect();
     let listed = deletions(&rsync_n);
     let expected: BTreeSet<String> = listed
         .iter()
-        .filter(|p| !kept.contains_key(p.trim_end_matches('/')))
+        .filter(|p| !kept.contains(p.trim_end_matches('/')))
         .cloned()
         .collect();
     let pcopy = bin();
@@ -875,12 +1075,7 @@ fn deletion_outcome(case: &Case) -> Outcome {
             rules_mattered: !expected.is_empty(),
         };
     };
-    let show = |v: Vec<&String>| {
-        v.into_iter()
-            .map(|p| quote(p))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let show = |v: Vec<&String>| v.into_iter().map(|p| q(p)).collect::<Vec<_>>().join(", ");
     let mut s = case.describe();
     let _ = writeln!(
         s,

@@ -211,7 +211,7 @@ const LINK_TARGETS: &[&str] = &["f", "../g", "sub/y.txt", "missing", "."];
 /// Awkward names, as bytes (ODD_NAMES): rsync -i escapes some of them
 /// (`\#ooo`), a `--files-from` list needs `--from0` for one, some read as
 /// options or comments.
-fn odd_names() -> Vec<String> {
+pub(crate) fn odd_names() -> Vec<String> {
     let fixed: &[&[u8]] = &[
         b"a b",
         b"end ",

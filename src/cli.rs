@@ -57,11 +57,11 @@ pub struct Cli {
 
     /// Skip entries matching PATTERN, as rsync does ("+ PAT" includes, "- PAT" excludes, "!" clears; repeatable; see FILTER RULES in the man page)
     #[arg(long, value_name = "PATTERN", allow_hyphen_values = true)]
-    pub exclude: Vec<String>,
+    pub exclude: Vec<OsString>,
 
     /// Keep entries matching PATTERN (repeatable; rules are checked in the order given, the first match wins)
     #[arg(long, value_name = "PATTERN", allow_hyphen_values = true)]
-    pub include: Vec<String>,
+    pub include: Vec<OsString>,
 
     /// Read --exclude patterns from FILE, one per line (empty lines and lines starting with # or ; are skipped)
     #[arg(long, value_name = "FILE")]
@@ -353,8 +353,8 @@ pub enum ReflinkArg {
 /// `config` (no filesystem work here).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RuleArg {
-    Include(String),
-    Exclude(String),
+    Include(OsString),
+    Exclude(OsString),
     IncludeFrom(PathBuf),
     ExcludeFrom(PathBuf),
 }
@@ -373,8 +373,8 @@ fn ordered_rules(m: &clap::ArgMatches) -> Vec<RuleArg> {
         }
     }
     let mut out = Vec::new();
-    take::<String>(m, "include", RuleArg::Include, &mut out);
-    take::<String>(m, "exclude", RuleArg::Exclude, &mut out);
+    take::<OsString>(m, "include", RuleArg::Include, &mut out);
+    take::<OsString>(m, "exclude", RuleArg::Exclude, &mut out);
     take::<PathBuf>(m, "include_from", RuleArg::IncludeFrom, &mut out);
     take::<PathBuf>(m, "exclude_from", RuleArg::ExcludeFrom, &mut out);
     out.sort_by_key(|(i, _)| *i);

@@ -7,6 +7,7 @@ use crate::cli::{Cli, RuleArg};
 use crate::error::{Error, Result};
 use crate::filter::{Parsed, Rule};
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// The filter rules in the order they apply (see `Settings::filters`).
@@ -14,7 +15,7 @@ use std::path::Path;
 /// prefixes, `!` clears what came before).
 pub(super) fn filters(cli: &Cli, file: &FileConfig) -> Result<Vec<Rule>> {
     let mut rules = Vec::new();
-    let add = |text: &str, include: bool, rules: &mut Vec<Rule>| -> Result<()> {
+    let add = |text: &[u8], include: bool, rules: &mut Vec<Rule>| -> Result<()> {
         match crate::filter::parse(text, include).map_err(Error::Usage)? {
             Parsed::Rule(r) => rules.push(r),
             Parsed::Clear => rules.clear(),
@@ -31,21 +32,21 @@ pub(super) fn filters(cli: &Cli, file: &FileConfig) -> Result<Vec<Rule>> {
         Ok(())
     };
     for p in file.include.iter().flatten() {
-        add(p, true, &mut rules)?;
+        add(p.as_bytes(), true, &mut rules)?;
     }
     for p in file.include_from.iter().flatten() {
         from(p, true, &mut rules)?;
     }
     for p in file.exclude.iter().flatten() {
-        add(p, false, &mut rules)?;
+        add(p.as_bytes(), false, &mut rules)?;
     }
     for p in file.exclude_from.iter().flatten() {
         from(p, false, &mut rules)?;
     }
     for r in &cli.rules {
         match r {
-            RuleArg::Include(p) => add(p, true, &mut rules)?,
-            RuleArg::Exclude(p) => add(p, false, &mut rules)?,
+            RuleArg::Include(p) => add(p.as_bytes(), true, &mut rules)?,
+            RuleArg::Exclude(p) => add(p.as_bytes(), false, &mut rules)?,
             RuleArg::IncludeFrom(p) => from(p, true, &mut rules)?,
             RuleArg::ExcludeFrom(p) => from(p, false, &mut rules)?,
         }
@@ -85,7 +86,7 @@ pub(super) fn read_list(path: &Path, nul: bool) -> Result<Vec<Vec<u8>>> {
 /// Patterns from a file with their line numbers, one per line (CR LF
 /// ends a line too); empty lines and lines starting with `#` or `;` are
 /// skipped (rsync's rule for `--exclude-from`); `-` is standard input.
-fn read_patterns(path: &Path) -> Result<Vec<(usize, String)>> {
+fn read_patterns(path: &Path) -> Result<Vec<(usize, Vec<u8>)>> {
     let err = |msg: String| Error::Config {
         path: path.display().to_string(),
         msg,
@@ -97,12 +98,14 @@ fn read_patterns(path: &Path) -> Result<Vec<(usize, String)>> {
         std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut data))
     }
     .map_err(|e| err(e.to_string()))?;
-    let text = String::from_utf8(data).map_err(|_| err("patterns must be UTF-8 text".into()))?;
-    Ok(text
-        .lines()
+    // Bytes, as rsync reads them: a pattern need not be UTF-8 any more
+    // than a name need be.
+    let data = data.strip_suffix(b"\n").unwrap_or(&data);
+    Ok(data
+        .split(|&c| c == b'\n')
         .enumerate()
-        .map(|(n, l)| (n + 1, l.strip_suffix('\r').unwrap_or(l)))
-        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';'))
-        .map(|(n, l)| (n, l.to_string()))
+        .map(|(n, l)| (n + 1, l.strip_suffix(b"\r").unwrap_or(l)))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with(b"#") && !l.starts_with(b";"))
+        .map(|(n, l)| (n, l.to_vec()))
         .collect())
 }

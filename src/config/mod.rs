@@ -405,7 +405,7 @@ mod tests {
         let got: Vec<(bool, &str)> = s
             .filters
             .iter()
-            .map(|r| (r.include, r.pattern.as_str()))
+            .map(|r| (r.include, std::str::from_utf8(&r.pattern).unwrap_or("?")))
             .collect();
         assert_eq!(
             got,

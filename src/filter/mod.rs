@@ -22,25 +22,33 @@ mod wildmatch;
 
 use wildmatch::{litmatch_at, wildmatch_at, Where};
 
-/// One rule: keep (`include`) or skip entries matching `pattern`.
+/// One rule: keep (`include`) or skip entries matching `pattern`. A
+/// pattern is bytes, as names are (rsync matches both byte for byte).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rule {
     pub include: bool,
-    pub pattern: String,
+    pub pattern: Vec<u8>,
 }
 
 impl Rule {
-    pub fn include(p: &str) -> Self {
+    pub fn include(p: impl AsRef<[u8]>) -> Self {
         Rule {
             include: true,
-            pattern: p.to_string(),
+            pattern: p.as_ref().to_vec(),
         }
     }
-    pub fn exclude(p: &str) -> Self {
+    pub fn exclude(p: impl AsRef<[u8]>) -> Self {
         Rule {
             include: false,
-            pattern: p.to_string(),
+            pattern: p.as_ref().to_vec(),
         }
+    }
+
+    /// The rule as written: `+ PAT` or `- PAT`, the pattern escaped as
+    /// names are in messages.
+    pub fn shown(&self) -> String {
+        let sign = if self.include { "+ " } else { "- " };
+        format!("{sign}{}", crate::util::escape_bytes(&self.pattern))
     }
 }
 
@@ -56,36 +64,42 @@ pub enum Parsed {
 /// rsync does (its "old prefixes" mode): `+ PAT` is an include and `- PAT`
 /// an exclude whatever the flag, `!` clears the list. Filter-rule syntax
 /// pcopy does not implement is an error, not a literal pattern.
-pub fn parse(text: &str, include: bool) -> Result<Parsed, String> {
-    if text.contains('\0') {
-        return Err(format!("bad pattern {text:?}: it contains a NUL byte"));
+pub fn parse(text: impl AsRef<[u8]>, include: bool) -> Result<Parsed, String> {
+    let text = text.as_ref();
+    let shown = |b: &[u8]| format!("\"{}\"", crate::util::escape_bytes(b));
+    if text.contains(&0) {
+        return Err(format!(
+            "bad pattern {}: it contains a NUL byte",
+            shown(text)
+        ));
     }
-    if text == "!" {
+    if text == b"!" {
         return Ok(Parsed::Clear);
     }
-    let (include, pattern) = if let Some(p) = text.strip_prefix("+ ") {
+    let (include, pattern) = if let Some(p) = text.strip_prefix(b"+ ") {
         (true, p)
-    } else if let Some(p) = text.strip_prefix("- ") {
+    } else if let Some(p) = text.strip_prefix(b"- ") {
         (false, p)
     } else {
         if let Some(what) = unsupported(text) {
             return Err(format!(
-                "filter rule {text:?}: {what} not supported (pcopy takes patterns, \
-                 optionally after \"+ \" or \"- \")"
+                "filter rule {}: {what} not supported (pcopy takes patterns, \
+                 optionally after \"+ \" or \"- \")",
+                shown(text)
             ));
         }
         (include, text)
     };
     if pattern.is_empty() {
-        return Err(format!("filter rule {text:?}: the pattern is empty"));
+        return Err(format!("filter rule {}: the pattern is empty", shown(text)));
     }
-    if let Some(why) = wildmatch::malformed(pattern.as_bytes()) {
+    if let Some(why) = wildmatch::malformed(pattern) {
         // rsync accepts it and it matches nothing: almost surely a typo.
-        return Err(format!("bad pattern {pattern:?}: {why}"));
+        return Err(format!("bad pattern {}: {why}", shown(pattern)));
     }
     Ok(Parsed::Rule(Rule {
         include,
-        pattern: pattern.to_string(),
+        pattern: pattern.to_vec(),
     }))
 }
 
@@ -94,17 +108,18 @@ pub fn parse(text: &str, include: bool) -> Result<Parsed, String> {
 /// `merge`, `dir-merge`) and rule modifiers (`-! `, `+/ `, `-, `...).
 /// rsync itself would take such a line as a literal name under
 /// `--exclude-from`, which never is what was meant.
-fn unsupported(text: &str) -> Option<&'static str> {
+fn unsupported(text: &[u8]) -> Option<&'static str> {
     // A rule letter, then modifiers, then one space (rsync's separator);
     // requiring the space keeps names like `.eslintrc` or `-x` patterns.
     let rule = |first: &[u8], mods: &[u8]| {
-        let b = text.as_bytes();
+        let b = text;
         b.first().is_some_and(|c| first.contains(c)) && {
             let n = b[1..].iter().take_while(|c| mods.contains(c)).count();
             b.get(1 + n) == Some(&b' ') && (n > 0 || !b"+-".contains(&b[0]))
         }
     };
-    if rule(b".:", b"-+Cenwsr/!,") || text.starts_with("merge ") || text.starts_with("dir-merge ") {
+    if rule(b".:", b"-+Cenwsr/!,") || text.starts_with(b"merge ") || text.starts_with(b"dir-merge ")
+    {
         return Some("merge-file rules are");
     }
     if rule(b"+-", b"!/CsrxepnwN,") {
@@ -135,7 +150,7 @@ struct Compiled {
 
 impl Compiled {
     fn new(r: &Rule) -> Self {
-        let mut p = r.pattern.as_bytes();
+        let mut p = &r.pattern[..];
         let dir_only = p.len() > 1 && p.ends_with(b"/");
         if dir_only {
             p = &p[..p.len() - 1];
@@ -217,8 +232,8 @@ impl Filter {
     pub fn new(rules: &[Rule]) -> Result<Self, String> {
         let mut out = Vec::with_capacity(rules.len());
         for r in rules {
-            if r.pattern.is_empty() || r.pattern.contains('\0') {
-                return Err(format!("bad pattern {:?}", r.pattern));
+            if r.pattern.is_empty() || r.pattern.contains(&0) {
+                return Err(format!("bad pattern {}", r.shown()));
             }
             out.push(Compiled::new(r));
         }
@@ -391,6 +406,32 @@ mod tests {
         for good in ["[]]", "[[:digit:]]", "[[]", "\\[", "a]"] {
             assert!(parse(good, false).is_ok(), "{good:?} refused");
         }
+    }
+
+    /// Patterns are bytes too, as rsync's are: one that is not UTF-8 is
+    /// taken and matched byte for byte (it was refused before), and its
+    /// errors escape it as names are.
+    #[test]
+    fn patterns_need_not_be_utf8() {
+        let flt = rules(&[]);
+        assert!(!flt.excluded(b"\xff", false));
+        let mut v = Vec::new();
+        for p in [&b"\xff"[..], b"caf\xe9*", b"[\xfe-\xff]x"] {
+            match parse(p, false).expect("a byte pattern") {
+                Parsed::Rule(r) => v.push(r),
+                Parsed::Clear => unreachable!(),
+            }
+        }
+        let flt = Filter::new(&v).expect("compiles");
+        assert!(flt.excluded(b"d/\xff", false));
+        assert!(flt.excluded(b"caf\xe9-au-lait", false));
+        assert!(flt.excluded(b"\xfex", false));
+        assert!(
+            !flt.excluded(b"caf\xc3\xa9", false),
+            "other bytes, no match"
+        );
+        let e = parse(&b"a[\xff"[..], false).expect_err("unclosed class");
+        assert!(e.contains("a[\\xff"), "{e}");
     }
 
     #[test]

@@ -361,11 +361,7 @@ fn announce(s: &Settings, plan: &plan::Plan, roots: &prepare::Roots) {
         roots.source.display(),
         roots.destination.display(),
     );
-    let filters: Vec<String> = s
-        .filters
-        .iter()
-        .map(|r| format!("{}{}", if r.include { "+ " } else { "- " }, r.pattern))
-        .collect();
+    let filters: Vec<String> = s.filters.iter().map(crate::filter::Rule::shown).collect();
     log::info!(
         "settings: workers={} ignore_times={} checksum={} update={} fsync={} verify={} \
          dereference={} one_file_system={} dry_run={} delete={} delete_excluded={} \

@@ -23,9 +23,9 @@
 //! built from bytes, rules files written as raw bytes (a pattern holding a
 //! `\n` only ever goes on the command line). rsync runs with
 //! `LC_ALL=C.UTF-8`, as in itemize_diff. Patterns holding a byte that is
-//! not UTF-8 are generated only with `FILTER_DIFF_NON_UTF8_PATTERNS=1`:
-//! pcopy rejects them (on the command line and in rules files), rsync
-//! matches them byte for byte.
+//! not UTF-8 are generated too (`FILTER_DIFF_NO_NON_UTF8_PATTERNS=1` leaves
+//! them out): they found pcopy refusing them, on the command line and in
+//! rules files, where rsync matches them byte for byte (fixed).
 //!
 //! Knobs: `PCOPY_FILTER_SEEDS=N` runs N seeds (default 150, and a fifth of
 //! that for the deletion-list test); `PCOPY_FILTER_SEED=S` runs only seed S
@@ -239,12 +239,9 @@ fn odd_patterns() -> Vec<String> {
         b(b"**/\xff/**"),
     ];
     v.extend(fixed);
-    // pcopy takes patterns only as UTF-8 (arguments and rules files alike:
-    // "invalid UTF-8 was detected in one or more arguments", "patterns must
-    // be UTF-8 text") where rsync takes any bytes; until it does, patterns
-    // with a byte that is not UTF-8 are generated only on request. Names
-    // that are not UTF-8 are always in the trees.
-    if !env_flag("FILTER_DIFF_NON_UTF8_PATTERNS") {
+    // Patterns with a byte that is not UTF-8, unless asked not to (names
+    // that are not UTF-8 are always in the trees).
+    if env_flag("FILTER_DIFF_NO_NON_UTF8_PATTERNS") {
         v.retain(|p| !p.chars().any(|c| ('\u{f700}'..='\u{f7ff}').contains(&c)));
     }
     v

@@ -50,6 +50,17 @@ pub fn env_num(key: &str) -> Option<u64> {
     std::env::var(key).ok()?.trim().parse().ok()
 }
 
+/// A walked path's name below `root`, as the trees' models spell names.
+pub fn rel_name(root: &std::path::Path, path: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    name_str(
+        path.strip_prefix(root)
+            .expect("under root")
+            .as_os_str()
+            .as_bytes(),
+    )
+}
+
 /// Names are bytes; the test models keep paths in `String`s, a byte that
 /// is not part of valid UTF-8 as the private-use char U+F700 + byte (no
 /// generated name has one), so that the mapping is lossless both ways.

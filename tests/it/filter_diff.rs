@@ -685,13 +685,7 @@ fn snapshot(root: &Path) -> Option<Tree> {
     let mut t = Tree::new();
     for e in walkdir::WalkDir::new(root).min_depth(1) {
         let e = e.expect("walk");
-        let rel = name_str(
-            e.path()
-                .strip_prefix(root)
-                .expect("under root")
-                .as_os_str()
-                .as_bytes(),
-        );
+        let rel = crate::difftest::rel_name(root, e.path());
         let ft = e.file_type();
         let node = if ft.is_dir() {
             Node::Dir

@@ -884,13 +884,7 @@ pub(crate) fn snapshot(root: &Path) -> Option<BTreeMap<String, Seen>> {
     let mut inodes: BTreeMap<(u64, u64), Vec<String>> = BTreeMap::new();
     for e in walkdir::WalkDir::new(root) {
         let e = e.expect("walk");
-        let rel = name_str(
-            e.path()
-                .strip_prefix(root)
-                .expect("under root")
-                .as_os_str()
-                .as_bytes(),
-        );
+        let rel = crate::difftest::rel_name(root, e.path());
         let m = e.path().symlink_metadata().expect("lstat");
         let ft = m.file_type();
         use std::os::unix::fs::FileTypeExt;

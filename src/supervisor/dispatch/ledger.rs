@@ -301,6 +301,17 @@ mod tests {
         }
     }
 
+    /// The first 8 bytes of a 16-byte file.
+    fn first_chunk() -> Task {
+        task(TaskKind::Chunk {
+            offset: 0,
+            len: 8,
+            file_size: 16,
+            mtime: Default::default(),
+            temp: RelPath(b"t".to_vec()),
+        })
+    }
+
     fn failed(kind: ErrorKind, dst: bool, errno: i32) -> Outcome {
         Outcome::Failed {
             kind,
@@ -368,13 +379,7 @@ mod tests {
 
         l.outcome(&file(50), failed(ErrorKind::NoSpace, true, libc::ENOSPC));
         l.outcome(&file(60), failed(ErrorKind::NoSpace, true, libc::ENOSPC));
-        let chunk = task(TaskKind::Chunk {
-            offset: 0,
-            len: 8,
-            file_size: 16,
-            mtime: Default::default(),
-            temp: RelPath(b"t".to_vec()),
-        });
+        let chunk = first_chunk();
         l.count_unsent(&chunk);
         let sm = &l.summary;
         assert!(sm.disk_full && found.no_space());
@@ -388,13 +393,7 @@ mod tests {
     fn a_chunked_file_counts_once() {
         let paths = Paths::new(std::path::Path::new("/s"), std::path::Path::new("/t"));
         let mut l = Ledger::new(Arc::default(), paths);
-        let chunk = task(TaskKind::Chunk {
-            offset: 0,
-            len: 8,
-            file_size: 16,
-            mtime: Default::default(),
-            temp: RelPath(b"t".to_vec()),
-        });
+        let chunk = first_chunk();
         let copied = Outcome::Copied {
             bytes: 8,
             verified: false,
